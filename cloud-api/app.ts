@@ -1,0 +1,163 @@
+/**
+ * The cloud API as a Fastify instance, built from its dependencies so tests can `inject()` into
+ * it with any store. main.ts adds the config file, the real store and the listening socket.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import compress from '@fastify/compress'
+import type { TSchema } from 'typebox'
+import { checker, type SchemaProblem } from '../contracts/validate.ts'
+import type { Logger } from '../common/logger.ts'
+import type { CloudConfig } from './config.ts'
+import { ApiError, CloudErrorStatus, type CloudErrorCode } from './errors.ts'
+import { LiveBus } from './live/bus.ts'
+import { createCloudMetrics, type CloudMetrics } from './metrics.ts'
+import { createAuth, type Auth } from './plugins/auth.ts'
+import { healthRoutes } from './routes/health.ts'
+import { ingestRoutes } from './routes/ingest.ts'
+import { queryRoutes } from './routes/queries.ts'
+import { streamRoutes } from './routes/stream.ts'
+import { StoreUnavailableError, type EventStore } from './store/store.ts'
+
+export interface AppDeps {
+  config: CloudConfig
+  store: EventStore
+  auth: Auth
+  bus: LiveBus
+  metrics: CloudMetrics
+}
+
+export interface BuildOptions {
+  config: CloudConfig
+  store: EventStore
+  logger: Logger
+  metrics?: CloudMetrics
+}
+
+/** Fastify's and @fastify/compress's own error codes, mapped into our catalogue. */
+const frameworkErrors: Record<string, CloudErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'CLOUD_BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'CLOUD_UNSUPPORTED_MEDIA_TYPE',
+  FST_CP_ERR_INVALID_CONTENT_ENCODING: 'CLOUD_UNSUPPORTED_MEDIA_TYPE',
+  FST_CP_ERR_INVALID_CONTENT: 'CLOUD_REQUEST_INVALID',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'CLOUD_REQUEST_INVALID',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'CLOUD_REQUEST_INVALID',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'CLOUD_REQUEST_INVALID',
+}
+
+class SchemaValidationError extends Error {
+  readonly statusCode = 400
+  constructor(readonly problems: SchemaProblem[]) {
+    super(problems.map((p) => `${p.path || '/'} ${p.message}`).join('; '))
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** What was just stored, for the live stream and the demo's feed. */
+    bus: LiveBus
+  }
+}
+
+export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
+  const { config, store, logger } = options
+  const metrics = options.metrics ?? createCloudMetrics()
+  const deps: AppDeps = { config, store, auth: createAuth(config), bus: new LiveBus(), metrics }
+
+  // Typed as Fastify's logger so the instance type is the default FastifyInstance the routes take.
+  const loggerInstance: FastifyBaseLogger = logger
+  const app = Fastify({
+    loggerInstance,
+    // Per-request info lines at thousands of ingests a second would drown the log; failures are
+    // logged in onResponse below, and everything is counted in metrics.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+  })
+
+  // One validator for both ends: the same TypeBox checker the gateway uses, so a 400 names the
+  // same paths the gateway would have.
+  app.setValidatorCompiler(({ schema }) => {
+    const check = checker(schema as TSchema)
+    return (data: unknown) => (check.check(data) ? { value: data } : { error: new SchemaValidationError(check.problems(data, '', 20)) })
+  })
+
+  // Gateways gzip their batches; the body limit applies to the decompressed stream, so a small
+  // compressed bomb is still refused with 413.
+  await app.register(compress, { global: true, encodings: ['gzip'], requestEncodings: ['gzip', 'deflate'] })
+
+  app.setErrorHandler((err: FastifyError & { problems?: SchemaProblem[]; retryAfter?: number }, req, reply) => {
+    let code: CloudErrorCode
+    let message = err.message
+    let problems = err.problems
+    let retryAfter = err.retryAfter
+    if (err instanceof ApiError) {
+      code = err.code as CloudErrorCode
+    } else if (err instanceof StoreUnavailableError) {
+      code = 'CLOUD_STORE_UNAVAILABLE'
+      retryAfter = 5
+      req.log.error({ code, err: err.message }, 'event store unavailable')
+    } else if (err.validation || err instanceof SchemaValidationError || err.cause instanceof SchemaValidationError) {
+      code = req.routeOptions.url === '/v1/ingest' ? 'CLOUD_INGEST_INVALID' : 'CLOUD_REQUEST_INVALID'
+      const source = err instanceof SchemaValidationError ? err : (err.cause as SchemaValidationError | undefined)
+      problems = source?.problems ?? problems
+      message = `invalid ${err.validationContext ?? 'request'}${code === 'CLOUD_INGEST_INVALID' ? '; nothing was stored' : ''}`
+    } else if (err.code && frameworkErrors[err.code]) {
+      code = frameworkErrors[err.code]!
+    } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      code = 'CLOUD_REQUEST_INVALID'
+    } else {
+      code = 'CLOUD_INTERNAL'
+      message = 'internal error'
+      req.log.error({ err, code }, 'unhandled error')
+    }
+    if (req.routeOptions.url === '/v1/ingest' && code !== 'CLOUD_INGEST_INVALID' && code !== 'CLOUD_FORBIDDEN') {
+      metrics.ingestRejected.inc({ code })
+    }
+    if (code === 'CLOUD_UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer')
+    if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
+    const statusCode = CloudErrorStatus[code]
+    return reply.code(statusCode).send({
+      statusCode,
+      code,
+      error: httpReason(statusCode),
+      message,
+      ...(problems && problems.length > 0 ? { problems } : {}),
+    })
+  })
+
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ statusCode: 404, code: 'CLOUD_NOT_FOUND', error: 'Not Found', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  )
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    metrics.httpRequests.inc({ route, status: reply.statusCode })
+    metrics.httpSeconds.observe({ route }, reply.elapsedTime / 1000)
+    if (reply.statusCode >= 400) {
+      req.log.warn({ route, method: req.method, status: reply.statusCode, gateway: req.gatewayPrincipal?.id, ms: Math.round(reply.elapsedTime) }, 'request failed')
+    }
+  })
+
+  healthRoutes(app, deps)
+  ingestRoutes(app, deps)
+  queryRoutes(app, deps)
+  streamRoutes(app, deps)
+
+  app.decorate('bus', deps.bus)
+  return app
+}
+
+function httpReason(status: number): string {
+  return (
+    {
+      400: 'Bad Request',
+      401: 'Unauthorized',
+      403: 'Forbidden',
+      404: 'Not Found',
+      413: 'Payload Too Large',
+      415: 'Unsupported Media Type',
+      429: 'Too Many Requests',
+      500: 'Internal Server Error',
+      503: 'Service Unavailable',
+    }[status] ?? 'Error'
+  )
+}

@@ -1,0 +1,32 @@
+/**
+ * cloud-api's error catalogue: each code has its HTTP status. Every error response has the shape
+ * `ErrorBody` (contracts/ingest.ts): statusCode, code, error, message, and `problems` with JSON
+ * Pointer paths when the request itself is at fault.
+ */
+import { CodedError } from '../common/errors.ts'
+import type { SchemaProblem } from '../contracts/validate.ts'
+
+export const CloudErrorStatus = {
+  CLOUD_REQUEST_INVALID: 400,
+  CLOUD_INGEST_INVALID: 400,
+  CLOUD_UNAUTHENTICATED: 401,
+  CLOUD_FORBIDDEN: 403,
+  CLOUD_NOT_FOUND: 404,
+  CLOUD_BODY_TOO_LARGE: 413,
+  CLOUD_UNSUPPORTED_MEDIA_TYPE: 415,
+  CLOUD_INTERNAL: 500,
+  CLOUD_STORE_UNAVAILABLE: 503,
+} as const
+export type CloudErrorCode = keyof typeof CloudErrorStatus
+
+export class ApiError extends CodedError {
+  constructor(
+    code: CloudErrorCode,
+    message: string,
+    readonly problems?: SchemaProblem[],
+    /** Seconds, for 429 and 503. */
+    readonly retryAfter?: number,
+  ) {
+    super(code, message, CloudErrorStatus[code])
+  }
+}

@@ -1,0 +1,48 @@
+/** Every cloud-api metric in one place. */
+import { Counter, Histogram, Registry } from 'prom-client'
+
+export function createCloudMetrics(registry = new Registry()) {
+  const registers = [registry]
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'cloud_http_requests_total',
+      help: 'HTTP requests, by route and status code',
+      labelNames: ['route', 'status'],
+      registers,
+    }),
+    httpSeconds: new Histogram({
+      name: 'cloud_http_request_seconds',
+      help: 'HTTP request duration, by route',
+      labelNames: ['route'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    ingested: new Counter({
+      name: 'cloud_ingest_envelopes_total',
+      help: 'Envelopes ingested, by kind and status (stored, duplicate)',
+      labelNames: ['kind', 'status'],
+      registers,
+    }),
+    ingestRejected: new Counter({
+      name: 'cloud_ingest_rejected_total',
+      help: 'Ingest requests refused, by error code',
+      labelNames: ['code'],
+      registers,
+    }),
+    storeSeconds: new Histogram({
+      name: 'cloud_store_write_seconds',
+      help: 'Duration of one batch write to the event store',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    streamClients: new Counter({
+      name: 'cloud_stream_clients_total',
+      help: 'Live stream connections opened, and closed for being too slow',
+      labelNames: ['event'],
+      registers,
+    }),
+  }
+}
+
+export type CloudMetrics = ReturnType<typeof createCloudMetrics>

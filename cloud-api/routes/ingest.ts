@@ -1,0 +1,58 @@
+/**
+ * POST /v1/ingest: a gateway's batch into the event store (contracts/ingest.ts).
+ *
+ * All or nothing for a bad batch: every envelope is checked before any is written, so a 400 means
+ * nothing was stored. Each envelope must come from the authenticated gateway and its office.
+ */
+import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Envelope } from '../../contracts/envelope.ts'
+import { IngestRequest, IngestResponse } from '../../contracts/ingest.ts'
+import { idProblems, payloadProblems, type SchemaProblem } from '../../contracts/validate.ts'
+import { ApiError } from '../errors.ts'
+import type { AppDeps } from '../app.ts'
+
+export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
+  app.withTypeProvider<TypeBoxTypeProvider>().post(
+    '/v1/ingest',
+    {
+      onRequest: deps.auth.requireGateway,
+      schema: { body: IngestRequest, response: { 200: IngestResponse } },
+    },
+    async (req) => {
+      const gateway = req.gatewayPrincipal!
+      const envelopes = req.body.envelopes as unknown as Envelope[]
+      const problems: SchemaProblem[] = []
+      const foreign: SchemaProblem[] = []
+      for (let i = 0; i < envelopes.length && problems.length < 20; i++) {
+        const e = envelopes[i]
+        const at = `/envelopes/${i}`
+        problems.push(...payloadProblems(e, at), ...idProblems(e, at))
+        if (e.gateway !== gateway.id) foreign.push({ path: `${at}/gateway`, message: `this token belongs to gateway "${gateway.id}"` })
+        if (e.office !== gateway.office) foreign.push({ path: `${at}/office`, message: `gateway "${gateway.id}" serves office "${gateway.office}"` })
+      }
+      if (problems.length > 0) {
+        deps.metrics.ingestRejected.inc({ code: 'CLOUD_INGEST_INVALID' })
+        throw new ApiError('CLOUD_INGEST_INVALID', `${problems.length} problem(s) in the batch; nothing was stored`, problems.slice(0, 20))
+      }
+      if (foreign.length > 0) {
+        deps.metrics.ingestRejected.inc({ code: 'CLOUD_FORBIDDEN' })
+        throw new ApiError('CLOUD_FORBIDDEN', 'the batch holds envelopes of another gateway or office; nothing was stored', foreign.slice(0, 20))
+      }
+
+      const started = performance.now()
+      const statuses = await deps.store.write(envelopes)
+      deps.metrics.storeSeconds.observe((performance.now() - started) / 1000)
+
+      const fresh: Envelope[] = []
+      const results = envelopes.map((e, i) => {
+        const status = statuses[i]
+        deps.metrics.ingested.inc({ kind: e.kind, status })
+        if (status === 'stored') fresh.push(e)
+        return { id: e.id, status }
+      })
+      deps.bus.publish(fresh)
+      return { results }
+    },
+  )
+}

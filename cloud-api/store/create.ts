@@ -1,0 +1,8 @@
+import type { CloudConfig } from '../config.ts'
+import { InfluxStore } from './influx-store.ts'
+import { SqliteStore } from './sqlite-store.ts'
+import type { EventStore } from './store.ts'
+
+export function createStore(config: CloudConfig['store']): EventStore {
+  return config.type === 'influx' ? new InfluxStore({ url: config.url, database: config.database }) : new SqliteStore(config.path)
+}

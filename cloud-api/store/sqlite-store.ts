@@ -1,0 +1,130 @@
+/**
+ * Embedded SQLite event store: the default, so the demo and small deployments need nothing
+ * installed. Every envelope is kept whole in `envelopes` (whose primary key is the envelope id,
+ * which is what makes ingest idempotent) and projected into a table per queried kind.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Envelope } from '../../contracts/envelope.ts'
+import type { IngestStatus } from '../../contracts/ingest.ts'
+import { alertEventRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type ReadingPoint, type SeriesQuery } from './store.ts'
+
+export class SqliteStore implements EventStore {
+  readonly kind = 'sqlite'
+  private db: Database.Database | undefined
+  private stmt: ReturnType<SqliteStore['prepare']> | undefined
+
+  /** `path` of ':memory:' gives a throwaway store. */
+  constructor(private readonly path: string) {}
+
+  async open(): Promise<void> {
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true })
+    const db = new Database(this.path)
+    db.pragma('journal_mode = WAL')
+    // The gateway deletes its copy once we answer, so our commit must survive power loss too.
+    db.pragma('synchronous = FULL')
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS envelopes (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        office TEXT NOT NULL,
+        device TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        body TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE IF NOT EXISTS readings (
+        device TEXT NOT NULL,
+        quantity TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        value REAL NOT NULL,
+        unit TEXT NOT NULL,
+        id TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS readings_by_device ON readings (device, ts);
+      CREATE TABLE IF NOT EXISTS alert_events (
+        id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        office TEXT NOT NULL,
+        row TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS alert_events_by_time ON alert_events (ts);
+      CREATE INDEX IF NOT EXISTS alert_events_by_office ON alert_events (office, ts);
+    `)
+    this.db = db
+    this.stmt = this.prepare(db)
+  }
+
+  private prepare(db: Database.Database) {
+    return {
+      envelope: db.prepare('INSERT OR IGNORE INTO envelopes (id, kind, office, device, ts, body) VALUES (?, ?, ?, ?, ?, ?)'),
+      reading: db.prepare('INSERT INTO readings (device, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?)'),
+      alertEvent: db.prepare('INSERT OR IGNORE INTO alert_events (id, ts, office, row) VALUES (?, ?, ?, ?)'),
+    }
+  }
+
+  private get ready() {
+    if (!this.db || !this.stmt) throw new StoreUnavailableError('sqlite store is not open')
+    return { db: this.db, stmt: this.stmt }
+  }
+
+  async write(envelopes: readonly Envelope[]): Promise<IngestStatus[]> {
+    const { db, stmt } = this.ready
+    const statuses: IngestStatus[] = []
+    try {
+      db.transaction(() => {
+        for (const e of envelopes) {
+          const fresh = stmt.envelope.run(e.id, e.kind, e.office, e.device, e.ts, JSON.stringify(e)).changes === 1
+          statuses.push(fresh ? 'stored' : 'duplicate')
+          if (!fresh) continue
+          if (e.kind === 'reading') {
+            stmt.reading.run(e.device, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id)
+          } else if (e.kind === 'alert') {
+            stmt.alertEvent.run(e.id, e.ts, e.office, JSON.stringify(alertEventRow(e)))
+          }
+        }
+      })()
+    } catch (err) {
+      throw new StoreUnavailableError(`sqlite write failed: ${(err as Error).message}`, { cause: err })
+    }
+    return statuses
+  }
+
+  async readings(q: SeriesQuery): Promise<ReadingPoint[]> {
+    const { db } = this.ready
+    const args: (string | number)[] = [q.device, q.from, q.to]
+    let sql = 'SELECT ts, quantity, value, unit, id FROM readings WHERE device = ? AND ts >= ? AND ts <= ?'
+    if (q.quantity !== undefined) {
+      sql += ' AND quantity = ?'
+      args.push(q.quantity)
+    }
+    // id breaks ties between readings of the same millisecond, in the gateway's sequence order
+    // (ids of one gateway share a prefix and differ in seq; compare seq numerically).
+    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
+    args.push(q.limit)
+    return db.prepare(sql).all(...args) as ReadingPoint[]
+  }
+
+  async alertEvents(q: AlertEventQuery): Promise<AlertEventRow[]> {
+    const { db } = this.ready
+    const args: (string | number)[] = [q.from, q.to]
+    let sql = 'SELECT row FROM alert_events WHERE ts >= ? AND ts <= ?'
+    if (q.office !== undefined) {
+      sql += ' AND office = ?'
+      args.push(q.office)
+    }
+    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
+    args.push(q.limit)
+    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as AlertEventRow)
+  }
+
+  async ping(): Promise<void> {
+    this.ready.db.prepare('SELECT 1').get()
+  }
+
+  async close(): Promise<void> {
+    this.db?.close()
+    this.db = undefined
+    this.stmt = undefined
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The center's event store: one interface, two implementations (InfluxDB for production, an
+ * embedded SQLite file so the demo runs anywhere), one contract suite (test/contract/store.ts)
+ * that both must pass.
+ */
+import type { Envelope, Severity } from '../../contracts/envelope.ts'
+import type { IngestStatus } from '../../contracts/ingest.ts'
+
+export interface ReadingPoint {
+  ts: number
+  quantity: string
+  value: number
+  unit: string
+  id: string
+}
+
+export interface SeriesQuery {
+  device: string
+  /** Inclusive bounds, epoch ms. */
+  from: number
+  to: number
+  quantity?: string
+  limit: number
+}
+
+/** One alert event as stored: the alert payload flattened with the envelope's frame. */
+export interface AlertEventRow {
+  id: string
+  ts: number
+  office: string
+  gateway: string
+  device: string
+  enterprise?: string
+  alertId: string
+  state: 'raised' | 'updated' | 'cleared'
+  type: string
+  severity: Severity
+  message: string
+  cause?: string
+  quantity?: string
+  value?: number
+  unit?: string
+  threshold?: number
+  peak?: number
+}
+
+export interface AlertEventQuery {
+  office?: string
+  from: number
+  to: number
+  limit: number
+}
+
+/** The store could not be reached or failed: the API answers 503 and the gateway retries. */
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'StoreUnavailableError'
+  }
+}
+
+export interface EventStore {
+  readonly kind: 'sqlite' | 'influx'
+  open(): Promise<void>
+  /**
+   * Stores a batch. Idempotent by envelope id: writing an envelope again leaves one copy. Returns
+   * one status per envelope, in order. Throws StoreUnavailableError when nothing could be written.
+   */
+  write(envelopes: readonly Envelope[]): Promise<IngestStatus[]>
+  /** Readings of one device in [from, to], oldest first. */
+  readings(query: SeriesQuery): Promise<ReadingPoint[]>
+  /** Alert events in [from, to], oldest first. */
+  alertEvents(query: AlertEventQuery): Promise<AlertEventRow[]>
+  /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export function alertEventRow(e: Envelope & { kind: 'alert' }): AlertEventRow {
+  const { alertId, state, type, severity, message, cause, quantity, value, unit, threshold, peak } = e.payload
+  return {
+    id: e.id,
+    ts: e.ts,
+    office: e.office,
+    gateway: e.gateway,
+    device: e.device,
+    ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}),
+    alertId,
+    state,
+    type,
+    severity,
+    message,
+    ...(cause !== undefined ? { cause } : {}),
+    ...(quantity !== undefined ? { quantity } : {}),
+    ...(value !== undefined ? { value } : {}),
+    ...(unit !== undefined && unit !== '' ? { unit } : {}),
+    ...(threshold !== undefined ? { threshold } : {}),
+    ...(peak !== undefined ? { peak } : {}),
+  }
+}

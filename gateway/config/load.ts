@@ -1,0 +1,91 @@
+/**
+ * Loads the office config: built-in defaults, then the file, then environment overrides; checks
+ * the result against the schema and then across references (a device's enterprise must exist, a
+ * tag belongs to one checkpoint, ...). Every problem names its path.
+ */
+import { fileURLToPath } from 'node:url'
+import { isPasswordHash } from '../../common/secrets.ts'
+import { ConfigError, checkConfig, deepMerge, readConfigFile } from '../../common/config-file.ts'
+import type { SchemaProblem } from '../../contracts/validate.ts'
+import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
+
+export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', import.meta.url))
+
+/** Defaults for everything a small office need not say. Combustible gas levels are the issue's: 25 / 50 %LEL. */
+export const defaults = {
+  broker: { tcp: { host: '0.0.0.0', port: 1883 }, allowAnonymous: false },
+  http: { host: '127.0.0.1', port: 8081 },
+  uplink: { batchMax: 500, lingerMs: 200, timeoutMs: 10_000 },
+  enterprises: [],
+  devices: [],
+  checkpoints: [],
+  thresholds: {
+    gas: { unit: '%LEL', low: 25, high: 50, hysteresis: 5 },
+  },
+  camera: {
+    minConfidence: 0.6,
+    cooldownSeconds: 60,
+    severity: { fire: 'critical', smoke: 'critical', intrusion: 'major', crowding: 'minor', loitering: 'minor' },
+  },
+}
+
+export interface LoadOptions {
+  /** Applied last, for tests and the demo: a deep merge like the file's. */
+  overrides?: unknown
+  env?: NodeJS.ProcessEnv
+}
+
+export function loadGatewayConfig(path: string, options: LoadOptions = {}): GatewayConfig {
+  return resolveGatewayConfig(readConfigFile(path), path, options)
+}
+
+export function resolveGatewayConfig(fileValue: unknown, source: string, options: LoadOptions = {}): GatewayConfig {
+  const env = options.env ?? process.env
+  let merged = deepMerge(defaults, fileValue)
+  const fromEnv: Record<string, unknown> = {}
+  if (env.GRIDWATCH_UPLINK_URL) fromEnv.url = env.GRIDWATCH_UPLINK_URL
+  if (env.GRIDWATCH_UPLINK_TOKEN) fromEnv.token = env.GRIDWATCH_UPLINK_TOKEN
+  if (Object.keys(fromEnv).length > 0) merged = deepMerge(merged, { uplink: fromEnv })
+  if (env.GRIDWATCH_MQTT_PORT) merged = deepMerge(merged, { broker: { tcp: { port: Number(env.GRIDWATCH_MQTT_PORT) } } })
+  if (env.GRIDWATCH_GATEWAY_HTTP_PORT) merged = deepMerge(merged, { http: { port: Number(env.GRIDWATCH_GATEWAY_HTTP_PORT) } })
+  if (env.GRIDWATCH_DATA_DIR) merged = deepMerge(merged, { gateway: { dataDir: env.GRIDWATCH_DATA_DIR } })
+  if (options.overrides !== undefined) merged = deepMerge(merged, options.overrides)
+  const config = checkConfig<GatewayConfig>(GatewayConfigSchema, merged, source)
+  const problems = crossCheck(config)
+  if (problems.length > 0) throw new ConfigError(source, problems)
+  return config
+}
+
+function crossCheck(config: GatewayConfig): SchemaProblem[] {
+  const problems: SchemaProblem[] = []
+  const enterprises = new Set(config.enterprises.map((e) => e.id))
+  const seen = new Set<string>()
+  config.devices.forEach((d, i) => {
+    if (seen.has(d.id)) problems.push({ path: `/devices/${i}/id`, message: `duplicate device id "${d.id}"` })
+    seen.add(d.id)
+    if (d.enterprise !== undefined && !enterprises.has(d.enterprise)) {
+      problems.push({ path: `/devices/${i}/enterprise`, message: `no enterprise "${d.enterprise}" in /enterprises` })
+    }
+    if (d.secret === undefined) {
+      if (!config.broker.allowAnonymous) {
+        problems.push({ path: `/devices/${i}/secret`, message: 'required unless broker.allowAnonymous is true' })
+      }
+    } else if (!isPasswordHash(d.secret)) {
+      problems.push({
+        path: `/devices/${i}/secret`,
+        message: 'must be a scrypt hash, not a password (make one with `npm run gateway -- hash-secret`)',
+      })
+    }
+  })
+  const tags = new Map<string, string>()
+  config.checkpoints.forEach((c, i) => {
+    const tag = c.tag.toUpperCase()
+    const other = tags.get(tag)
+    if (other !== undefined) problems.push({ path: `/checkpoints/${i}/tag`, message: `tag already belongs to checkpoint "${other}"` })
+    tags.set(tag, c.id)
+  })
+  for (const [quantity, t] of Object.entries(config.thresholds)) {
+    if (!(t.low < t.high)) problems.push({ path: `/thresholds/${quantity}`, message: 'low must be below high' })
+  }
+  return problems
+}
