@@ -1,0 +1,69 @@
+/** Builders for canonical envelopes, for store and API tests. Each call gets the next sequence. */
+import type { AlertPayload, Envelope, EnvelopeDraft } from '../../contracts/envelope.ts'
+
+export class EnvelopeFactory {
+  private seq = 0
+
+  constructor(
+    readonly gateway = 'gw-test-01',
+    readonly office = 'office-test',
+  ) {}
+
+  stamp<D extends EnvelopeDraft>(draft: D): D & { id: string; seq: number } {
+    const seq = ++this.seq
+    return { ...draft, id: `${draft.gateway}:${seq}`, seq }
+  }
+
+  reading(device: string, ts: number, value: number, quantity = 'gas', unit = '%LEL', enterprise?: string): Envelope {
+    return this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      ...(enterprise ? { enterprise } : {}),
+      ts,
+      kind: 'reading',
+      payload: { quantity, value, unit },
+    })
+  }
+
+  alert(device: string, ts: number, payload: Partial<AlertPayload> & Pick<AlertPayload, 'alertId' | 'state'>): Envelope {
+    return this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      ts,
+      kind: 'alert',
+      payload: { type: 'sensor.threshold', severity: 'major', message: 'test alert', ...payload },
+    })
+  }
+
+  scan(device: string, ts: number, tag: string, checkpoint?: string): Envelope {
+    return this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      ts,
+      kind: 'scan',
+      payload: { tag, method: 'nfc', staff: 'staff-1', ...(checkpoint ? { checkpoint } : {}) },
+    })
+  }
+
+  camera(device: string, ts: number, event = 'intrusion', confidence = 0.9): Envelope {
+    return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'camera', payload: { event, confidence, channel: 1, region: 'gate' } })
+  }
+
+  report(device: string, ts: number, text: string): Envelope {
+    return this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      ts,
+      kind: 'report',
+      payload: { type: 'sos', text, staff: 'staff-1', location: { lat: 32.04, lon: 118.63 } },
+    })
+  }
+
+  status(device: string, ts: number, state: 'online' | 'offline' | 'fault'): Envelope {
+    return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'status', payload: { state } })
+  }
+}

@@ -1,0 +1,20 @@
+/** The demo office config, re-aimed at temporary directories and free ports, for tests. */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
+import type { GatewayConfig } from '../../gateway/config/schema.ts'
+
+export function testOfficeConfig(overrides: Record<string, unknown> = {}): GatewayConfig {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-gw-'))
+  return loadGatewayConfig(DEMO_CONFIG_PATH, {
+    env: {},
+    overrides: {
+      gateway: { dataDir },
+      broker: { tcp: { host: '127.0.0.1', port: 0 } },
+      http: { host: '127.0.0.1', port: 0 },
+      uplink: { url: 'http://127.0.0.1:9', lingerMs: 20, token: 'test-token-xxxxxxxxxxxxxxxx' },
+      ...overrides,
+    },
+  })
+}

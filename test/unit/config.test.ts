@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError } from '../../common/config-file.ts'
+import { resolveGatewayConfig, DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
+import { loadCloudConfig } from '../../cloud-api/config.ts'
+
+const minimal = {
+  gateway: { id: 'gw-1', dataDir: '/tmp/x' },
+  office: { id: 'o1', name: 'Office' },
+  uplink: { url: 'http://center:8080' },
+}
+
+function problemsOf(fn: () => unknown) {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems
+    throw err
+  }
+  throw new Error('expected a ConfigError')
+}
+
+describe('gateway config', () => {
+  it('loads the demo office', () => {
+    const c = loadGatewayConfig(DEMO_CONFIG_PATH, { env: {} })
+    expect(c.devices.map((d) => d.id)).toEqual(['gas-001', 'gas-002', 'phone-001', 'cam-001'])
+    expect(c.thresholds.gas).toEqual({ unit: '%LEL', low: 25, high: 50, hysteresis: 5 })
+  })
+
+  it('fills defaults for what a small office leaves out', () => {
+    const c = resolveGatewayConfig(minimal, 'test', { env: {} })
+    expect(c.uplink.batchMax).toBe(500)
+    expect(c.broker.allowAnonymous).toBe(false)
+  })
+
+  it('names the path and the problem', () => {
+    expect(problemsOf(() => resolveGatewayConfig({ ...minimal, uplink: { url: 'ftp://x' } }, 'test', { env: {} }))).toEqual([
+      { path: '/uplink/url', message: expect.stringContaining('pattern') },
+    ])
+  })
+
+  it('refuses a device password in clear, and a device without one', () => {
+    const devices = [
+      { id: 'a', type: 'gas-detector', secret: 'hunter2' },
+      { id: 'b', type: 'gas-detector' },
+    ]
+    const problems = problemsOf(() => resolveGatewayConfig({ ...minimal, devices }, 'test', { env: {} }))
+    expect(problems.map((p) => p.path)).toEqual(['/devices/0/secret', '/devices/1/secret'])
+    expect(problems[0]!.message).toContain('scrypt hash')
+  })
+
+  it('checks references across the file', () => {
+    const problems = problemsOf(() =>
+      resolveGatewayConfig(
+        {
+          ...minimal,
+          broker: { allowAnonymous: true },
+          devices: [{ id: 'a', type: 'gas-detector', enterprise: 'nope' }, { id: 'a', type: 'camera' }],
+          checkpoints: [{ id: 'c1', tag: 'AA', name: 'x' }, { id: 'c2', tag: 'aa', name: 'y' }],
+          thresholds: { gas: { unit: '%LEL', low: 50, high: 25, hysteresis: 1 } },
+        },
+        'test',
+        { env: {} },
+      ),
+    )
+    expect(problems.map((p) => p.path)).toEqual(['/devices/0/enterprise', '/devices/1/id', '/checkpoints/1/tag', '/thresholds/gas'])
+  })
+
+  it('keeps a __proto__ key as data, which the schema then refuses', () => {
+    const hostile = JSON.parse('{"__proto__": {"polluted": true}}') as object
+    const problems = problemsOf(() => resolveGatewayConfig({ ...minimal, ...hostile }, 'test', { env: {} }))
+    expect(problems.some((p) => p.message.includes('__proto__'))).toBe(true)
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined()
+  })
+
+  it('takes the uplink token and ports from the environment', () => {
+    const c = resolveGatewayConfig(minimal, 'test', { env: { GRIDWATCH_UPLINK_TOKEN: 'tok-aaaaaaaaaaaaaaaa', GRIDWATCH_MQTT_PORT: '1999' } })
+    expect(c.uplink.token).toBe('tok-aaaaaaaaaaaaaaaa')
+    expect(c.broker.tcp?.port).toBe(1999)
+  })
+})
+
+describe('cloud config', () => {
+  it('STORE=influx INFLUX_URL=... switches the store', () => {
+    const c = loadCloudConfig(undefined, { STORE: 'influx', INFLUX_URL: 'http://db:8086' })
+    expect(c.store).toEqual({ type: 'influx', url: 'http://db:8086', database: 'gridwatch' })
+  })
+
+  it('refuses an unknown STORE', () => {
+    expect(() => loadCloudConfig(undefined, { STORE: 'mongo' })).toThrow(ConfigError)
+  })
+})

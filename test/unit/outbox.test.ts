@@ -1,0 +1,108 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { EnvelopeDraft } from '../../contracts/envelope.ts'
+import { Outbox, Priority } from '../../gateway/outbox/outbox.ts'
+
+const dirs: string[] = []
+function tempPath() {
+  const dir = mkdtempSync(join(tmpdir(), 'gridwatch-outbox-'))
+  dirs.push(dir)
+  return join(dir, 'outbox.db')
+}
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+const T = Date.UTC(2026, 10, 26)
+const reading = (value: number): EnvelopeDraft => ({ gateway: 'gw-1', office: 'o', device: 'd', ts: T, kind: 'reading', payload: { quantity: 'gas', value, unit: '%LEL' } })
+const alert = (): EnvelopeDraft => ({ gateway: 'gw-1', office: 'o', device: 'd', ts: T, kind: 'alert', payload: { alertId: 'gw-1:1', state: 'raised', type: 'patrol.sos', severity: 'critical', message: 'sos' } })
+
+describe('Outbox', () => {
+  it('commits appends of one event-loop turn in one transaction and resolves after commit', async () => {
+    const commits: number[] = []
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', onCommit: (e) => commits.push(e.length) })
+    await Promise.all(Array.from({ length: 50 }, (_, i) => box.append([box.stamp(reading(i))])))
+    expect(commits).toEqual([50])
+    expect(box.pendingCount()).toBe(50)
+    box.close()
+  })
+
+  it('caps a group commit at maxBatchRows', async () => {
+    const commits: number[] = []
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', maxBatchRows: 20, onCommit: (e) => commits.push(e.length) })
+    await Promise.all(Array.from({ length: 50 }, (_, i) => box.append([box.stamp(reading(i))])))
+    expect(commits).toEqual([20, 20, 10])
+    box.close()
+  })
+
+  it('never reuses a sequence number, even after every row was forwarded and the gateway restarted', async () => {
+    const path = tempPath()
+    let box = new Outbox({ path, gatewayId: 'gw-1' })
+    const first = [box.stamp(reading(1)), box.stamp(reading(2))]
+    await box.append(first)
+    box.ack(first.map((e) => e.seq))
+    box.close()
+    box = new Outbox({ path, gatewayId: 'gw-1' })
+    const next = box.stamp(reading(3))
+    expect(next.seq).toBe(3)
+    expect(next.id).toBe('gw-1:3')
+    box.close()
+  })
+
+  it('is durable: what append() resolved is in the file for another connection to read', async () => {
+    const path = tempPath()
+    const box = new Outbox({ path, gatewayId: 'gw-1' })
+    await box.append([box.stamp(reading(42))])
+    const other = new Database(path, { readonly: true })
+    const rows = other.prepare('SELECT body FROM outbox').all() as { body: string }[]
+    other.close()
+    expect(rows.map((r) => (JSON.parse(r.body) as { payload: { value: number } }).payload.value)).toEqual([42])
+    expect(box.stats().lastSeq).toBe(1)
+    box.close()
+  })
+
+  it('hands out alerts before telemetry, oldest first within each class', async () => {
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    await box.append([box.stamp(reading(1)), box.stamp(reading(2)), box.stamp(alert()), box.stamp(reading(3))])
+    const rows = box.peek(10)
+    expect(rows.map((r) => [r.priority, r.seq])).toEqual([
+      [Priority.alert, 3],
+      [Priority.telemetry, 1],
+      [Priority.telemetry, 2],
+      [Priority.telemetry, 4],
+    ])
+    expect(box.stats().pending).toEqual({ alert: 1, event: 0, aggregate: 0, telemetry: 3 })
+    box.close()
+  })
+
+  it('commits rule state in the same transaction as the envelopes, and reads it back after reopen', async () => {
+    const path = tempPath()
+    let box = new Outbox({ path, gatewayId: 'gw-1' })
+    await box.append([box.stamp(alert())], [{ key: 'alarm:d:gas', value: '{"x":1}' }])
+    await box.append([], [{ key: 'camera:c:intrusion', value: '5' }])
+    await box.append([], [{ key: 'camera:c:intrusion', value: null }])
+    box.close()
+    box = new Outbox({ path, gatewayId: 'gw-1' })
+    expect([...box.loadState()]).toEqual([['alarm:d:gas', '{"x":1}']])
+    box.close()
+  })
+
+  it('moves a refused row to the dead-letter table instead of dropping it', async () => {
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    const e = box.stamp(reading(1))
+    await box.append([e])
+    box.deadLetter(e.seq, '/envelopes/0/payload/value: bad')
+    expect(box.pendingCount()).toBe(0)
+    expect(box.deadLetterCount()).toBe(1)
+    box.close()
+  })
+
+  it('rejects appends after close rather than losing them silently', async () => {
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    box.close()
+    await expect(box.append([box.stamp(reading(1))])).rejects.toThrow('closed')
+  })
+})

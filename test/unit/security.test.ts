@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest'
+import { hashPassword, hashToken, isPasswordHash, tokenMatches, verifyPassword } from '../../common/secrets.ts'
+import { DeviceRegistry } from '../../broker/registry.ts'
+import { mayPublish, maySubscribe } from '../../broker/acl.ts'
+
+describe('secrets at rest', () => {
+  it('scrypt hashes verify the right password only, and never contain it', async () => {
+    const h = await hashPassword('s3cret-pass')
+    expect(isPasswordHash(h)).toBe(true)
+    expect(h).not.toContain('s3cret-pass')
+    expect(await verifyPassword('s3cret-pass', h)).toBe(true)
+    expect(await verifyPassword('s3cret-pasS', h)).toBe(false)
+    expect(await verifyPassword('x', 'plain-text')).toBe(false)
+  })
+
+  it('tokens are compared by hash', () => {
+    const h = hashToken('abc')
+    expect(tokenMatches('abc', h)).toBe(true)
+    expect(tokenMatches('abd', h)).toBe(false)
+  })
+})
+
+describe('device registry', () => {
+  it('authenticates by device id and password, with reasons for refusals', async () => {
+    const reg = new DeviceRegistry([{ id: 'gas-1', secret: await hashPassword('pw') }])
+    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1' })
+    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1' })
+    expect(await reg.authenticate('gas-1', Buffer.from('nope'))).toEqual({ ok: false, reason: 'bad_password' })
+    expect(await reg.authenticate('gas-2', Buffer.from('pw'))).toEqual({ ok: false, reason: 'unknown_device' })
+    expect(await reg.authenticate(undefined, undefined)).toEqual({ ok: false, reason: 'no_credentials' })
+    expect(await reg.authenticate('__proto__', Buffer.from('pw'))).toEqual({ ok: false, reason: 'unknown_device' })
+  })
+
+  it('forgets remembered logins when the device list is replaced', async () => {
+    const reg = new DeviceRegistry([{ id: 'gas-1', secret: await hashPassword('old') }])
+    expect((await reg.authenticate('gas-1', Buffer.from('old'))).ok).toBe(true)
+    reg.replace([{ id: 'gas-1', secret: await hashPassword('new') }])
+    expect((await reg.authenticate('gas-1', Buffer.from('old'))).ok).toBe(false)
+  })
+})
+
+describe('topic ACL', () => {
+  const me = { deviceId: 'gas-1' }
+  it.each([
+    ['dev/gas-1/reading', true],
+    ['dev/gas-1/status', true],
+    ['dev/gas-2/reading', false],
+    ['dev/gas-10/reading', false],
+    ['dev/gas-1', false],
+    ['$SYS/broker/x', false],
+    ['cmd/gas-1/nack', false],
+  ])('publish %s → %s', (topic, allowed) => {
+    expect(mayPublish(me, topic, false)).toBe(allowed)
+  })
+
+  it.each([
+    ['cmd/gas-1/#', true],
+    ['cmd/gas-1/nack', true],
+    ['cmd/gas-1/', false],
+    ['cmd/+/nack', false],
+    ['cmd/#', false],
+    ['#', false],
+    ['dev/gas-1/reading', false],
+    ['$SYS/#', false],
+  ])('subscribe %s → %s', (filter, allowed) => {
+    expect(maySubscribe(me, filter, false)).toBe(allowed)
+  })
+
+  it('anonymous clients get nothing unless anonymous mode is on, and never $SYS publishes', () => {
+    expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', false)).toBe(false)
+    expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', true)).toBe(true)
+    expect(mayPublish({ deviceId: undefined }, '$SYS/x', true)).toBe(false)
+  })
+})
