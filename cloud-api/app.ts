@@ -80,6 +80,10 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     return (data: unknown) => (check.check(data) ? { value: data } : { error: new SchemaValidationError(check.problems(data, '', 20)) })
   })
 
+  // The API speaks JSON only; Fastify's built-in text/plain parser would turn a stray text body
+  // into a confusing schema error instead of a clear 415.
+  app.removeContentTypeParser('text/plain')
+
   // Gateways gzip their batches; the body limit applies to the decompressed stream, so a small
   // compressed bomb is still refused with 413.
   await app.register(compress, { global: true, encodings: ['gzip'], requestEncodings: ['gzip', 'deflate'] })

@@ -50,7 +50,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
         [T0 + 2000, 20, 'gas', '%LEL'],
         [T0 + 3000, 30, 'gas', '%LEL'],
       ])
-      expect(points.map((p) => p.id)).toEqual([written[1]!.id, written[2]!.id, written[0]!.id])
+      expect(points.map((p) => p.id)).toEqual([written[1].id, written[2].id, written[0].id])
     })
 
     it('leaves out other devices and readings outside the range', async () => {

@@ -16,7 +16,7 @@ export async function waitFor<T>(
       last = err
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last ? `: ${String(last)}` : ''}`)
+      throw new Error(`timed out waiting for ${options.what ?? 'condition'}${last instanceof Error ? `: ${last.message}` : ''}`)
     }
     await new Promise((r) => setTimeout(r, options.intervalMs ?? 50))
   }

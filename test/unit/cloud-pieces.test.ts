@@ -34,7 +34,7 @@ describe('alert fold', () => {
       ['b:1', 'active', 'minor', undefined, 'test alert', 1],
       ['a:1', 'cleared', 'critical', 58, 'high alarm', 3],
     ])
-    expect(alerts[1]!.clearedAt).toBe(new Date(T + 2000).toISOString())
+    expect(alerts[1].clearedAt).toBe(new Date(T + 2000).toISOString())
     expect(foldAlerts([raised, other, updated, cleared].map(row), { state: 'active' }).map((a) => a.alertId)).toEqual(['b:1'])
   })
 

@@ -45,7 +45,7 @@ describe('gateway config', () => {
     ]
     const problems = problemsOf(() => resolveGatewayConfig({ ...minimal, devices }, 'test', { env: {} }))
     expect(problems.map((p) => p.path)).toEqual(['/devices/0/secret', '/devices/1/secret'])
-    expect(problems[0]!.message).toContain('scrypt hash')
+    expect(problems[0].message).toContain('scrypt hash')
   })
 
   it('checks references across the file', () => {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { envelopeProblems, idProblems } from '../../contracts/validate.ts'
 import { parseDeviceTopic } from '../../contracts/topics.ts'
-import type { Envelope } from '../../contracts/envelope.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
 
 const f = new EnvelopeFactory()
@@ -15,8 +14,7 @@ describe('envelope validation', () => {
   })
 
   it('names the path of a bad payload field', () => {
-    const e = f.reading('d', T, 1) as Envelope & { payload: Record<string, unknown> }
-    e.payload.value = 'high'
+    const e = { ...f.reading('d', T, 1), payload: { quantity: 'gas', value: 'high', unit: '%LEL' } }
     expect(envelopeProblems(e, '/envelopes/3')).toEqual([{ path: '/envelopes/3/payload/value', message: expect.stringContaining('number') }])
   })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { AlertEnvelope, Envelope, EnvelopeDraft } from '../../contracts/envelope.ts'
+import type { AlertEnvelope, EnvelopeDraft } from '../../contracts/envelope.ts'
 import { RuleEngine } from '../../gateway/rules/engine.ts'
 import type { StateWrite } from '../../gateway/outbox/outbox.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
@@ -10,12 +10,15 @@ const T = Date.UTC(2026, 10, 26, 9, 0, 0)
 /** An engine with an in-memory stand-in for the outbox's stamp and state table. */
 function harness() {
   let seq = 0
-  const stamp = (d: EnvelopeDraft) => ({ ...d, id: `gw:${++seq}`, seq }) as Envelope
+  const stamp = (d: EnvelopeDraft) => ({ ...d, id: `gw:${++seq}`, seq })
   const engine = RuleEngine.forOffice(config, stamp)
   const state = new Map<string, string>()
   const alerts: AlertEnvelope[] = []
   const apply = (writes: StateWrite[]) => {
-    for (const w of writes) (w.value === null ? state.delete(w.key) : state.set(w.key, w.value))
+    for (const w of writes) {
+      if (w.value === null) state.delete(w.key)
+      else state.set(w.key, w.value)
+    }
   }
   const feed = (draft: EnvelopeDraft, on = engine) => {
     const out = on.evaluate(stamp(draft))
@@ -23,7 +26,7 @@ function harness() {
     apply(out.state)
     return out
   }
-  const gas = (value: number, i: number, device = 'gas-001'): EnvelopeDraft => ({
+  const gas = (value: number, i: number, device = 'gas-001'): EnvelopeDraft & { kind: 'reading' } => ({
     gateway: 'gw',
     office: 'tangquan',
     device,
@@ -46,9 +49,9 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
       ['cleared', 'critical', 19],
     ])
     const ids = new Set(h.alerts.map((a) => a.payload.alertId))
-    expect(ids).toEqual(new Set([h.alerts[0]!.id]))
-    expect(h.alerts[2]!.payload.peak).toBe(58)
-    expect(h.alerts[0]!.ts).toBe(T + 2000)
+    expect(ids).toEqual(new Set([h.alerts[0].id]))
+    expect(h.alerts[2].payload.peak).toBe(58)
+    expect(h.alerts[0].ts).toBe(T + 2000)
     expect(h.state.size).toBe(0)
   })
 
@@ -82,8 +85,8 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
       ['raised', 'major', 30],
       ['cleared', 'major', 10],
     ])
-    expect(h.alerts[1]!.payload.alertId).toBe(h.alerts[0]!.id)
-    expect(h.alerts[1]!.payload.peak).toBe(35)
+    expect(h.alerts[1].payload.alertId).toBe(h.alerts[0].id)
+    expect(h.alerts[1].payload.peak).toBe(35)
   })
 })
 
@@ -126,7 +129,7 @@ describe('patrol', () => {
     const h = harness()
     h.feed({ ...base, kind: 'report', payload: { type: 'sos', staff: 'staff-zhang', text: 'help', location: { lat: 32.1, lon: 118.6 } } })
     expect(h.alerts.map((a) => [a.payload.type, a.payload.severity])).toEqual([['patrol.sos', 'critical']])
-    expect(h.alerts[0]!.payload.message).toContain('staff-zhang')
+    expect(h.alerts[0].payload.message).toContain('staff-zhang')
   })
 
   it('a scan of an unknown tag is flagged; a known checkpoint is not', () => {

@@ -17,7 +17,7 @@ import type { Input, InputHealth } from '../input.ts'
 
 export class EmbeddedBrokerInput implements Input {
   readonly name = 'mqtt'
-  private broker: RunningBroker | undefined
+  private running: RunningBroker | undefined
   private readonly registry: DeviceRegistry
 
   constructor(
@@ -29,12 +29,17 @@ export class EmbeddedBrokerInput implements Input {
     this.registry = new DeviceRegistry(config.devices)
   }
 
+  /** The running broker (for presence, commands and tests). */
+  get broker(): RunningBroker | undefined {
+    return this.running
+  }
+
   get port(): number | undefined {
-    return this.broker?.tcpPort
+    return this.running?.tcpPort
   }
 
   async start(): Promise<void> {
-    this.broker = await startBroker({
+    this.running = await startBroker({
       registry: this.registry,
       allowAnonymous: this.config.broker.allowAnonymous,
       tcp: this.config.broker.tcp,
@@ -45,12 +50,12 @@ export class EmbeddedBrokerInput implements Input {
   }
 
   async stop(): Promise<void> {
-    await this.broker?.close()
-    this.broker = undefined
+    await this.running?.close()
+    this.running = undefined
   }
 
   health(): InputHealth {
-    return this.broker ? { ok: true } : { ok: false, detail: 'broker not running' }
+    return this.running ? { ok: true } : { ok: false, detail: 'broker not running' }
   }
 
   private async ingest(identity: Identity, packet: PublishPacket): Promise<void> {
@@ -70,7 +75,7 @@ export class EmbeddedBrokerInput implements Input {
   }
 
   private nack(deviceId: string, topic: string, rejection: Rejection): void {
-    this.broker?.aedes.publish(
+    this.running?.aedes.publish(
       {
         cmd: 'publish',
         topic: commandTopic(deviceId, 'nack'),

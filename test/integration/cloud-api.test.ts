@@ -1,0 +1,248 @@
+/**
+ * cloud-api through Fastify's inject(): auth, validation, idempotence, the error catalogue.
+ * The store is the real embedded SQLite store, or a store that is down.
+ */
+import { gzipSync } from 'node:zlib'
+import type { FastifyInstance } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildApp } from '../../cloud-api/app.ts'
+import { loadCloudConfig } from '../../cloud-api/config.ts'
+import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
+import { StoreUnavailableError, type EventStore } from '../../cloud-api/store/store.ts'
+import { hashToken } from '../../common/secrets.ts'
+import { silentLogger } from '../../common/logger.ts'
+import type { Envelope } from '../../contracts/envelope.ts'
+import { EnvelopeFactory } from '../helpers/envelopes.ts'
+
+const GW_TOKEN = 'gateway-token-for-tests-0123456789'
+const OTHER_GW_TOKEN = 'other-gateway-token-for-tests-0123'
+const READER_TOKEN = 'reader-token-for-tests-0123456789'
+const T = Date.now() - 60_000
+
+const config = loadCloudConfig(undefined, {}, {
+  gateways: [
+    { id: 'gw-test-01', office: 'office-test', tokenHash: hashToken(GW_TOKEN) },
+    { id: 'gw-other', office: 'office-other', tokenHash: hashToken(OTHER_GW_TOKEN) },
+  ],
+  reads: { open: false, tokens: [{ name: 'staff', tokenHash: hashToken(READER_TOKEN) }] },
+  bodyLimitBytes: 256 * 1024,
+})
+
+async function appWith(store: EventStore): Promise<FastifyInstance> {
+  await store.open().catch(() => {})
+  return buildApp({ config, store, logger: silentLogger() })
+}
+
+const ingest = (app: FastifyInstance, envelopes: unknown[], token = GW_TOKEN) =>
+  app.inject({ method: 'POST', url: '/v1/ingest', headers: { authorization: `Bearer ${token}` }, payload: { envelopes } })
+
+describe('cloud-api', () => {
+  let app: FastifyInstance
+  const f = new EnvelopeFactory('gw-test-01', 'office-test')
+  beforeAll(async () => {
+    app = await appWith(new SqliteStore(':memory:'))
+  })
+  afterAll(async () => {
+    await app.close()
+  })
+
+  describe('POST /v1/ingest', () => {
+    it('stores a batch and answers per id', async () => {
+      const batch = [f.reading('gas-1', T, 12), f.alert('gas-1', T, { alertId: 'gw-test-01:99', state: 'raised' })]
+      const res = await ingest(app, batch)
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toEqual({ results: batch.map((e) => ({ id: e.id, status: 'stored' })) })
+    })
+
+    it('is idempotent: a replay is answered duplicate and stored once', async () => {
+      const batch = [f.reading('gas-idem', T, 1), f.reading('gas-idem', T + 1, 2)]
+      expect((await ingest(app, batch)).statusCode).toBe(200)
+      const replay = await ingest(app, [...batch, f.reading('gas-idem', T + 2, 3)])
+      expect(replay.json<{ results: { status: string }[] }>().results.map((r) => r.status)).toEqual(['duplicate', 'duplicate', 'stored'])
+      const series = await app.inject({
+        url: `/v1/series?device=gas-idem&from=${T}&to=${T + 2}`,
+        headers: { authorization: `Bearer ${READER_TOKEN}` },
+      })
+      expect(series.json<{ points: { value: number }[] }>().points.map((p) => p.value)).toEqual([1, 2, 3])
+    })
+
+    it('accepts a gzip body', async () => {
+      const e = f.reading('gas-gz', T, 7)
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/ingest',
+        headers: { authorization: `Bearer ${GW_TOKEN}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        payload: gzipSync(JSON.stringify({ envelopes: [e] })),
+      })
+      expect(res.statusCode).toBe(200)
+      expect(res.json()).toEqual({ results: [{ id: e.id, status: 'stored' }] })
+    })
+
+    it('401 without a token, or with an unknown one, and says how to authenticate', async () => {
+      const none = await app.inject({ method: 'POST', url: '/v1/ingest', payload: { envelopes: [f.reading('g', T, 1)] } })
+      expect(none.statusCode).toBe(401)
+      expect(none.headers['www-authenticate']).toBe('Bearer')
+      expect(none.json()).toMatchObject({ statusCode: 401, code: 'CLOUD_UNAUTHENTICATED' })
+      const wrong = await ingest(app, [f.reading('g', T, 1)], 'not-a-real-token-xxxxxxxxxxxxxxx')
+      expect(wrong.statusCode).toBe(401)
+    })
+
+    it('a reader token cannot ingest', async () => {
+      expect((await ingest(app, [f.reading('g', T, 1)], READER_TOKEN)).statusCode).toBe(401)
+    })
+
+    it('403 for envelopes of another gateway or office, and nothing of the batch is stored', async () => {
+      const mine = f.reading('gas-403', T, 1)
+      const res = await ingest(app, [mine], OTHER_GW_TOKEN)
+      expect(res.statusCode).toBe(403)
+      expect(res.json()).toMatchObject({
+        code: 'CLOUD_FORBIDDEN',
+        problems: [
+          { path: '/envelopes/0/gateway', message: expect.stringContaining('gw-other') },
+          { path: '/envelopes/0/office', message: expect.stringContaining('office-other') },
+        ],
+      })
+      const series = await app.inject({ url: `/v1/series?device=gas-403&from=${T}&to=${T}`, headers: { authorization: `Bearer ${READER_TOKEN}` } })
+      expect(series.json<{ points: unknown[] }>().points).toEqual([])
+    })
+
+    it('400 names what is wrong and where, and stores nothing of the batch', async () => {
+      const good = f.reading('gas-400', T, 1)
+      const bad = { ...f.reading('gas-400', T + 1, 2), payload: { quantity: 'gas', value: 'lots', unit: '%LEL' } }
+      const res = await ingest(app, [good, bad])
+      expect(res.statusCode).toBe(400)
+      expect(res.json()).toMatchObject({
+        statusCode: 400,
+        code: 'CLOUD_INGEST_INVALID',
+        message: expect.stringContaining('nothing was stored'),
+        problems: [{ path: '/envelopes/1/payload/value', message: expect.stringContaining('number') }],
+      })
+      const series = await app.inject({ url: `/v1/series?device=gas-400&from=${T}&to=${T + 1}`, headers: { authorization: `Bearer ${READER_TOKEN}` } })
+      expect(series.json<{ points: unknown[] }>().points).toEqual([])
+    })
+
+    it('400 for a frame error too, with its path', async () => {
+      const res = await ingest(app, [{ ...f.reading('g', T, 1), kind: 'telepathy' }])
+      expect(res.statusCode).toBe(400)
+      expect(res.json<{ problems: { path: string }[] }>().problems[0].path).toBe('/envelopes/0/kind')
+    })
+
+    it('400 when id and seq disagree (ids are gateway:seq, never clock-based)', async () => {
+      const e = f.reading('g', T, 1)
+      const res = await ingest(app, [{ ...e, id: 'gw-test-01:999999' }])
+      expect(res.json()).toMatchObject({ code: 'CLOUD_INGEST_INVALID', problems: [{ path: '/envelopes/0/id' }] })
+    })
+
+    it('400 for malformed JSON and for an empty batch', async () => {
+      const broken = await app.inject({
+        method: 'POST',
+        url: '/v1/ingest',
+        headers: { authorization: `Bearer ${GW_TOKEN}`, 'content-type': 'application/json' },
+        payload: '{"envelopes": [',
+      })
+      expect(broken.statusCode).toBe(400)
+      expect(broken.json()).toMatchObject({ code: 'CLOUD_REQUEST_INVALID' })
+      expect((await ingest(app, [])).statusCode).toBe(400)
+    })
+
+    it('415 for a body that is not JSON, or an encoding it cannot read', async () => {
+      const text = await app.inject({
+        method: 'POST',
+        url: '/v1/ingest',
+        headers: { authorization: `Bearer ${GW_TOKEN}`, 'content-type': 'text/plain' },
+        payload: 'hello',
+      })
+      expect(text.statusCode).toBe(415)
+      const br = await app.inject({
+        method: 'POST',
+        url: '/v1/ingest',
+        headers: { authorization: `Bearer ${GW_TOKEN}`, 'content-type': 'application/json', 'content-encoding': 'compress' },
+        payload: '{}',
+      })
+      expect(br.statusCode).toBe(415)
+    })
+
+    it('413 for a body over the limit, counted on the decompressed size (a gzip bomb is refused)', async () => {
+      const plain = JSON.stringify({ envelopes: [{ pad: 'x'.repeat(2 * 1024 * 1024) }] })
+      const bomb = gzipSync(plain)
+      expect(bomb.length).toBeLessThan(config.bodyLimitBytes)
+      const res = await app.inject({
+        method: 'POST',
+        url: '/v1/ingest',
+        headers: { authorization: `Bearer ${GW_TOKEN}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        payload: bomb,
+      })
+      expect(res.statusCode).toBe(413)
+      expect(res.json()).toMatchObject({ code: 'CLOUD_BODY_TOO_LARGE' })
+    })
+  })
+
+  describe('reads', () => {
+    it('GET /v1/alerts lists alerts folded from their events, filtered by state', async () => {
+      const raise = f.alert('gas-alerts', T, { alertId: '', state: 'raised', severity: 'major', message: 'low alarm', value: 26, quantity: 'gas', unit: '%LEL' })
+      const raiseWithId = { ...raise, payload: { ...raise.payload, alertId: raise.id } } as Envelope
+      const clear = f.alert('gas-alerts', T + 5000, { alertId: raise.id, state: 'cleared', severity: 'major', message: 'normal', value: 4 })
+      await ingest(app, [raiseWithId, clear])
+      const res = await app.inject({ url: '/v1/alerts?office=office-test&state=cleared', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+      expect(res.statusCode).toBe(200)
+      const alerts = res.json<{ alerts: { alertId: string; state: string; message: string; device: string }[] }>().alerts
+      expect(alerts.filter((a) => a.device === 'gas-alerts')).toEqual([
+        expect.objectContaining({ alertId: raise.id, state: 'cleared', message: 'low alarm', device: 'gas-alerts' }),
+      ])
+    })
+
+    it('401 without a reader token when reads are not open', async () => {
+      expect((await app.inject({ url: '/v1/alerts' })).statusCode).toBe(401)
+      expect((await app.inject({ url: '/v1/series?device=x' })).statusCode).toBe(401)
+    })
+
+    it('400 for bad query parameters, naming them', async () => {
+      const auth = { authorization: `Bearer ${READER_TOKEN}` }
+      expect((await app.inject({ url: '/v1/series', headers: auth })).json()).toMatchObject({ statusCode: 400, code: 'CLOUD_REQUEST_INVALID' })
+      expect((await app.inject({ url: '/v1/series?device=x&from=yesterday', headers: auth })).json()).toMatchObject({ problems: [{ path: '/from' }] })
+      expect((await app.inject({ url: '/v1/series?device=x&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', headers: auth })).statusCode).toBe(400)
+      expect((await app.inject({ url: '/v1/alerts?state=pending', headers: auth })).statusCode).toBe(400)
+    })
+
+    it('404 in the same error shape', async () => {
+      expect((await app.inject({ url: '/v1/nothing' })).json()).toMatchObject({ statusCode: 404, code: 'CLOUD_NOT_FOUND' })
+    })
+
+    it('health, readiness and metrics', async () => {
+      expect((await app.inject({ url: '/healthz' })).json()).toMatchObject({ status: 'ok', store: 'sqlite' })
+      expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200)
+      const metrics = (await app.inject({ url: '/metrics' })).body
+      expect(metrics).toMatch(/cloud_ingest_envelopes_total\{kind="reading",status="stored"\} \d+/)
+      expect(metrics).toMatch(/cloud_ingest_rejected_total\{code="CLOUD_INGEST_INVALID"\} \d+/)
+    })
+  })
+})
+
+describe('cloud-api with its store down', () => {
+  const down: EventStore = {
+    kind: 'influx',
+    open: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    write: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    readings: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    alertEvents: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    ping: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    close: () => Promise.resolve(),
+  }
+  let app: FastifyInstance
+  beforeAll(async () => {
+    app = await appWith(down)
+  })
+  afterAll(() => app.close())
+
+  it('ingest answers 503 with Retry-After, so the gateway keeps its data and retries', async () => {
+    const res = await ingest(app, [new EnvelopeFactory('gw-test-01', 'office-test').reading('g', T, 1)])
+    expect(res.statusCode).toBe(503)
+    expect(res.headers['retry-after']).toBe('5')
+    expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_UNAVAILABLE' })
+  })
+
+  it('readiness goes false while liveness stays true', async () => {
+    expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503)
+    expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
+  })
+})

@@ -1,0 +1,178 @@
+/**
+ * The gateway's embedded broker with real MQTT clients: identity, topic ACLs, the PUBACK-after-
+ * commit promise, and what a device is told when its message is refused.
+ */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import Database from 'better-sqlite3'
+import type { MqttClient } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Gateway } from '../../gateway/gateway.ts'
+import { demoDevicePassword } from '../../devices/demo-credentials.ts'
+import { describeWith, hasBinary, MOSQUITTO_CLIENTS } from '../helpers/binaries.ts'
+import { capturingLogger, connectDevice, startGateway } from '../helpers/stack.ts'
+import { nextEvent } from '../helpers/wait.ts'
+
+const run = promisify(execFile)
+
+describe('gateway broker', () => {
+  let gateway: Gateway
+  let port: number
+  const { logger, lines } = capturingLogger('gateway')
+  const clients: MqttClient[] = []
+  const connect = async (...args: Parameters<typeof connectDevice>) => {
+    const c = await connectDevice(...args)
+    clients.push(c)
+    return c
+  }
+  const metric = async (pattern: RegExp) => {
+    const text = await gateway.metrics.registry.metrics()
+    const m = pattern.exec(text)
+    return m ? Number(m[1]) : 0
+  }
+
+  beforeAll(async () => {
+    // The uplink points nowhere, so every committed row stays in the outbox for inspection.
+    gateway = await startGateway({ logger })
+    port = gateway.mqtt.port!
+  })
+  afterAll(async () => {
+    // force: a client the broker threw out still holds its unacknowledged publish and would wait.
+    await Promise.all(clients.map((c) => c.endAsync(true)))
+    await gateway.stop()
+  })
+
+  describe('identity', () => {
+    it.each([
+      ['a wrong password', 'gas-001', 'not-the-password', 'bad_password'],
+      ['an unknown device', 'gas-999', 'whatever', 'unknown_device'],
+    ])('refuses %s with CONNACK 4, counts it, and never logs the password', async (_name, username, password, reason) => {
+      const before = await metric(new RegExp(`broker_auth_failures_total\\{reason="${reason}"\\} (\\d+)`))
+      await expect(connectDevice(port, username, { password })).rejects.toMatchObject({ code: 4 })
+      expect(await metric(new RegExp(`broker_auth_failures_total\\{reason="${reason}"\\} (\\d+)`))).toBe(before + 1)
+      const refusal = lines.find((l) => l.includes('BROKER_AUTH_REFUSED') && l.includes(`"reason":"${reason}"`))
+      expect(refusal).toBeDefined()
+      expect(lines.join('\n')).not.toContain(password)
+    })
+
+    it('refuses an anonymous client', async () => {
+      await expect(connectDevice(port, 'gas-001', { username: undefined, password: undefined })).rejects.toMatchObject({ code: 4 })
+    })
+
+    it('refuses a Will aimed at another device\'s topic with CONNACK 5', async () => {
+      await expect(
+        connectDevice(port, 'gas-001', { will: { topic: 'dev/gas-002/status', payload: Buffer.from('{"state":"offline"}'), qos: 1, retain: false } }),
+      ).rejects.toMatchObject({ code: 5 })
+    })
+  })
+
+  describe('topic ACL', () => {
+    it('disconnects a device that publishes to another device\'s topic, and stores nothing', async () => {
+      const before = gateway.outbox.pendingCount()
+      const c = await connect(port, 'gas-001')
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()))
+      c.publish('dev/gas-002/reading', JSON.stringify({ quantity: 'gas', value: 99 }), { qos: 1 })
+      await closed
+      expect(gateway.outbox.pendingCount()).toBe(before)
+      expect(await metric(/broker_acl_denied_total\{action="publish"\} (\d+)/)).toBeGreaterThanOrEqual(1)
+    })
+
+    it('answers SUBACK 0x80 for another device\'s commands, and grants its own', async () => {
+      const c = await connect(port, 'phone-001')
+      // MQTT.js rejects the whole call when any filter is refused, carrying the SUBACK.
+      const refused = await c.subscribeAsync(['cmd/phone-001/#', 'cmd/gas-001/#', 'dev/+/reading', '$SYS/#'], { qos: 1 }).then(
+        () => undefined,
+        (err: { packet?: { granted: number[] } }) => err.packet?.granted,
+      )
+      expect(refused).toEqual([1, 128, 128, 128])
+      expect(c.connected).toBe(true)
+    })
+  })
+
+  describe('acknowledgement', () => {
+    it('a QoS 1 PUBACK means the reading is already committed in the outbox file', async () => {
+      const c = await connect(port, 'gas-002')
+      const ts = Date.now()
+      await c.publishAsync('dev/gas-002/reading', JSON.stringify({ ts, quantity: 'gas', value: 7.5 }), { qos: 1 })
+      // Read through a separate connection: what this sees is on disk, not in the gateway's memory.
+      const db = new Database(gateway.outbox.path, { readonly: true })
+      const rows = db.prepare("SELECT body FROM outbox WHERE device = 'gas-002' AND kind = 'reading' AND ts = ?").all(ts) as { body: string }[]
+      db.close()
+      expect(rows.map((r) => JSON.parse(r.body) as { payload: unknown; office: string })).toEqual([
+        expect.objectContaining({ office: 'tangquan', payload: { quantity: 'gas', value: 7.5, unit: '%LEL' } }),
+      ])
+    })
+
+    it('an alarm-level reading commits the alert with it', async () => {
+      const c = await connect(port, 'gas-001')
+      await c.publishAsync('dev/gas-001/reading', JSON.stringify({ quantity: 'gas', value: 61 }), { qos: 1 })
+      const alerts = gateway.outbox.peek(1000).filter((r) => r.body.includes('"kind":"alert"') && r.body.includes('"device":"gas-001"'))
+      expect(alerts).toHaveLength(1)
+      expect(JSON.parse(alerts[0].body)).toMatchObject({ payload: { state: 'raised', severity: 'critical', type: 'sensor.threshold', value: 61 } })
+    })
+
+    it('a payload that can never be accepted is acknowledged, refused with a reason on cmd/{id}/nack, counted and logged', async () => {
+      const c = await connect(port, 'cam-001')
+      await c.subscribeAsync('cmd/cam-001/#', { qos: 0 })
+      const nack = nextEvent<{ topic: string; payload: Buffer }>((listener) => {
+        const h = (topic: string, payload: Buffer) => listener({ topic, payload })
+        c.on('message', h)
+        return () => c.off('message', h)
+      })
+      const before = await metric(/gateway_messages_rejected_total\{input="mqtt",code="GW_PAYLOAD_INVALID"\} (\d+)/)
+      await c.publishAsync('dev/cam-001/camera', JSON.stringify({ event: 'intrusion', confidence: 7 }), { qos: 1 })
+      const got = await nack
+      expect(got.topic).toBe('cmd/cam-001/nack')
+      expect(JSON.parse(got.payload.toString())).toMatchObject({
+        topic: 'dev/cam-001/camera',
+        code: 'GW_PAYLOAD_INVALID',
+        problems: [{ path: '/confidence' }],
+      })
+      expect(await metric(/gateway_messages_rejected_total\{input="mqtt",code="GW_PAYLOAD_INVALID"\} (\d+)/)).toBe(before + 1)
+      expect(lines.some((l) => l.includes('"code":"GW_PAYLOAD_INVALID"') && l.includes('"device":"cam-001"'))).toBe(true)
+    })
+
+    it('a topic outside the scheme is refused with GW_TOPIC_INVALID, and the connection stays up', async () => {
+      const c = await connect(port, 'gas-002')
+      await c.publishAsync('dev/gas-002/selfie', 'hi', { qos: 1 })
+      await c.publishAsync('dev/gas-002/reading', JSON.stringify({ quantity: 'gas', value: 2 }), { qos: 1 })
+      expect(c.connected).toBe(true)
+      expect(await metric(/gateway_messages_rejected_total\{input="mqtt",code="GW_TOPIC_INVALID"\} (\d+)/)).toBeGreaterThanOrEqual(1)
+    })
+  })
+
+  describeWith([MOSQUITTO_CLIENTS])('with Mosquitto\'s own clients as the third-party peer', () => {
+    it('mosquitto_pub publishes a QoS 1 reading that lands in the outbox', async () => {
+      const ts = Date.now()
+      await run('mosquitto_pub', [
+        '-h', '127.0.0.1', '-p', String(port), '-V', 'mqttv311', '-q', '1',
+        '-i', 'mosq-gas-002', '-u', 'gas-002', '-P', demoDevicePassword('gas-002'),
+        '-t', 'dev/gas-002/reading', '-m', JSON.stringify({ ts, quantity: 'gas', value: 3.25 }),
+      ])
+      expect(gateway.outbox.peek(10_000).some((r) => r.body.includes(`"ts":${ts}`) && r.body.includes('3.25'))).toBe(true)
+    })
+
+    it('mosquitto_pub with a wrong password is refused', async () => {
+      await expect(
+        run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(port), '-q', '1', '-u', 'gas-002', '-P', 'wrong', '-t', 'dev/gas-002/reading', '-m', '{}']),
+      ).rejects.toMatchObject({ code: expect.any(Number) })
+    })
+
+    it('mosquitto_sub on its own command topic receives the nack for a bad message', async () => {
+      if (!hasBinary('mosquitto_sub')) throw new Error('mosquitto_sub missing')
+      const sub = run('mosquitto_sub', [
+        '-h', '127.0.0.1', '-p', String(port), '-q', '1', '-C', '1', '-W', '10',
+        '-i', 'mosq-sub-phone', '-u', 'phone-001', '-P', demoDevicePassword('phone-001'), '-t', 'cmd/phone-001/#',
+      ])
+      // Wait until the subscription is in place before provoking the nack.
+      await nextEvent<unknown>((listener) => {
+        gateway.mqtt.broker!.aedes.on('subscribe', listener)
+        return () => gateway.mqtt.broker!.aedes.off('subscribe', listener)
+      }, (subs) => (subs as { topic: string }[]).some((s) => s.topic === 'cmd/phone-001/#'))
+      const c = await connect(port, 'phone-001')
+      await c.publishAsync('dev/phone-001/scan', 'not json', { qos: 1 })
+      const { stdout } = await sub
+      expect(JSON.parse(stdout)).toMatchObject({ code: 'GW_PAYLOAD_NOT_JSON', topic: 'dev/phone-001/scan' })
+    })
+  })
+})
