@@ -21,10 +21,11 @@ const BAD_USERNAME_OR_PASSWORD = 4
 const NOT_AUTHORIZED = 5
 
 /**
- * Called for every authorised publish before the broker acknowledges it. Resolve to acknowledge;
- * reject to refuse (the client is disconnected without a PUBACK and will resend).
+ * Called for every authorised publish before the broker acknowledges it. Call back with no error
+ * to acknowledge; with an error to refuse (the client is disconnected without a PUBACK and will
+ * resend). A callback, not a promise: it runs once per message.
  */
-export type IngestHook = (identity: Identity, packet: PublishPacket, client: Client | null) => Promise<void>
+export type IngestHook = (identity: Identity, packet: PublishPacket, client: Client | null, done: (err: Error | null) => void) => void
 
 export interface BrokerOptions {
   registry: DeviceRegistry
@@ -116,10 +117,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         return done(new Error('publish not authorized'))
       }
       if (!options.ingest) return done(null)
-      options.ingest(identity, packet, client).then(
-        () => done(null),
-        (err: unknown) => done(err as Error),
-      )
+      options.ingest(identity, packet, client, done)
     },
     authorizeSubscribe(client, subscription, done) {
       const identity = identities.get(client)

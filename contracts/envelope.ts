@@ -17,7 +17,7 @@ export const Ident = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za
 /** Unix epoch milliseconds, from 2000-01-01 to 2100-01-01: anything outside is a broken clock. */
 export const EpochMs = Type.Integer({ minimum: 946_684_800_000, maximum: 4_102_444_800_000 })
 
-export const EnvelopeKinds = ['reading', 'scan', 'camera', 'report', 'status', 'alert'] as const
+export const EnvelopeKinds = ['reading', 'scan', 'camera', 'report', 'status', 'alert', 'gap'] as const
 export type EnvelopeKind = (typeof EnvelopeKinds)[number]
 
 export const Severities = ['critical', 'major', 'minor'] as const
@@ -103,6 +103,24 @@ export const AlertPayload = Type.Object(
   { additionalProperties: false },
 )
 
+/**
+ * A data-gap record: the gateway had to drop data it had accepted (its disk quota was reached, or
+ * the data outlived its class's TTL while the center was unreachable). One record per device and
+ * eviction, so the center can see exactly what is missing. Its `ts` is the time of the eviction.
+ */
+export const GapPayload = Type.Object(
+  {
+    class: Type.Enum(['telemetry', 'aggregate', 'event']),
+    reason: Type.Enum(['quota', 'ttl']),
+    /** Source times of the first and last dropped envelope. */
+    from: EpochMs,
+    to: EpochMs,
+    count: Type.Integer({ minimum: 1 }),
+    kinds: Type.Array(Ident, { minItems: 1, maxItems: 8 }),
+  },
+  { additionalProperties: false },
+)
+
 export const payloadSchemas = {
   reading: ReadingPayload,
   scan: ScanPayload,
@@ -110,6 +128,7 @@ export const payloadSchemas = {
   report: ReportPayload,
   status: StatusPayload,
   alert: AlertPayload,
+  gap: GapPayload,
 } as const
 
 export type ReadingPayload = Static<typeof ReadingPayload>
@@ -118,6 +137,7 @@ export type CameraPayload = Static<typeof CameraPayload>
 export type ReportPayload = Static<typeof ReportPayload>
 export type StatusPayload = Static<typeof StatusPayload>
 export type AlertPayload = Static<typeof AlertPayload>
+export type GapPayload = Static<typeof GapPayload>
 
 /**
  * The envelope without its payload's shape: what Fastify validates for every element of an
@@ -150,6 +170,7 @@ export type CameraEnvelope = EnvelopeOf<'camera', CameraPayload>
 export type ReportEnvelope = EnvelopeOf<'report', ReportPayload>
 export type StatusEnvelope = EnvelopeOf<'status', StatusPayload>
 export type AlertEnvelope = EnvelopeOf<'alert', AlertPayload>
+export type GapEnvelope = EnvelopeOf<'gap', GapPayload>
 export type Envelope =
   | ReadingEnvelope
   | ScanEnvelope
@@ -157,6 +178,7 @@ export type Envelope =
   | ReportEnvelope
   | StatusEnvelope
   | AlertEnvelope
+  | GapEnvelope
 
 /** An envelope before the outbox has given it a sequence number. */
 export type EnvelopeDraft = Envelope extends infer E ? (E extends Envelope ? Omit<E, 'id' | 'seq'> : never) : never

@@ -10,12 +10,17 @@ import { EmbeddedBrokerInput } from './inputs/mqtt/embedded-broker.ts'
 import type { Input } from './inputs/input.ts'
 import { createGatewayMetrics, withProcessMetrics, type GatewayMetrics } from './metrics.ts'
 import { Normalizer } from './normalize/normalize.ts'
-import { Outbox, Priority, priorityNames } from './outbox/outbox.ts'
+import { Evictor } from './outbox/eviction.ts'
+import { Outbox, priorityNames } from './outbox/outbox.ts'
 import { Pipeline } from './pipeline.ts'
 import { RuleEngine } from './rules/engine.ts'
 import { Forwarder } from './uplink/forwarder.ts'
 
 export const GATEWAY_VERSION = '0.1.0'
+
+const HOUR = 3_600_000
+/** How often the quota and the TTLs are checked; also right after large commits. */
+const HOUSEKEEPING_MS = 1000
 
 export interface GatewayOptions {
   logger: Logger
@@ -26,11 +31,13 @@ export interface GatewayOptions {
 export class Gateway {
   readonly metrics: GatewayMetrics
   readonly outbox: Outbox
+  readonly evictor: Evictor
   readonly pipeline: Pipeline
   readonly forwarder: Forwarder
   readonly mqtt: EmbeddedBrokerInput
   private readonly inputs: Input[]
   private http: FastifyInstance | undefined
+  private housekeeping: NodeJS.Timeout | undefined
   private stopping = false
 
   private constructor(
@@ -45,17 +52,32 @@ export class Gateway {
       path: join(resolve(config.gateway.dataDir), 'outbox.db'),
       gatewayId: config.gateway.id,
       logger: log.child({ component: 'outbox' }),
+      maxBatchRows: config.outbox.maxBatchRows,
       onCommit: (envelopes, elapsedMs) => {
         this.metrics.commitSeconds.observe(elapsedMs / 1000)
         this.metrics.commitRows.observe(envelopes.length)
-        let urgent = false
-        for (const e of envelopes) {
-          this.metrics.committed.inc({ kind: e.kind })
-          if (e.kind === 'alert') urgent = true
-        }
-        this.forwarder.wake(urgent)
+        // Tally per kind first: one labelled inc() per kind per commit, not per envelope.
+        const byKind = new Map<string, number>()
+        for (const e of envelopes) byKind.set(e.kind, (byKind.get(e.kind) ?? 0) + 1)
+        for (const [kind, n] of byKind) this.metrics.committed.inc({ kind }, n)
+        this.forwarder.wake(byKind.has('alert'))
       },
     })
+    const { quotaMb, ttlHours } = config.outbox
+    this.evictor = new Evictor(
+      this.outbox,
+      {
+        quotaBytes: quotaMb * 1024 * 1024,
+        lowWater: 0.9,
+        ttlMs: { event: ttlHours.event * HOUR, aggregate: ttlHours.aggregate * HOUR, telemetry: ttlHours.telemetry * HOUR },
+      },
+      config.office.id,
+      log.child({ component: 'outbox' }),
+      (e) => {
+        this.metrics.evicted.inc({ class: e.class, reason: e.reason }, e.rows)
+        this.forwarder.wake(false)
+      },
+    )
     const rules = RuleEngine.forOffice(config, (draft) => this.outbox.stamp(draft))
     rules.restore(this.outbox.loadState())
     this.pipeline = new Pipeline({
@@ -67,11 +89,8 @@ export class Gateway {
     })
     this.forwarder = new Forwarder({
       outbox: this.outbox,
-      url: config.uplink.url,
+      ...config.uplink,
       token: config.uplink.token,
-      batchMax: config.uplink.batchMax,
-      lingerMs: config.uplink.lingerMs,
-      timeoutMs: config.uplink.timeoutMs,
       metrics: this.metrics,
       logger: log.child({ component: 'uplink' }),
     })
@@ -84,6 +103,8 @@ export class Gateway {
     if (!config.uplink.token) {
       gw.log.warn({ code: 'GW_UPLINK_REFUSED' }, 'no uplink token configured (GRIDWATCH_UPLINK_TOKEN); the cloud will refuse ingest')
     }
+    gw.housekeep()
+    gw.housekeeping = setInterval(() => gw.housekeep(), HOUSEKEEPING_MS)
     gw.forwarder.start()
     for (const input of gw.inputs) await input.start()
     if (config.http) gw.http = await gw.startHttp(config.http)
@@ -107,6 +128,7 @@ export class Gateway {
   async stop(drainMs = 0): Promise<void> {
     if (this.stopping) return
     this.stopping = true
+    clearInterval(this.housekeeping)
     for (const input of this.inputs) await input.stop()
     this.outbox.flush()
     if (drainMs > 0) await this.drain(drainMs)
@@ -117,35 +139,47 @@ export class Gateway {
     this.log.info({ keptForNextStart: left }, 'gateway stopped')
   }
 
+  /** Quota and TTL enforcement. Cheap when nothing is due: two pragmas and an indexed range scan. */
+  housekeep(): void {
+    try {
+      this.evictor.enforceQuota()
+      this.evictor.expire()
+    } catch (err) {
+      this.log.error({ err, code: 'GW_OUTBOX_EVICTION_FAILED' }, 'outbox housekeeping failed')
+    }
+  }
+
   private async drain(ms: number): Promise<void> {
     const deadline = Date.now() + ms
-    this.forwarder.wake(true)
+    this.forwarder.drainNow()
     while (this.outbox.pendingCount() > 0 && Date.now() < deadline && this.forwarder.status().consecutiveFailures === 0) {
       await new Promise((r) => setTimeout(r, 20))
-      this.forwarder.wake(true)
     }
   }
 
   private collectOutboxGauges(): void {
     const stats = this.outbox.stats()
-    for (const name of priorityNames) this.metrics.pending.set({ class: name }, stats.pending[name])
-    this.metrics.oldestPending.set(stats.oldestPendingMs === null ? 0 : stats.oldestPendingMs / 1000)
+    for (const name of priorityNames) {
+      this.metrics.pending.set({ class: name }, stats.pending[name])
+      const age = stats.oldestPendingMs[name]
+      this.metrics.oldestPending.set({ class: name }, age === null ? 0 : age / 1000)
+    }
+    this.metrics.sizeBytes.set({ kind: 'used' }, stats.usedBytes)
+    this.metrics.sizeBytes.set({ kind: 'file' }, stats.fileBytes)
   }
 
   private async startHttp(listen: { host: string; port: number }): Promise<FastifyInstance> {
     const app = Fastify({ logger: false })
-    app.get('/healthz', async () => {
-      const stats = this.outbox.stats()
-      return {
-        status: 'ok',
-        version: GATEWAY_VERSION,
-        gateway: this.config.gateway.id,
-        office: this.config.office.id,
-        inputs: Object.fromEntries(this.inputs.map((i) => [i.name, i.health()])),
-        uplink: this.forwarder.status(),
-        outbox: { ...stats, urgentPending: stats.pending[priorityNames[Priority.alert]] },
-      }
-    })
+    app.get('/healthz', async () => ({
+      status: 'ok',
+      version: GATEWAY_VERSION,
+      gateway: this.config.gateway.id,
+      office: this.config.office.id,
+      inputs: Object.fromEntries(this.inputs.map((i) => [i.name, i.health()])),
+      uplink: this.forwarder.status(),
+      outbox: { ...this.outbox.stats(), quotaBytes: this.config.outbox.quotaMb * 1024 * 1024, deadLetters: this.outbox.deadLetterCount() },
+      memoryMb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
+    }))
     app.get('/readyz', async (_req, reply) => {
       const down = this.inputs.filter((i) => !i.health().ok).map((i) => i.name)
       if (this.stopping || down.length > 0) return reply.code(503).send({ ready: false, down, stopping: this.stopping })

@@ -54,7 +54,8 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
     }),
     oldestPending: new Gauge({
       name: 'gateway_outbox_oldest_pending_seconds',
-      help: 'Age of the oldest envelope waiting in the outbox',
+      help: 'Age of the oldest envelope waiting in the outbox, by priority class',
+      labelNames: ['class'],
       registers,
     }),
     alerts: new Counter({
@@ -77,14 +78,32 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
     }),
     uplinkRequests: new Counter({
       name: 'gateway_uplink_requests_total',
-      help: 'Ingest requests to the cloud, by outcome',
-      labelNames: ['outcome'],
+      help: 'Ingest requests to the cloud, by lane (urgent, bulk) and outcome',
+      labelNames: ['lane', 'outcome'],
       registers,
     }),
     uplinkSeconds: new Histogram({
       name: 'gateway_uplink_request_seconds',
-      help: 'Duration of one ingest request',
+      help: 'Duration of one ingest request, by lane',
+      labelNames: ['lane'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    uplinkCircuit: new Gauge({
+      name: 'gateway_uplink_circuit_state',
+      help: 'Uplink circuit breaker: 0 closed, 1 open, 2 half-open',
+      registers,
+    }),
+    evicted: new Counter({
+      name: 'gateway_outbox_rows_evicted_total',
+      help: 'Rows dropped to stay within the disk quota or a TTL, by class and reason (each leaves gap records)',
+      labelNames: ['class', 'reason'],
+      registers,
+    }),
+    sizeBytes: new Gauge({
+      name: 'gateway_outbox_size_bytes',
+      help: 'Outbox size: used (live pages, what the quota limits) and file (database and WAL on disk)',
+      labelNames: ['kind'],
       registers,
     }),
     uplinkUp: new Gauge({

@@ -38,12 +38,24 @@ const SeriesQuery = Type.Object(
   { additionalProperties: false },
 )
 
+const GapsQuery = Type.Object(
+  {
+    office: Type.Optional(Ident),
+    device: Type.Optional(Ident),
+    from: Type.Optional(QueryTime),
+    to: Type.Optional(QueryTime),
+    limit: Type.Optional(Limit),
+  },
+  { additionalProperties: false },
+)
+
 const DAY = 86_400_000
 /** How many alert events one list request folds at most. */
 const MAX_ALERT_EVENTS = 100_000
 
 export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
+  gapRoutes(app, deps)
 
   api.get('/v1/alerts', { onRequest: deps.auth.requireReader, schema: { querystring: AlertsQuery } }, async (req) => {
     const q = req.query
@@ -73,6 +85,34 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
       points: points.map((p) => ({ time: new Date(p.ts).toISOString(), quantity: p.quantity, value: p.value, unit: p.unit, id: p.id })),
     }
   })
+}
+
+/**
+ * GET /v1/gaps: what gateways had to drop (disk quota reached or TTL passed during a long outage),
+ * per device, so nobody mistakes missing data for quiet sensors.
+ */
+function gapRoutes(app: FastifyInstance, deps: AppDeps): void {
+  app.withTypeProvider<TypeBoxTypeProvider>().get(
+    '/v1/gaps',
+    { onRequest: deps.auth.requireReader, schema: { querystring: GapsQuery } },
+    async (req) => {
+      const q = req.query
+      const { from, to } = timeWindow(q.from, q.to, 7 * DAY)
+      const limit = boundedLimit(q.limit, 1000, 10_000)
+      const gaps = await deps.store.gaps({ ...(q.office ? { office: q.office } : {}), from, to, limit })
+      const selected = q.device ? gaps.filter((g) => g.device === q.device) : gaps
+      return {
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        gaps: selected.map((g) => ({
+          ...g,
+          recordedAt: new Date(g.ts).toISOString(),
+          from: new Date(g.from).toISOString(),
+          to: new Date(g.to).toISOString(),
+        })),
+      }
+    },
+  )
 }
 
 function timeWindow(fromText: string | undefined, toText: string | undefined, defaultSpan: number) {

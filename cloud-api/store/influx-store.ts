@@ -12,6 +12,7 @@
  *   device_status  tags office, gateway, device, state                  fields reason, id
  *   alert_event    tags office, gateway, enterprise, device, type, severity, state
  *                  fields alert_id, message, cause, quantity, value, unit, threshold, peak, id
+ *   data_gap       tags office, gateway, device, class, reason            fields from_ms, to_ms, count, kinds, id
  *
  * Idempotence: InfluxDB identifies a point by measurement, tag set and timestamp, and a second
  * write of the same point overwrites it. Every tag comes from the envelope, and the timestamp is
@@ -22,7 +23,7 @@
 import { InfluxDB, escape, type INanoDate, type IPoint } from 'influx'
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
-import { StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type ReadingPoint, type SeriesQuery } from './store.ts'
+import { StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
 
 export interface InfluxStoreOptions {
   /** e.g. http://127.0.0.1:8086 (credentials may be in the URL: http://user:pass@host:8086) */
@@ -38,6 +39,7 @@ export const Measurements = {
   report: 'report',
   status: 'device_status',
   alert: 'alert_event',
+  gap: 'data_gap',
 } as const
 
 /** The point timestamp in ns: source ms, then the sequence's low six digits. */
@@ -103,6 +105,29 @@ export class InfluxStore implements EventStore {
       ),
     )
     return rows.map(alertRowFrom)
+  }
+
+  async gaps(q: GapQuery): Promise<GapRow[]> {
+    let where = timeRange(q.from, q.to)
+    if (q.office !== undefined) where = `"office" = ${escape.stringLit(q.office)} AND ${where}`
+    const rows = await this.guard('query', () =>
+      this.influx.query<Record<string, unknown> & { time: INanoDate }>(
+        `SELECT * FROM "${Measurements.gap}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
+      ),
+    )
+    return rows.map((r) => ({
+      id: r.id as string,
+      ts: sourceMs(r.time.getNanoTime()),
+      office: r.office as string,
+      gateway: r.gateway as string,
+      device: r.device as string,
+      class: r.class as GapRow['class'],
+      reason: r.reason as GapRow['reason'],
+      from: r.from_ms as number,
+      to: r.to_ms as number,
+      count: r.count as number,
+      kinds: (r.kinds as string).split(','),
+    }))
   }
 
   async ping(): Promise<void> {
@@ -203,6 +228,15 @@ export function toPoint(e: Envelope): IPoint {
           peak: p.peak,
           id: e.id,
         }),
+        timestamp,
+      }
+    }
+    case 'gap': {
+      const p = e.payload
+      return {
+        measurement: Measurements.gap,
+        tags: tags({ ...frame, class: p.class, reason: p.reason }),
+        fields: fields({ from_ms: p.from, to_ms: p.to, count: p.count, kinds: p.kinds.join(','), id: e.id }),
         timestamp,
       }
     }

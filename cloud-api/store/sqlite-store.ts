@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
-import { alertEventRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type ReadingPoint, type SeriesQuery } from './store.ts'
+import { alertEventRow, gapRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
 
 export class SqliteStore implements EventStore {
   readonly kind = 'sqlite'
@@ -50,6 +50,13 @@ export class SqliteStore implements EventStore {
       ) STRICT;
       CREATE INDEX IF NOT EXISTS alert_events_by_time ON alert_events (ts);
       CREATE INDEX IF NOT EXISTS alert_events_by_office ON alert_events (office, ts);
+      CREATE TABLE IF NOT EXISTS gaps (
+        id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        office TEXT NOT NULL,
+        row TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps (ts);
     `)
     this.db = db
     this.stmt = this.prepare(db)
@@ -60,6 +67,7 @@ export class SqliteStore implements EventStore {
       envelope: db.prepare('INSERT OR IGNORE INTO envelopes (id, kind, office, device, ts, body) VALUES (?, ?, ?, ?, ?, ?)'),
       reading: db.prepare('INSERT INTO readings (device, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?)'),
       alertEvent: db.prepare('INSERT OR IGNORE INTO alert_events (id, ts, office, row) VALUES (?, ?, ?, ?)'),
+      gap: db.prepare('INSERT OR IGNORE INTO gaps (id, ts, office, row) VALUES (?, ?, ?, ?)'),
     }
   }
 
@@ -81,6 +89,8 @@ export class SqliteStore implements EventStore {
             stmt.reading.run(e.device, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id)
           } else if (e.kind === 'alert') {
             stmt.alertEvent.run(e.id, e.ts, e.office, JSON.stringify(alertEventRow(e)))
+          } else if (e.kind === 'gap') {
+            stmt.gap.run(e.id, e.ts, e.office, JSON.stringify(gapRow(e)))
           }
         }
       })()
@@ -116,6 +126,19 @@ export class SqliteStore implements EventStore {
     sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
     args.push(q.limit)
     return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as AlertEventRow)
+  }
+
+  async gaps(q: GapQuery): Promise<GapRow[]> {
+    const { db } = this.ready
+    const args: (string | number)[] = [q.from, q.to]
+    let sql = 'SELECT row FROM gaps WHERE ts >= ? AND ts <= ?'
+    if (q.office !== undefined) {
+      sql += ' AND office = ?'
+      args.push(q.office)
+    }
+    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
+    args.push(q.limit)
+    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as GapRow)
   }
 
   async ping(): Promise<void> {

@@ -44,6 +44,29 @@ export interface AlertEventRow {
   peak?: number
 }
 
+/** A data-gap record as stored: what a gateway had to drop, for which device, and why. */
+export interface GapRow {
+  id: string
+  ts: number
+  office: string
+  gateway: string
+  device: string
+  class: 'telemetry' | 'aggregate' | 'event'
+  reason: 'quota' | 'ttl'
+  from: number
+  to: number
+  count: number
+  kinds: string[]
+}
+
+export interface GapQuery {
+  office?: string
+  /** Bounds on the time the gap was recorded (its `ts`), inclusive, epoch ms. */
+  from: number
+  to: number
+  limit: number
+}
+
 export interface AlertEventQuery {
   office?: string
   from: number
@@ -71,6 +94,8 @@ export interface EventStore {
   readings(query: SeriesQuery): Promise<ReadingPoint[]>
   /** Alert events in [from, to], oldest first. */
   alertEvents(query: AlertEventQuery): Promise<AlertEventRow[]>
+  /** Data-gap records in [from, to], oldest first. */
+  gaps(query: GapQuery): Promise<GapRow[]>
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -96,5 +121,22 @@ export function alertEventRow(e: Envelope & { kind: 'alert' }): AlertEventRow {
     ...(unit !== undefined && unit !== '' ? { unit } : {}),
     ...(threshold !== undefined ? { threshold } : {}),
     ...(peak !== undefined ? { peak } : {}),
+  }
+}
+
+export function gapRow(e: Envelope & { kind: 'gap' }): GapRow {
+  const p = e.payload
+  return {
+    id: e.id,
+    ts: e.ts,
+    office: e.office,
+    gateway: e.gateway,
+    device: e.device,
+    class: p.class,
+    reason: p.reason,
+    from: p.from,
+    to: p.to,
+    count: p.count,
+    kinds: p.kinds,
   }
 }

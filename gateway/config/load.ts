@@ -15,7 +15,17 @@ export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', impo
 export const defaults = {
   broker: { tcp: { host: '0.0.0.0', port: 1883 }, allowAnonymous: false },
   http: { host: '127.0.0.1', port: 8081 },
-  uplink: { batchMax: 500, lingerMs: 200, timeoutMs: 10_000 },
+  uplink: {
+    batchMax: 500,
+    lingerMs: 200,
+    timeoutMs: 10_000,
+    maxEnvelopesPerSecond: 20_000,
+    maxBackoffMs: 4000,
+    breakerFailures: 5,
+    breakerHalfOpenMs: 4000,
+  },
+  // 1 GiB holds ~3 million readings: days of a busy office's telemetry through an outage.
+  outbox: { quotaMb: 1024, ttlHours: { event: 90 * 24, aggregate: 30 * 24, telemetry: 7 * 24 }, maxBatchRows: 500 },
   enterprises: [],
   devices: [],
   checkpoints: [],

@@ -78,6 +78,26 @@ export const GatewayConfigSchema = Type.Object(
         /** How long telemetry may wait to fill a batch. Alerts never wait. */
         lingerMs: Type.Integer({ minimum: 0, maximum: 60_000 }),
         timeoutMs: Type.Integer({ minimum: 100, maximum: 120_000 }),
+        /** Pace of a backlog replay, so a returning center is not flooded. Alerts are never paced. */
+        maxEnvelopesPerSecond: Type.Integer({ minimum: 1 }),
+        /** Cap on retry delays: the first retry after the center recovers comes within this. */
+        maxBackoffMs: Type.Integer({ minimum: 100, maximum: 300_000 }),
+        breakerFailures: Type.Integer({ minimum: 1 }),
+        breakerHalfOpenMs: Type.Integer({ minimum: 100, maximum: 300_000 }),
+      },
+      { additionalProperties: false },
+    ),
+    outbox: Type.Object(
+      {
+        /** Disk quota for buffered data. Telemetry is evicted first, alerts never (docs/durability.md). */
+        quotaMb: Type.Number({ minimum: 0 }),
+        /** Maximum age per class while undelivered, in hours; 0 keeps forever. Alerts never expire. */
+        ttlHours: Type.Object(
+          { event: Type.Number({ minimum: 0 }), aggregate: Type.Number({ minimum: 0 }), telemetry: Type.Number({ minimum: 0 }) },
+          { additionalProperties: false },
+        ),
+        /** Rows per group commit at most. */
+        maxBatchRows: Type.Integer({ minimum: 1, maximum: 10_000 }),
       },
       { additionalProperties: false },
     ),

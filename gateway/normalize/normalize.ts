@@ -60,23 +60,19 @@ export class Normalizer {
     }
 
     const { ts, timeReplaced } = settleTime((message as { ts?: number | string }).ts, receivedAt)
-    const frame = {
-      gateway: this.config.gateway.id,
-      office: this.config.office.id,
-      device: deviceId,
-      ...(device.enterprise !== undefined ? { enterprise: device.enterprise } : {}),
-      ts,
-    }
-    const draft = this.payload(kind, message, frame)
+    const draft = this.draft(kind, message, deviceId, ts)
+    if (device.enterprise !== undefined) draft.enterprise = device.enterprise
     return timeReplaced ? { ok: true, draft, timeReplaced } : { ok: true, draft }
   }
 
-  private payload(kind: DeviceKind, message: unknown, frame: Omit<EnvelopeDraft, 'kind' | 'payload'>): EnvelopeDraft {
+  private draft(kind: DeviceKind, message: unknown, device: string, ts: number): EnvelopeDraft {
+    // Built literally per kind (not by spreading a shared frame): this runs for every message.
+    const frame = { gateway: this.config.gateway.id, office: this.config.office.id, device, ts }
     switch (kind) {
       case 'reading': {
         const m = message as DeviceReading
         const unit = m.unit ?? this.config.thresholds[m.quantity]?.unit ?? ''
-        return { ...frame, kind, payload: { quantity: m.quantity, value: m.value, unit } }
+        return { gateway: frame.gateway, office: frame.office, device, ts, kind, payload: { quantity: m.quantity, value: m.value, unit } }
       }
       case 'scan': {
         const m = message as DeviceScan

@@ -4,20 +4,19 @@
  *
  * Is:
  * - SQLite in WAL mode with `synchronous=FULL`: a commit has reached the disk (fsync of the WAL)
- *   before `append()` resolves, so it survives a process kill and a power cut.
- * - Group commit: appends arriving in the same event-loop turn share one transaction, so an fsync
- *   is paid per batch, not per message.
+ *   before `append()` calls back, so it survives a process kill and a power cut.
+ * - Group commit: appends arriving in the same event-loop turn share one transaction (at most
+ *   `maxBatchRows`), so an fsync is paid per batch, not per message, and nobody waits on a timer.
  * - A monotonic sequence: `seq` is the envelope's sequence and row key. The highest sequence ever
- *   committed is kept in `meta`, so deleting forwarded rows never lets a number be reused.
- * - Rule state (active alarms) is written in the same transaction as the alerts it caused, so after
- *   a crash the gateway neither re-raises an alarm nor forgets one.
+ *   committed is kept in `meta`, so deleting forwarded or evicted rows never lets a number return.
+ * - Rule state (open alarms) is written in the same transaction as the alerts it caused.
+ * - Bounded: a disk quota and per-class TTLs evict the least valuable rows first and leave gap
+ *   records behind (see eviction.ts).
  *
- * Is not:
- * - Protection against the disk itself failing: there is one copy.
- * - Bounded yet: the disk quota and class-aware eviction are tracked in the store-and-forward issue.
+ * Is not: protection against the disk itself failing. There is one copy.
  */
 import Database from 'better-sqlite3'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { envelopeId, type Envelope, type EnvelopeDraft, type EnvelopeKind } from '../../contracts/envelope.ts'
 import { silentLogger, type Logger } from '../../common/logger.ts'
@@ -47,10 +46,16 @@ export interface StateWrite {
   value: string | null
 }
 
+export type CommitCallback = (err: Error | null) => void
+
 export interface OutboxStats {
   pending: Record<PriorityClass, number>
-  oldestPendingMs: number | null
+  oldestPendingMs: Record<PriorityClass, number | null>
   lastSeq: number
+  /** Bytes in pages that hold data (what the quota limits). */
+  usedBytes: number
+  /** Bytes of the database file and its WAL on disk. */
+  fileBytes: number
 }
 
 export interface OutboxOptions {
@@ -65,15 +70,17 @@ export interface OutboxOptions {
 
 interface PendingAppend {
   envelopes: Envelope[]
-  state: StateWrite[]
-  resolve: () => void
-  reject: (err: Error) => void
+  state: readonly StateWrite[]
+  done: CommitCallback
 }
+
+const NO_STATE: readonly StateWrite[] = Object.freeze([])
 
 export class Outbox {
   readonly path: string
-  private readonly db: Database.Database
-  private readonly gatewayId: string
+  readonly gatewayId: string
+  /** @internal for eviction.ts, which shares the connection and its transactions. */
+  readonly db: Database.Database
   private readonly log: Logger
   private readonly maxBatchRows: number
   private readonly onCommit: OutboxOptions['onCommit']
@@ -83,6 +90,8 @@ export class Outbox {
   private pendingRows = 0
   private flushScheduled = false
   private closed = false
+  /** Rows handed to the uplink and not yet answered: eviction leaves them alone. */
+  private readonly leased = new Set<number>()
   private readonly stmt: ReturnType<Outbox['prepare']>
 
   constructor(options: OutboxOptions) {
@@ -93,6 +102,9 @@ export class Outbox {
     this.onCommit = options.onCommit
     mkdirSync(dirname(options.path), { recursive: true })
     this.db = new Database(options.path)
+    // INCREMENTAL before the first table exists: lets eviction hand freed pages back to the OS
+    // (PRAGMA incremental_vacuum), so the file on disk shrinks with the data.
+    this.db.pragma('auto_vacuum = INCREMENTAL')
     this.db.pragma('journal_mode = WAL')
     // FULL: the WAL is fsynced at every commit. NORMAL would be durable against a process crash but
     // could lose the last commits on power loss, and we acknowledge devices after commit.
@@ -139,38 +151,54 @@ export class Outbox {
       ),
       getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
+      // Never lowers the high-water mark, whichever writer (commit or eviction) gets there first.
+      bumpLastSeq: this.db.prepare(
+        "INSERT INTO meta (key, value) VALUES ('last_seq', ?) ON CONFLICT(key) DO UPDATE SET value = CAST(max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+      ),
       putState: this.db.prepare('INSERT INTO rule_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       deleteState: this.db.prepare('DELETE FROM rule_state WHERE key = ?'),
-      peek: this.db.prepare('SELECT seq, id, priority, body FROM outbox ORDER BY priority, seq LIMIT ?'),
+      peek: this.db.prepare('SELECT seq, id, priority, body FROM outbox WHERE priority BETWEEN ? AND ? ORDER BY priority, seq LIMIT ?'),
       delete: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
       toDeadLetter: this.db.prepare(
         'INSERT OR REPLACE INTO dead_letter (seq, body, reason, at) SELECT seq, body, ?, ? FROM outbox WHERE seq = ?',
       ),
+      count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
+      byClass: this.db.prepare('SELECT priority, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY priority'),
+      pages: this.db.prepare('SELECT page_count * page_size AS total, freelist_count * page_size AS free FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()'),
     }
   }
 
-  /** Gives a draft its sequence and id. Numbers are handed out in call order. */
+  /**
+   * Gives a draft its sequence and id, in place (the draft becomes the envelope; no copy on the
+   * hot path). Numbers are handed out in call order.
+   */
   stamp<D extends EnvelopeDraft>(draft: D): D & { id: string; seq: number } {
     const seq = ++this.lastReserved
-    return { ...draft, id: envelopeId(this.gatewayId, seq), seq }
+    return Object.assign(draft, { id: envelopeId(this.gatewayId, seq), seq })
   }
 
   /**
-   * Commits envelopes (already stamped, in stamp order) and rule-state changes together.
-   * Resolves once they are on disk.
+   * Commits envelopes (already stamped, in stamp order) and rule-state changes together, then
+   * calls `done` once they are on disk. Callback style because it runs once per device message:
+   * a promise and its closures per message cost more than everything else here.
    */
-  append(envelopes: Envelope[], state: StateWrite[] = []): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('outbox is closed'))
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ envelopes, state, resolve, reject })
-      this.pendingRows += envelopes.length
-      if (this.pendingRows >= this.maxBatchRows) {
-        this.flush()
-      } else if (!this.flushScheduled) {
-        this.flushScheduled = true
-        setImmediate(() => this.flush())
-      }
-    })
+  appendCb(envelopes: Envelope[], state: readonly StateWrite[], done: CommitCallback): void {
+    if (this.closed) {
+      done(new Error('outbox is closed'))
+      return
+    }
+    this.pending.push({ envelopes, state, done })
+    this.pendingRows += envelopes.length
+    if (this.pendingRows >= this.maxBatchRows) {
+      this.flush()
+    } else if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
+  }
+
+  append(envelopes: Envelope[], state: readonly StateWrite[] = NO_STATE): Promise<void> {
+    return new Promise((resolve, reject) => this.appendCb(envelopes, state, (err) => (err ? reject(err) : resolve())))
   }
 
   /** Commits whatever is pending now. Normally called by the scheduler; exposed for shutdown. */
@@ -182,13 +210,14 @@ export class Outbox {
     this.pendingRows = 0
     const started = performance.now()
     const committed: Envelope[] = []
+    let maxSeq = this.lastCommitted
     try {
       const now = Date.now()
-      let maxSeq = this.lastCommitted
+      const insert = this.stmt.insert
       this.db.transaction(() => {
         for (const item of batch) {
           for (const e of item.envelopes) {
-            this.stmt.insert.run(e.seq, e.id, priorityOf(e.kind), e.kind, e.device, e.ts, now, JSON.stringify(e))
+            insert.run(e.seq, e.id, priorityOf(e.kind), e.kind, e.device, e.ts, now, JSON.stringify(e))
             if (e.seq > maxSeq) maxSeq = e.seq
             committed.push(e)
           }
@@ -197,29 +226,65 @@ export class Outbox {
             else this.stmt.putState.run(w.key, w.value)
           }
         }
-        this.stmt.setMeta.run('last_seq', String(maxSeq))
+        this.stmt.bumpLastSeq.run(String(maxSeq))
       })()
-      this.lastCommitted = maxSeq
+      this.lastCommitted = Math.max(this.lastCommitted, maxSeq)
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_COMMIT_FAILED', rows: committed.length }, 'outbox commit failed')
-      for (const item of batch) item.reject(err as Error)
+      for (const item of batch) item.done(err as Error)
       return
     }
-    for (const item of batch) item.resolve()
+    for (const item of batch) item.done(null)
     this.onCommit?.(committed, performance.now() - started)
   }
 
-  /** The next rows to forward, most urgent class first, oldest first within a class. */
-  peek(limit: number): OutboxRow[] {
-    return this.stmt.peek.all(limit) as OutboxRow[]
+  /**
+   * Inserts an already-stamped envelope as a row, inside the caller's transaction (eviction's gap
+   * records). Keeps the sequence high-water mark in step.
+   */
+  insertInTransaction(e: Envelope, priority: number, now: number): void {
+    this.stmt.insert.run(e.seq, e.id, priority, e.kind, e.device, e.ts, now, JSON.stringify(e))
+    this.stmt.bumpLastSeq.run(String(e.seq))
+    this.lastCommitted = Math.max(this.lastCommitted, e.seq)
   }
 
-  /** Deletes rows the cloud has acknowledged. */
+  /**
+   * The next rows to forward within a range of classes, most urgent first, oldest first within a
+   * class, skipping rows already leased to a request in flight. The rows returned are leased.
+   */
+  lease(limit: number, minPriority: number = Priority.alert, maxPriority: number = Priority.telemetry): OutboxRow[] {
+    const rows = this.stmt.peek.all(minPriority, maxPriority, limit + this.leased.size) as OutboxRow[]
+    const out: OutboxRow[] = []
+    for (const r of rows) {
+      if (this.leased.has(r.seq)) continue
+      this.leased.add(r.seq)
+      out.push(r)
+      if (out.length === limit) break
+    }
+    return out
+  }
+
+  /** Gives leased rows back without deleting them (the request failed; they go again). */
+  release(seqs: readonly number[]): void {
+    for (const seq of seqs) this.leased.delete(seq)
+  }
+
+  isLeased(seq: number): boolean {
+    return this.leased.has(seq)
+  }
+
+  /** The next rows, without leasing them (inspection and tests). */
+  peek(limit: number): OutboxRow[] {
+    return this.stmt.peek.all(Priority.alert, Priority.telemetry, limit) as OutboxRow[]
+  }
+
+  /** Deletes rows the cloud has acknowledged, and ends their lease. */
   ack(seqs: readonly number[]): void {
     if (seqs.length === 0) return
     this.db.transaction(() => {
       for (const seq of seqs) this.stmt.delete.run(seq)
     })()
+    for (const seq of seqs) this.leased.delete(seq)
   }
 
   /**
@@ -231,6 +296,7 @@ export class Outbox {
       this.stmt.toDeadLetter.run(reason, Date.now(), seq)
       this.stmt.delete.run(seq)
     })()
+    this.leased.delete(seq)
   }
 
   deadLetterCount(): number {
@@ -243,21 +309,38 @@ export class Outbox {
     return new Map(rows.map((r) => [r.key, r.value]))
   }
 
+  usedBytes(): number {
+    const { total, free } = this.stmt.pages.get() as { total: number; free: number }
+    return total - free
+  }
+
   stats(): OutboxStats {
     const pending = Object.fromEntries(priorityNames.map((n) => [n, 0])) as Record<PriorityClass, number>
-    const rows = this.db
-      .prepare('SELECT priority, count(*) AS n FROM outbox GROUP BY priority')
-      .all() as { priority: number; n: number }[]
-    for (const r of rows) {
+    const oldestPendingMs = Object.fromEntries(priorityNames.map((n) => [n, null])) as Record<PriorityClass, number | null>
+    const now = Date.now()
+    for (const r of this.stmt.byClass.all() as { priority: number; n: number; oldest: number }[]) {
       const name = priorityNames[r.priority]
-      if (name) pending[name] = r.n
+      if (!name) continue
+      pending[name] = r.n
+      oldestPendingMs[name] = Math.max(0, now - r.oldest)
     }
-    const oldest = (this.db.prepare('SELECT min(created_at) AS t FROM outbox').get() as { t: number | null }).t
-    return { pending, oldestPendingMs: oldest === null ? null : Math.max(0, Date.now() - oldest), lastSeq: this.lastCommitted }
+    return { pending, oldestPendingMs, lastSeq: this.lastCommitted, usedBytes: this.usedBytes(), fileBytes: this.fileBytes() }
+  }
+
+  private fileBytes(): number {
+    let bytes = 0
+    for (const suffix of ['', '-wal']) {
+      try {
+        bytes += statSync(this.path + suffix).size
+      } catch {
+        // no WAL right after a checkpoint
+      }
+    }
+    return bytes
   }
 
   pendingCount(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM outbox').get() as { n: number }).n
+    return (this.stmt.count.get() as { n: number }).n
   }
 
   /** Commits what is pending, then closes the database. */

@@ -1,17 +1,34 @@
 /**
  * Uplink: drains the outbox to the cloud's `POST /v1/ingest`.
  *
- * - Alerts never wait: a commit that holds an alert wakes the forwarder at once. Telemetry waits
- *   up to `lingerMs` to fill a batch, so the center gets few large requests instead of many small.
- * - A row is deleted only after the cloud has answered `stored` or `duplicate` for its id. Ids the
- *   answer leaves out stay and go again; the cloud dedupes by id, so a replay is harmless.
- * - Failures back off exponentially with decorrelated jitter (cockatiel's generator: maintained,
- *   typed, and the jitter scheme AWS and Polly recommend), honouring Retry-After on 429 and 503.
- * - One request is in flight at a time, which keeps each device's envelopes in sequence order.
+ * Two lanes, one request in flight each:
+ * - **urgent** carries alerts and SOS (priority class 0) the moment they are committed, never
+ *   waiting behind a telemetry batch, and never rate-limited.
+ * - **bulk** carries everything else in class order (events, aggregates, telemetry). It lingers up
+ *   to `lingerMs` to fill a batch, and while a backlog replays it is paced to
+ *   `maxEnvelopesPerSecond` so a returning center is not flooded.
+ *
+ * Each lane keeps its rows in sequence order with a single request in flight, so every device's
+ * envelopes of one class arrive in order. A row is deleted only after the cloud answered `stored`
+ * or `duplicate` for its id; anything else stays and goes again, and the cloud dedupes by id.
+ *
+ * Failures back off exponentially with decorrelated jitter and honour Retry-After (429, 503).
+ * Both lanes share a circuit breaker: after `breakerFailures` failures in a row it opens, and one
+ * probe goes after `breakerHalfOpenMs`. cockatiel provides the backoff generator and the breaker:
+ * maintained, typed, and the jitter scheme AWS and Polly recommend.
  */
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
-import { ExponentialBackoff, type IBackoff } from 'cockatiel'
+import {
+  BrokenCircuitError,
+  CircuitState,
+  ConsecutiveBreaker,
+  ExponentialBackoff,
+  circuitBreaker,
+  handleType,
+  type CircuitBreakerPolicy,
+  type IBackoff,
+} from 'cockatiel'
 import type { IngestResponse } from '../../contracts/ingest.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { GatewayMetrics } from '../metrics.ts'
@@ -27,50 +44,156 @@ export interface ForwarderOptions {
   batchMax: number
   lingerMs: number
   timeoutMs: number
-  /** Cap on the retry delay; issue 6 asks for the first retry within 5 s of the cloud's recovery. */
-  maxBackoffMs?: number
+  /** Pace of the bulk lane while it has a full batch waiting (a backlog). */
+  maxEnvelopesPerSecond: number
+  /** Cap on the retry delay: the first retry after the center recovers comes within this. */
+  maxBackoffMs: number
+  breakerFailures: number
+  breakerHalfOpenMs: number
   metrics: GatewayMetrics
   logger: Logger
 }
 
 export interface UplinkState {
   up: boolean
+  circuit: 'closed' | 'open' | 'half-open'
   lastSuccessAt: number | null
   lastError: string | null
   consecutiveFailures: number
 }
 
-type SendResult = { kind: 'ok' } | { kind: 'retry'; reason: string; retryAfterMs?: number }
+/** A request that failed in a way the breaker should count. */
+class UplinkFailure extends Error {
+  constructor(
+    readonly outcome: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(`${outcome}: ${message}`)
+  }
+}
+
+type LaneName = 'urgent' | 'bulk'
+
+class Lane {
+  private backoff: IBackoff<unknown> | undefined
+  private wakeUp: ((urgent: boolean) => void) | undefined
+  /** Earliest time the next paced bulk request may go. */
+  private nextSendAt = 0
+  done: Promise<void> = Promise.resolve()
+
+  constructor(
+    readonly name: LaneName,
+    private readonly minPriority: number,
+    private readonly maxPriority: number,
+    private readonly fwd: Forwarder,
+  ) {}
+
+  wake(urgent: boolean): void {
+    this.wakeUp?.(urgent)
+  }
+
+  async run(): Promise<void> {
+    const o = this.fwd.options
+    let lingered = false
+    while (this.fwd.running) {
+      const rows = o.outbox.lease(o.batchMax, this.minPriority, this.maxPriority)
+      if (rows.length === 0) {
+        lingered = false
+        await this.sleep(Infinity, false)
+        continue
+      }
+      if (this.name === 'bulk' && !this.fwd.draining) {
+        if (rows.length < o.batchMax && o.lingerMs > 0 && !lingered) {
+          // Give telemetry a moment to fill the batch.
+          o.outbox.release(rows.map((r) => r.seq))
+          lingered = true
+          await this.sleep(o.lingerMs, true)
+          continue
+        }
+        const wait = this.nextSendAt - Date.now()
+        if (wait > 0) await this.sleep(wait, false, true)
+        this.nextSendAt = Math.max(Date.now(), this.nextSendAt) + (rows.length / o.maxEnvelopesPerSecond) * 1000
+      }
+      lingered = false
+      const delay = await this.fwd.attempt(this.name, rows)
+      if (delay === 0) {
+        this.backoff = undefined
+        continue
+      }
+      this.backoff = this.backoff ? this.backoff.next(undefined) : this.fwd.backoffFactory.next()
+      const ms = Math.max(this.backoff.duration, delay)
+      o.logger.warn(
+        { code: 'GW_UPLINK_FAILED', lane: this.name, reason: this.fwd.state.lastError, retryInMs: Math.round(ms), failures: this.fwd.state.consecutiveFailures },
+        'uplink failed; will retry',
+      )
+      // Sleep through the delay regardless of new data: hammering a failing center helps no one.
+      await this.sleep(ms, false, true)
+    }
+  }
+
+  /** Waits for `ms`, for a wake-up (any, or only urgent ones), or for stop(). */
+  private sleep(ms: number, urgentOnly: boolean, ignoreWake = false): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined
+      this.wakeUp = (urgent) => {
+        if (!this.fwd.running || (!ignoreWake && (urgent || !urgentOnly))) done()
+      }
+      function done() {
+        if (timer) clearTimeout(timer)
+        resolve()
+      }
+    }).finally(() => {
+      this.wakeUp = undefined
+    })
+  }
+}
 
 export class Forwarder {
-  private readonly opts: ForwarderOptions
-  private readonly backoffFactory: ExponentialBackoff<unknown>
-  private backoff: IBackoff<unknown> | undefined
-  private running = false
-  private loopDone: Promise<void> = Promise.resolve()
-  private wakeUp: ((urgent: boolean) => void) | undefined
-  private urgentPending = false
+  readonly options: ForwarderOptions
+  readonly backoffFactory: ExponentialBackoff<unknown>
+  readonly state: UplinkState = { up: false, circuit: 'closed', lastSuccessAt: null, lastError: null, consecutiveFailures: 0 }
+  running = false
+  draining = false
+  private readonly breaker: CircuitBreakerPolicy
+  private readonly lanes: Lane[]
   private abort = new AbortController()
-  private readonly state: UplinkState = { up: false, lastSuccessAt: null, lastError: null, consecutiveFailures: 0 }
 
   constructor(options: ForwarderOptions) {
-    this.opts = options
-    this.backoffFactory = new ExponentialBackoff({ initialDelay: 250, maxDelay: options.maxBackoffMs ?? 5000 })
+    this.options = options
+    this.backoffFactory = new ExponentialBackoff({ initialDelay: 200, maxDelay: options.maxBackoffMs })
+    this.breaker = circuitBreaker(handleType(UplinkFailure), {
+      halfOpenAfter: options.breakerHalfOpenMs,
+      breaker: new ConsecutiveBreaker(options.breakerFailures),
+    })
+    this.breaker.onStateChange((s) => {
+      this.state.circuit = s === CircuitState.Open || s === CircuitState.Isolated ? 'open' : s === CircuitState.HalfOpen ? 'half-open' : 'closed'
+      options.metrics.uplinkCircuit.set(s === CircuitState.Closed ? 0 : s === CircuitState.HalfOpen ? 2 : 1)
+      options.logger.info({ circuit: this.state.circuit }, 'uplink circuit breaker changed state')
+    })
+    this.lanes = [new Lane('urgent', Priority.alert, Priority.alert, this), new Lane('bulk', Priority.event, Priority.telemetry, this)]
   }
 
   start(): void {
     if (this.running) return
     this.running = true
     this.abort = new AbortController()
-    this.loopDone = this.loop().catch((err: unknown) => {
-      this.opts.logger.fatal({ err, code: 'GW_UPLINK_FAILED' }, 'forwarder loop crashed')
-    })
+    for (const lane of this.lanes) {
+      lane.done = lane.run().catch((err: unknown) => {
+        this.options.logger.fatal({ err, code: 'GW_UPLINK_FAILED', lane: lane.name }, 'uplink lane crashed')
+      })
+    }
   }
 
   /** Called after each outbox commit. `urgent` when the commit held an alert. */
   wake(urgent: boolean): void {
-    if (urgent) this.urgentPending = true
-    this.wakeUp?.(urgent)
+    for (const lane of this.lanes) lane.wake(urgent)
+  }
+
+  /** Skip lingering and pacing: used while shutting down to empty the outbox quickly. */
+  drainNow(): void {
+    this.draining = true
+    this.wake(true)
   }
 
   status(): Readonly<UplinkState> {
@@ -81,78 +204,56 @@ export class Forwarder {
     if (!this.running) return
     this.running = false
     this.abort.abort()
-    this.wakeUp?.(true)
-    await this.loopDone
+    this.wake(true)
+    await Promise.all(this.lanes.map((l) => l.done))
   }
 
-  private async loop(): Promise<void> {
-    const { outbox, batchMax, lingerMs } = this.opts
-    while (this.running) {
-      let rows = outbox.peek(batchMax)
-      if (rows.length === 0) {
-        await this.sleep(Infinity, false)
-        continue
+  /**
+   * Sends one batch through the breaker. Returns 0 when the lane may go on at once, or the
+   * minimum delay before the next attempt (Retry-After, or the breaker's half-open wait).
+   */
+  async attempt(lane: LaneName, rows: OutboxRow[]): Promise<number> {
+    const { outbox, metrics } = this.options
+    try {
+      await this.breaker.execute(() => this.send(lane, rows))
+      return 0
+    } catch (err) {
+      outbox.release(rows.map((r) => r.seq))
+      if (err instanceof BrokenCircuitError) {
+        metrics.uplinkRequests.inc({ lane, outcome: 'circuit_open' })
+        return Math.min(this.options.breakerHalfOpenMs, this.options.maxBackoffMs)
       }
-      if (rows.length < batchMax && rows[0].priority !== Priority.alert && lingerMs > 0 && !this.urgentPending) {
-        // Give telemetry a moment to fill the batch; an alert arriving meanwhile ends the wait.
-        await this.sleep(lingerMs, true)
-        if (!this.running) break
-        rows = outbox.peek(batchMax)
-      }
-      this.urgentPending = false
-      const result = await this.send(rows)
-      if (result.kind === 'ok') {
-        this.backoff = undefined
-        continue
-      }
-      this.backoff = this.backoff ? this.backoff.next(undefined) : this.backoffFactory.next()
-      const delay = Math.max(this.backoff.duration, result.retryAfterMs ?? 0)
-      this.opts.logger.warn(
-        { code: 'GW_UPLINK_FAILED', reason: result.reason, retryInMs: Math.round(delay), failures: this.state.consecutiveFailures, pending: rows.length },
-        'uplink failed; will retry',
-      )
-      // Sleep through the delay regardless of new data: hammering a failing cloud helps no one.
-      await this.sleep(delay, false, true)
+      const failure = err instanceof UplinkFailure ? err : new UplinkFailure('error', (err as Error).message)
+      metrics.uplinkRequests.inc({ lane, outcome: failure.outcome })
+      metrics.uplinkUp.set(0)
+      this.state.up = false
+      this.state.lastError = failure.message
+      this.state.consecutiveFailures++
+      return failure.retryAfterMs ?? 1
     }
   }
 
-  /** Waits for `ms`, for a wake-up (any, or only urgent ones), or for stop(). */
-  private sleep(ms: number, urgentOnly: boolean, ignoreWake = false): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = Number.isFinite(ms) ? setTimeout(done, ms) : undefined
-      this.wakeUp = (urgent) => {
-        if (!this.running || (!ignoreWake && (urgent || !urgentOnly))) done()
-      }
-      function done() {
-        if (timer) clearTimeout(timer)
-        resolve()
-      }
-    }).finally(() => {
-      this.wakeUp = undefined
-    })
-  }
-
-  private async send(rows: OutboxRow[]): Promise<SendResult> {
-    const { outbox, metrics, logger } = this.opts
+  private async send(lane: LaneName, rows: OutboxRow[]): Promise<void> {
+    const { outbox, metrics, logger } = this.options
     const started = performance.now()
     // The committed JSON goes out byte for byte: no re-serialisation, and a replay is identical.
     const body = await gzip(Buffer.from(`{"envelopes":[${rows.map((r) => r.body).join(',')}]}`))
     let res: Response
     try {
-      res = await fetch(new URL('/v1/ingest', this.opts.url), {
+      res = await fetch(new URL('/v1/ingest', this.options.url), {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
           'content-encoding': 'gzip',
-          ...(this.opts.token ? { authorization: `Bearer ${this.opts.token}` } : {}),
+          ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
         },
         body,
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.opts.timeoutMs)]),
+        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs)]),
       })
     } catch (err) {
-      return this.failed('network', `${(err as Error).name}: ${(err as Error).message}`)
+      throw new UplinkFailure('network', `${(err as Error).name}: ${(err as Error).message}`)
     } finally {
-      metrics.uplinkSeconds.observe((performance.now() - started) / 1000)
+      metrics.uplinkSeconds.observe({ lane }, (performance.now() - started) / 1000)
     }
 
     if (res.status === 200) {
@@ -166,28 +267,32 @@ export class Forwarder {
         metrics.forwarded.inc({ status: r.status })
       }
       outbox.ack(acked)
-      metrics.uplinkRequests.inc({ outcome: 'ok' })
-      if (!this.state.up) logger.info({ pending: outbox.pendingCount() }, 'uplink is up')
+      // Ids the answer left out stay in the outbox and go again.
+      if (acked.length < rows.length) outbox.release(rows.map((r) => r.seq))
+      metrics.uplinkRequests.inc({ lane, outcome: 'ok' })
+      if (!this.state.up) logger.info({ lane, pending: outbox.pendingCount() }, 'uplink is up')
       Object.assign(this.state, { up: true, lastSuccessAt: Date.now(), lastError: null, consecutiveFailures: 0 })
       metrics.uplinkUp.set(1)
-      if (acked.length < rows.length) {
-        return this.failed('partial', `cloud answered for ${acked.length} of ${rows.length} envelopes`)
-      }
-      return { kind: 'ok' }
+      return
     }
 
     const text = await res.text().catch(() => '')
-    if (res.status === 429 || res.status === 503) {
-      return this.failed(`http_${res.status}`, text.slice(0, 200), retryAfterMs(res.headers.get('retry-after')))
+    if (res.status === 400 && this.deadLetterNamed(rows, text) > 0) {
+      // The center is fine; the batch held poison. The rest goes again at once.
+      outbox.release(rows.map((r) => r.seq))
+      metrics.uplinkRequests.inc({ lane, outcome: 'http_400' })
+      return
     }
-    if (res.status === 400) this.deadLetterNamed(rows, text)
+    if (res.status === 429 || res.status === 503) {
+      throw new UplinkFailure(`http_${res.status}`, text.slice(0, 200), retryAfterMs(res.headers.get('retry-after')))
+    }
     // 401/403: a token or office mismatch, an engineer must fix the config. Keep everything and
     // keep retrying slowly; data is never dropped for a configuration error.
-    return this.failed(`http_${res.status}`, text.slice(0, 200))
+    throw new UplinkFailure(`http_${res.status}`, text.slice(0, 200))
   }
 
   /** A 400 names the envelopes at fault (`/envelopes/3/...`); those move to the dead-letter table. */
-  private deadLetterNamed(rows: OutboxRow[], text: string): void {
+  private deadLetterNamed(rows: OutboxRow[], text: string): number {
     let problems: { path: string; message: string }[] = []
     try {
       problems = (JSON.parse(text) as { problems?: typeof problems }).problems ?? []
@@ -199,23 +304,20 @@ export class Forwarder {
       const m = /^\/envelopes\/(\d+)(\/|$)/.exec(p.path)
       if (m) named.add(Number(m[1]))
     }
+    let moved = 0
     for (const index of named) {
       const row = rows[index]
       if (!row) continue
-      const reason = problems.filter((p) => p.path.startsWith(`/envelopes/${index}`)).map((p) => `${p.path}: ${p.message}`).join('; ')
-      this.opts.outbox.deadLetter(row.seq, reason)
-      this.opts.metrics.forwarded.inc({ status: 'dead_letter' })
-      this.opts.logger.error({ code: 'GW_UPLINK_REFUSED', id: row.id, reason }, 'cloud refused an envelope; moved to dead letter')
+      const reason = problems
+        .filter((p) => p.path === `/envelopes/${index}` || p.path.startsWith(`/envelopes/${index}/`))
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('; ')
+      this.options.outbox.deadLetter(row.seq, reason)
+      this.options.metrics.forwarded.inc({ status: 'dead_letter' })
+      this.options.logger.error({ code: 'GW_UPLINK_REFUSED', id: row.id, reason }, 'cloud refused an envelope; moved to dead letter')
+      moved++
     }
-  }
-
-  private failed(outcome: string, reason: string, retryAfter?: number): SendResult {
-    this.opts.metrics.uplinkRequests.inc({ outcome })
-    this.opts.metrics.uplinkUp.set(0)
-    this.state.up = false
-    this.state.lastError = `${outcome}: ${reason}`
-    this.state.consecutiveFailures++
-    return retryAfter === undefined ? { kind: 'retry', reason: this.state.lastError } : { kind: 'retry', reason: this.state.lastError, retryAfterMs: retryAfter }
+    return moved
   }
 }
 

@@ -225,6 +225,7 @@ describe('cloud-api with its store down', () => {
     write: () => Promise.reject(new StoreUnavailableError('connection refused')),
     readings: () => Promise.reject(new StoreUnavailableError('connection refused')),
     alertEvents: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    gaps: () => Promise.reject(new StoreUnavailableError('connection refused')),
     ping: () => Promise.reject(new StoreUnavailableError('connection refused')),
     close: () => Promise.resolve(),
   }

@@ -43,7 +43,7 @@ export class EmbeddedBrokerInput implements Input {
       registry: this.registry,
       allowAnonymous: this.config.broker.allowAnonymous,
       tcp: this.config.broker.tcp,
-      ingest: (identity, packet) => this.ingest(identity, packet),
+      ingest: (identity, packet, _client, done) => this.ingest(identity, packet, done),
       logger: this.logger.child({ component: 'broker' }),
       metrics: this.metrics,
     })
@@ -58,20 +58,23 @@ export class EmbeddedBrokerInput implements Input {
     return this.running ? { ok: true } : { ok: false, detail: 'broker not running' }
   }
 
-  private async ingest(identity: Identity, packet: PublishPacket): Promise<void> {
+  private ingest(identity: Identity, packet: PublishPacket, done: (err: Error | null) => void): void {
     const receivedAt = Date.now()
     const topic = parseDeviceTopic(packet.topic)
     if (!topic) {
       const deviceId = identity.deviceId ?? packet.topic.split('/')[1] ?? 'unknown'
       this.pipeline.rejectedTopic('mqtt', deviceId, packet.topic)
       this.nack(deviceId, packet.topic, { code: 'GW_TOPIC_INVALID', message: `"${packet.topic}" is not dev/{deviceId}/{kind}` })
+      done(null)
       return
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    const outcome = await this.pipeline.accept({ input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt })
-    // A message that can never be accepted is still acknowledged (resending cannot fix it), and
-    // the device is told why on its command topic.
-    if (!outcome.ok) this.nack(topic.deviceId, packet.topic, outcome.rejection)
+    this.pipeline.accept({ input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt }, (err, rejection) => {
+      // A message that can never be accepted is still acknowledged (resending cannot fix it), and
+      // the device is told why on its command topic.
+      if (rejection) this.nack(topic.deviceId, packet.topic, rejection)
+      done(err)
+    })
   }
 
   private nack(deviceId: string, topic: string, rejection: Rejection): void {

@@ -1,0 +1,129 @@
+/**
+ * npm run bench:gateway [-- --quick]
+ *
+ * Sustained QoS 1 ingest from simulated devices into the gateway's durable outbox, against
+ * Mosquitto's plain pass-through of the same load (publisher → Mosquitto → mosquitto_sub) in the
+ * same run. Both brokers face the same load generator (devices/load/mqtt-load.ts, its own
+ * process): 8 clients, 100 unacknowledged messages each at most.
+ *
+ * The gateway runs as in production: the bundle from `npm run build` (dist/gateway.mjs), its own
+ * process, with the memory settings of deploy/gridwatch-gateway.service, every
+ * message authenticated, ACL-checked, validated, run through the rules and committed to SQLite
+ * (WAL, synchronous=FULL) before its PUBACK. The uplink points at nothing, so this measures
+ * ingest, not forwarding (bench:alert-latency and the chaos runs cover the uplink).
+ *
+ * Last line: {"bench":"gateway","msgs_per_s":…,"rss_mb":…,"mosquitto_msgs_per_s":…,"ratio":…}
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { freePort } from '../common/ports.ts'
+import { demoDevicePassword } from '../devices/demo-credentials.ts'
+import { cpuSeconds, peakRssMb, runForJson, startProcess } from './lib/proc.ts'
+import { startMosquitto } from './lib/mosquitto.ts'
+import { gatewayEnv, gatewayNodeFlags } from './lib/runtime.ts'
+
+const quick = process.argv.includes('--quick')
+const seconds = quick ? 8 : 20
+const warmup = quick ? 2 : 4
+const clients = 8
+const window = 100
+const dist = fileURLToPath(new URL('../dist/', import.meta.url))
+const loadScript = join(dist, 'mqtt-load.mjs')
+
+interface LoadResult {
+  acked: number
+  seconds: number
+  msgs_per_s: number
+}
+
+function load(url: string, secs: number, auth: boolean): Promise<LoadResult> {
+  const args = [loadScript, '--url', url, '--clients', String(clients), '--seconds', String(secs), '--qos', '1', '--window', String(window)]
+  if (auth) args.push('--device', 'gas-002', '--password', demoDevicePassword('gas-002'))
+  return runForJson<LoadResult>(process.execPath, args)
+}
+
+async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} not ready`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+async function benchGateway() {
+  const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-bench-gw-'))
+  const [mqttPort, httpPort] = [await freePort(), await freePort()]
+  const gw = startProcess(process.execPath, [...gatewayNodeFlags(), join(dist, 'gateway.mjs')], {
+    env: {
+      ...process.env,
+      ...gatewayEnv(),
+      LOG_LEVEL: 'error',
+      GRIDWATCH_DATA_DIR: dataDir,
+      GRIDWATCH_MQTT_PORT: String(mqttPort),
+      GRIDWATCH_GATEWAY_HTTP_PORT: String(httpPort),
+      GRIDWATCH_UPLINK_URL: 'http://127.0.0.1:9',
+    },
+  })
+  try {
+    await waitHttp(`http://127.0.0.1:${httpPort}/readyz`)
+    const pid = gw.proc.pid!
+    const url = `mqtt://127.0.0.1:${mqttPort}`
+    await load(url, warmup, true)
+    const cpu0 = cpuSeconds(pid)
+    const result = await load(url, seconds, true)
+    const cpu = (cpuSeconds(pid) - cpu0) / result.seconds
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
+    const commits = /gateway_outbox_commit_rows_count (\d+)/.exec(metrics)?.[1]
+    const rows = /gateway_outbox_commit_rows_sum (\d+)/.exec(metrics)?.[1]
+    return { ...result, rssMb: peakRssMb(pid), cpuPercent: cpu * 100, rowsPerCommit: Number(rows) / Number(commits) }
+  } finally {
+    await gw.stop()
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function benchMosquitto() {
+  const mosquitto = await startMosquitto()
+  // The consumer that makes it a pass-through: every message is delivered onward at QoS 1.
+  const sink = startProcess('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(mosquitto.port), '-q', '1', '-t', 'dev/#', '-i', 'bench-sink'])
+  try {
+    await new Promise((r) => setTimeout(r, 300))
+    const url = `mqtt://127.0.0.1:${mosquitto.port}`
+    await load(url, warmup, false)
+    const cpu0 = cpuSeconds(mosquitto.child.proc.pid!)
+    const result = await load(url, seconds, false)
+    const cpu = (cpuSeconds(mosquitto.child.proc.pid!) - cpu0) / result.seconds
+    return { ...result, rssMb: peakRssMb(mosquitto.child.proc.pid!), cpuPercent: cpu * 100 }
+  } finally {
+    await sink.stop()
+    await mosquitto.stop()
+  }
+}
+
+const ours = await benchGateway()
+const theirs = await benchMosquitto()
+const ratio = ours.msgs_per_s / theirs.msgs_per_s
+
+console.log(`gateway bench (${quick ? 'quick' : 'full'}: ${seconds} s per side, ${clients} QoS 1 publishers, window ${window})`)
+console.log(`  GridWatch gateway  ${ours.msgs_per_s.toLocaleString('en')} msgs/s into the outbox, peak RSS ${ours.rssMb.toFixed(0)} MB, CPU ${ours.cpuPercent.toFixed(0)}% of a core, ${ours.rowsPerCommit.toFixed(0)} rows per group commit`)
+console.log(`  Mosquitto          ${theirs.msgs_per_s.toLocaleString('en')} msgs/s pass-through to mosquitto_sub, peak RSS ${theirs.rssMb.toFixed(0)} MB, CPU ${theirs.cpuPercent.toFixed(0)}%`)
+console.log(`  ratio              ${ratio.toFixed(2)}   (goals: ≥ 40,000 msgs/s, ratio ≥ 0.6, RSS ≤ 150 MB)`)
+console.log(
+  JSON.stringify({
+    bench: 'gateway',
+    msgs_per_s: ours.msgs_per_s,
+    rss_mb: Math.round(ours.rssMb),
+    mosquitto_msgs_per_s: theirs.msgs_per_s,
+    ratio: Number(ratio.toFixed(3)),
+    cpu_percent: Math.round(ours.cpuPercent),
+    rows_per_commit: Math.round(ours.rowsPerCommit),
+    seconds,
+  }),
+)

@@ -1,0 +1,35 @@
+/**
+ * `npm run build`: one self-contained ES module per deployable in dist/, bundled with esbuild.
+ *
+ * Why bundle a server: loading typebox, fastify and aedes as hundreds of separate ES modules costs
+ * a gateway ~26 MB of resident memory before it has done anything (96 MB idle against 70 MB
+ * bundled, measured here); on a street-office box with a memory budget that matters. The native
+ * addon (better-sqlite3) stays external and loads from node_modules.
+ */
+import { cpSync, mkdirSync } from 'node:fs'
+import { build } from 'esbuild'
+
+const entries = {
+  gateway: 'gateway/main.ts',
+  'cloud-api': 'cloud-api/main.ts',
+  'mqtt-load': 'devices/load/mqtt-load.ts',
+}
+
+mkdirSync('dist', { recursive: true })
+await build({
+  entryPoints: entries,
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'esm',
+  sourcemap: true,
+  external: ['better-sqlite3'],
+  // CommonJS dependencies inside an ES module bundle still call require().
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  logLevel: 'warning',
+})
+// The demo office config is found next to the module that loads it (gateway/config/load.ts).
+cpSync('gateway/config/demo-office.yaml', 'dist/demo-office.yaml')
+console.log(`built ${Object.keys(entries).map((e) => `dist/${e}.mjs`).join(', ')}`)
