@@ -70,8 +70,12 @@ export class Evictor {
     const target = quotaBytes * lowWater
     let total = 0
     for (const cls of ORDER) {
-      while (this.outbox.usedBytes() > target) {
-        const rows = this.candidates(this.select.all(Priority[cls], CHUNK + 100) as Candidate[])
+      for (let used = this.outbox.usedBytes(); used > target; used = this.outbox.usedBytes()) {
+        // Size the chunk to the excess (rows are roughly alike), so a small overshoot does not
+        // cost a whole class.
+        const perRow = used / Math.max(1, this.outbox.pendingCount())
+        const want = Math.min(CHUNK, Math.max(20, Math.ceil(((used - target) / perRow) * 1.2)))
+        const rows = this.candidates(this.select.all(Priority[cls], want + this.outbox.leasedCount()) as Candidate[], want)
         if (rows.length === 0) break
         total += this.evict(cls, 'quota', rows)
       }
@@ -94,7 +98,7 @@ export class Evictor {
       const ttl = this.policy.ttlMs[cls]
       if (ttl <= 0) continue
       for (;;) {
-        const rows = this.candidates(this.selectExpired.all(Priority[cls], now - ttl, CHUNK + 100) as Candidate[])
+        const rows = this.candidates(this.selectExpired.all(Priority[cls], now - ttl, CHUNK + this.outbox.leasedCount()) as Candidate[], CHUNK)
         if (rows.length === 0) break
         total += this.evict(cls, 'ttl', rows)
       }
@@ -103,8 +107,8 @@ export class Evictor {
     return total
   }
 
-  private candidates(rows: Candidate[]): Candidate[] {
-    return rows.filter((r) => !this.outbox.isLeased(r.seq)).slice(0, CHUNK)
+  private candidates(rows: Candidate[], limit: number): Candidate[] {
+    return rows.filter((r) => !this.outbox.isLeased(r.seq)).slice(0, limit)
   }
 
   private evict(cls: EvictableClass, reason: EvictionReason, rows: Candidate[]): number {

@@ -273,6 +273,10 @@ export class Outbox {
     return this.leased.has(seq)
   }
 
+  leasedCount(): number {
+    return this.leased.size
+  }
+
   /** The next rows, without leasing them (inspection and tests). */
   peek(limit: number): OutboxRow[] {
     return this.stmt.peek.all(Priority.alert, Priority.telemetry, limit) as OutboxRow[]

@@ -187,6 +187,35 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       expect(row?.unit).toBe('m³/h')
     })
 
+    it('stores data-gap records and returns them by office and time', async () => {
+      const f = fresh()
+      const gap = f.stamp({
+        gateway: f.gateway,
+        office: f.office,
+        device: `${f.gateway}-gas`,
+        ts: T0 + 60_000,
+        kind: 'gap',
+        payload: { class: 'telemetry', reason: 'quota', from: T0, to: T0 + 59_000, count: 1234, kinds: ['reading'] },
+      })
+      await store.write([gap])
+      expect(await store.gaps({ office: f.office, from: T0, to: T0 + 120_000, limit: 10 })).toEqual([
+        {
+          id: gap.id,
+          ts: T0 + 60_000,
+          office: f.office,
+          gateway: f.gateway,
+          device: `${f.gateway}-gas`,
+          class: 'telemetry',
+          reason: 'quota',
+          from: T0,
+          to: T0 + 59_000,
+          count: 1234,
+          kinds: ['reading'],
+        },
+      ])
+      expect(await store.gaps({ office: f.office, from: T0, to: T0 + 59_999, limit: 10 })).toEqual([])
+    })
+
     it('accepts every envelope kind in one large batch', async () => {
       const f = fresh()
       const batch: Envelope[] = []

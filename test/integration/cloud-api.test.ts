@@ -191,6 +191,30 @@ describe('cloud-api', () => {
       ])
     })
 
+    it('GET /v1/gaps shows what a gateway had to drop, per device', async () => {
+      const gap = f.stamp({
+        gateway: 'gw-test-01',
+        office: 'office-test',
+        device: 'gas-gap',
+        ts: T + 1000,
+        kind: 'gap',
+        payload: { class: 'telemetry', reason: 'quota', from: T - 3_600_000, to: T, count: 5000, kinds: ['reading'] },
+      })
+      expect((await ingest(app, [gap])).statusCode).toBe(200)
+      const res = await app.inject({ url: '/v1/gaps?office=office-test&device=gas-gap', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+      expect(res.json<{ gaps: unknown[] }>().gaps).toEqual([
+        expect.objectContaining({
+          device: 'gas-gap',
+          class: 'telemetry',
+          reason: 'quota',
+          count: 5000,
+          from: new Date(T - 3_600_000).toISOString(),
+          to: new Date(T).toISOString(),
+          recordedAt: new Date(T + 1000).toISOString(),
+        }),
+      ])
+    })
+
     it('401 without a reader token when reads are not open', async () => {
       expect((await app.inject({ url: '/v1/alerts' })).statusCode).toBe(401)
       expect((await app.inject({ url: '/v1/series?device=x' })).statusCode).toBe(401)

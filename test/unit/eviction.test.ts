@@ -1,0 +1,131 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { EnvelopeDraft, GapEnvelope } from '../../contracts/envelope.ts'
+import { envelopeProblems } from '../../contracts/validate.ts'
+import { silentLogger } from '../../common/logger.ts'
+import { Evictor, type Evicted, type EvictionPolicy } from '../../gateway/outbox/eviction.ts'
+import { Outbox } from '../../gateway/outbox/outbox.ts'
+
+const dirs: string[] = []
+const boxes: Outbox[] = []
+afterEach(() => {
+  for (const b of boxes.splice(0)) b.close()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function setup(policy: Partial<EvictionPolicy>, path?: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'gridwatch-evict-'))
+  dirs.push(dir)
+  const box = new Outbox({ path: path ?? join(dir, 'outbox.db'), gatewayId: 'gw-1' })
+  boxes.push(box)
+  const events: Evicted[] = []
+  const evictor = new Evictor(
+    box,
+    { quotaBytes: 0, lowWater: 0.9, ttlMs: { event: 0, aggregate: 0, telemetry: 0 }, ...policy },
+    'office-1',
+    silentLogger(),
+    (e) => events.push(e),
+  )
+  return { box, evictor, events }
+}
+
+const T = Date.UTC(2026, 10, 26)
+const base = { gateway: 'gw-1', office: 'office-1' } as const
+const reading = (device: string, i: number): EnvelopeDraft => ({ ...base, device, ts: T + i, kind: 'reading', payload: { quantity: 'gas', value: i, unit: '%LEL' } })
+const scan = (i: number): EnvelopeDraft => ({ ...base, device: 'phone-1', ts: T + i, kind: 'scan', payload: { tag: `T${i}`, checkpoint: 'cp-1', method: 'nfc' } })
+const alert = (i: number): EnvelopeDraft => ({ ...base, device: 'gas-1', ts: T + i, kind: 'alert', payload: { alertId: `gw-1:${i}`, state: 'raised', type: 'patrol.sos', severity: 'critical', message: 'x'.repeat(200) } })
+
+async function fill(box: Outbox, drafts: EnvelopeDraft[]) {
+  for (let i = 0; i < drafts.length; i += 500) await box.append(drafts.slice(i, i + 500).map((d) => box.stamp(d)))
+}
+const kinds = (box: Outbox) => {
+  const counts: Record<string, number> = {}
+  for (const r of box.peek(1_000_000)) {
+    const kind = (JSON.parse(r.body) as { kind: string }).kind
+    counts[kind] = (counts[kind] ?? 0) + 1
+  }
+  return counts
+}
+const gapsIn = (box: Outbox) => box.peek(1_000_000).map((r) => JSON.parse(r.body) as GapEnvelope).filter((e) => e.kind === 'gap')
+
+describe('outbox quota', () => {
+  it('evicts telemetry first and keeps every alert and scan, leaving a valid gap record per device', async () => {
+    const { box, evictor, events } = setup({ quotaBytes: 600 * 1024 })
+    await fill(box, [
+      ...Array.from({ length: 200 }, (_, i) => alert(i)),
+      ...Array.from({ length: 200 }, (_, i) => scan(i)),
+      ...Array.from({ length: 3000 }, (_, i) => reading(i % 2 ? 'gas-1' : 'gas-2', i)),
+    ])
+    expect(box.usedBytes()).toBeGreaterThan(600 * 1024)
+
+    const evicted = evictor.enforceQuota()
+    expect(evicted).toBeGreaterThan(0)
+    expect(box.usedBytes()).toBeLessThanOrEqual(600 * 1024)
+    const left = kinds(box)
+    expect(left.alert).toBe(200)
+    expect(left.scan).toBe(200)
+    expect(left.reading ?? 0).toBe(3000 - evicted)
+    expect(events.every((e) => e.class === 'telemetry' && e.reason === 'quota')).toBe(true)
+
+    const gaps = gapsIn(box)
+    expect(new Set(gaps.map((g) => g.device))).toEqual(new Set(['gas-1', 'gas-2']))
+    expect(gaps.reduce((n, g) => n + g.payload.count, 0)).toBe(evicted)
+    for (const g of gaps) {
+      expect(envelopeProblems(g)).toEqual([])
+      expect(g.payload).toMatchObject({ class: 'telemetry', reason: 'quota', kinds: ['reading'] })
+      // The oldest readings go first.
+      expect(g.payload.from).toBeLessThan(T + 20)
+    }
+  })
+
+  it('evicts events only when no telemetry is left, and never alerts', async () => {
+    const { box, evictor } = setup({ quotaBytes: 200 * 1024 })
+    await fill(box, [...Array.from({ length: 50 }, (_, i) => alert(i)), ...Array.from({ length: 1500 }, (_, i) => scan(i)), ...Array.from({ length: 100 }, (_, i) => reading('gas-1', i))])
+    evictor.enforceQuota()
+    const left = kinds(box)
+    expect(left.reading ?? 0).toBe(0)
+    expect(left.scan).toBeLessThan(1500)
+    expect(left.scan).toBeGreaterThan(0)
+    expect(left.alert).toBe(50)
+    expect(gapsIn(box).some((g) => g.payload.class === 'event' && g.payload.kinds.includes('scan'))).toBe(true)
+  })
+
+  it('leaves rows leased to a request in flight alone', async () => {
+    const { box, evictor } = setup({ quotaBytes: 100 * 1024 })
+    await fill(box, Array.from({ length: 2000 }, (_, i) => reading('gas-1', i)))
+    const inFlight = box.lease(100, 3, 3).map((r) => r.seq)
+    evictor.enforceQuota()
+    const present = new Set(box.peek(1_000_000).map((r) => r.seq))
+    expect(inFlight.every((s) => present.has(s))).toBe(true)
+  })
+
+  it('keeps sequence numbers monotonic across evictions and restarts (gap records take numbers too)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridwatch-evict-'))
+    dirs.push(dir)
+    const path = join(dir, 'outbox.db')
+    const { box, evictor } = setup({ quotaBytes: 64 * 1024 }, path)
+    await fill(box, Array.from({ length: 1000 }, (_, i) => reading('gas-1', i)))
+    evictor.enforceQuota()
+    const highest = Math.max(...box.peek(1_000_000).map((r) => r.seq))
+    box.ack(box.peek(1_000_000).map((r) => r.seq))
+    box.close()
+    boxes.splice(0)
+    const reopened = new Outbox({ path, gatewayId: 'gw-1' })
+    boxes.push(reopened)
+    expect(reopened.stamp(reading('gas-1', 0)).seq).toBe(highest + 1)
+  })
+})
+
+describe('outbox TTL', () => {
+  it('expires telemetry older than its TTL with a ttl gap record, and keeps fresh rows and alerts', async () => {
+    const { box, evictor, events } = setup({ ttlMs: { event: 0, aggregate: 0, telemetry: 60_000 } })
+    await fill(box, [alert(1), ...Array.from({ length: 10 }, (_, i) => reading('gas-1', i))])
+    expect(evictor.expire(Date.now() + 30_000)).toBe(0)
+    expect(evictor.expire(Date.now() + 120_000)).toBe(10)
+    expect(events).toEqual([{ class: 'telemetry', reason: 'ttl', rows: 10, gaps: 1 }])
+    expect(kinds(box)).toEqual({ alert: 1, gap: 1 })
+    expect(gapsIn(box)[0].payload).toMatchObject({ reason: 'ttl', count: 10, from: T, to: T + 9 })
+  })
+})
