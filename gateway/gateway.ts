@@ -144,6 +144,7 @@ export class Gateway {
     try {
       this.evictor.enforceQuota()
       this.evictor.expire()
+      this.outbox.guardWal()
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_EVICTION_FAILED' }, 'outbox housekeeping failed')
     }

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Envelope } from '../../contracts/envelope.ts'
+import { Checkpointer } from '../../common/checkpointer.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
 import { alertEventRow, gapRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
 
@@ -14,6 +15,7 @@ export class SqliteStore implements EventStore {
   readonly kind = 'sqlite'
   private db: Database.Database | undefined
   private stmt: ReturnType<SqliteStore['prepare']> | undefined
+  private checkpointer: Checkpointer | undefined
 
   /** `path` of ':memory:' gives a throwaway store. */
   constructor(private readonly path: string) {}
@@ -24,6 +26,11 @@ export class SqliteStore implements EventStore {
     db.pragma('journal_mode = WAL')
     // The gateway deletes its copy once we answer, so our commit must survive power loss too.
     db.pragma('synchronous = FULL')
+    if (this.path !== ':memory:') {
+      // As in the gateway outbox: checkpoints on a worker thread, not inside an ingest request.
+      db.pragma('wal_autocheckpoint = 0')
+      this.checkpointer = new Checkpointer(this.path, 250)
+    }
     db.exec(`
       CREATE TABLE IF NOT EXISTS envelopes (
         id TEXT PRIMARY KEY,
@@ -146,6 +153,8 @@ export class SqliteStore implements EventStore {
   }
 
   async close(): Promise<void> {
+    await this.checkpointer?.close()
+    this.checkpointer = undefined
     this.db?.close()
     this.db = undefined
     this.stmt = undefined

@@ -37,38 +37,52 @@ function run(client: MqttClient, deadline: number): Promise<ClientResult> {
   const started = performance.now()
   return new Promise((resolve) => {
     let finished = false
+    let ticker: NodeJS.Timeout | undefined
     const done = () => {
       if (finished) return
       finished = true
+      clearInterval(ticker)
       resolve({ sent, acked })
     }
+    const publishOne = () => {
+      const payload = JSON.stringify({ ts: Date.now(), quantity: 'gas', value: (sent % 200) / 10 })
+      sent++
+      if (qos === 0) {
+        client.publish(topic, payload, { qos: 0 })
+        acked++
+      } else {
+        client.publish(topic, payload, { qos: 1 }, (err) => {
+          if (!err) acked++
+          if (performance.now() >= deadline && acked === sent) done()
+          else if (perClientRate === 0) pump()
+        })
+      }
+    }
+    // Flat out: keep the window full, refilling on each PUBACK.
     const pump = () => {
-      const now = performance.now()
-      if (now >= deadline || sent >= perClientLimit) {
+      if (performance.now() >= deadline || sent >= perClientLimit) {
         if (qos === 0 || acked === sent) done()
         return
       }
-      while (sent < perClientLimit && sent - acked < window) {
-        if (perClientRate > 0 && sent >= ((performance.now() - started) / 1000) * perClientRate) {
-          setTimeout(pump, 1)
-          return
-        }
-        const payload = JSON.stringify({ ts: Date.now(), quantity: 'gas', value: (sent % 200) / 10 })
-        sent++
-        if (qos === 0) {
-          client.publish(topic, payload, { qos: 0 })
-          acked++
-        } else {
-          client.publish(topic, payload, { qos: 1 }, (err) => {
-            if (!err) acked++
-            if (performance.now() >= deadline && acked === sent) done()
-            else pump()
-          })
-        }
-      }
+      while (sent < perClientLimit && sent - acked < window) publishOne()
       if (qos === 0) setImmediate(pump)
     }
-    pump()
+    if (perClientRate === 0) {
+      pump()
+      return
+    }
+    // At a set rate: every 10 ms, publish what the schedule says is due (window permitting).
+    // One timer per client, not one per message, so the generator itself stays cheap.
+    ticker = setInterval(() => {
+      const now = performance.now()
+      if (now >= deadline || sent >= perClientLimit) {
+        clearInterval(ticker)
+        if (qos === 0 || acked === sent) done()
+        return
+      }
+      const due = Math.min(perClientLimit, Math.floor(((now - started) / 1000) * perClientRate))
+      while (sent < due && sent - acked < window) publishOne()
+    }, 10)
   })
 }
 

@@ -20,6 +20,7 @@ import { mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { envelopeId, type Envelope, type EnvelopeDraft, type EnvelopeKind } from '../../contracts/envelope.ts'
 import { silentLogger, type Logger } from '../../common/logger.ts'
+import { Checkpointer } from '../../common/checkpointer.ts'
 
 /** Forwarding order: lower goes first. SOS and alerts, then events, then aggregates, then raw telemetry. */
 export const Priority = { alert: 0, event: 1, aggregate: 2, telemetry: 3 } as const
@@ -93,6 +94,7 @@ export class Outbox {
   /** Rows handed to the uplink and not yet answered: eviction leaves them alone. */
   private readonly leased = new Set<number>()
   private readonly stmt: ReturnType<Outbox['prepare']>
+  private readonly checkpointer: Checkpointer
 
   constructor(options: OutboxOptions) {
     this.path = options.path
@@ -109,6 +111,8 @@ export class Outbox {
     // FULL: the WAL is fsynced at every commit. NORMAL would be durable against a process crash but
     // could lose the last commits on power loss, and we acknowledge devices after commit.
     this.db.pragma('synchronous = FULL')
+    // Checkpoints run on a worker thread (common/checkpointer.ts), never inside a commit here.
+    this.db.pragma('wal_autocheckpoint = 0')
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
@@ -142,6 +146,25 @@ export class Outbox {
       this.log.warn({ previous: gatewayRow.value }, 'outbox was written by another gateway id')
     }
     this.stmt.setMeta.run('gateway_id', this.gatewayId)
+    this.checkpointer = new Checkpointer(options.path, 250, (r) => {
+      if (!r.ok) this.log.warn({ code: 'GW_OUTBOX_CHECKPOINT_FAILED', error: r.error }, 'WAL checkpoint failed')
+    })
+  }
+
+  /**
+   * Safety net for the checkpoint thread: if the WAL has grown past `maxWalBytes` anyway (the
+   * thread died, or readers kept it from finishing), checkpoint here, once, and say so.
+   */
+  guardWal(maxWalBytes = 64 * 1024 * 1024): void {
+    let wal = 0
+    try {
+      wal = statSync(this.path + '-wal').size
+    } catch {
+      return
+    }
+    if (wal <= maxWalBytes) return
+    this.log.warn({ code: 'GW_OUTBOX_WAL_LARGE', walBytes: wal }, 'WAL too large; checkpointing on the main thread')
+    this.db.pragma('wal_checkpoint(PASSIVE)')
   }
 
   private prepare() {
@@ -352,6 +375,7 @@ export class Outbox {
     if (this.closed) return
     this.flush()
     this.closed = true
+    void this.checkpointer.close()
     try {
       this.db.pragma('wal_checkpoint(TRUNCATE)')
     } finally {

@@ -35,6 +35,7 @@ import type { GatewayMetrics } from '../metrics.ts'
 import { Priority, type Outbox, type OutboxRow } from '../outbox/outbox.ts'
 
 const gzip = promisify(gzipCb)
+const GZIP_ABOVE_BYTES = 2048
 
 export interface ForwarderOptions {
   outbox: Outbox
@@ -237,14 +238,17 @@ export class Forwarder {
     const { outbox, metrics, logger } = this.options
     const started = performance.now()
     // The committed JSON goes out byte for byte: no re-serialisation, and a replay is identical.
-    const body = await gzip(Buffer.from(`{"envelopes":[${rows.map((r) => r.body).join(',')}]}`))
+    // A lone alert is not worth two thread-pool hops (gzip here, gunzip there); batches are.
+    const json = Buffer.from(`{"envelopes":[${rows.map((r) => r.body).join(',')}]}`)
+    const compress = json.length > GZIP_ABOVE_BYTES
+    const body = compress ? await gzip(json) : json
     let res: Response
     try {
       res = await fetch(new URL('/v1/ingest', this.options.url), {
         method: 'POST',
         headers: {
           'content-type': 'application/json',
-          'content-encoding': 'gzip',
+          ...(compress ? { 'content-encoding': 'gzip' } : {}),
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
         },
         body,

@@ -34,7 +34,9 @@ async function fakeCenter(handler: Handler): Promise<{ url: string; requests: Re
     const chunks: Buffer[] = []
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
-      const body = JSON.parse(gunzipSync(Buffer.concat(chunks)).toString()) as { envelopes: Envelope[] }
+      const raw = Buffer.concat(chunks)
+      const text = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw).toString() : raw.toString()
+      const body = JSON.parse(text) as { envelopes: Envelope[] }
       const r = { at: Date.now(), envelopes: body.envelopes }
       requests.push(r)
       handler(r, res)

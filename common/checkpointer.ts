@@ -1,0 +1,81 @@
+/**
+ * WAL checkpoints on a worker thread, for a SQLite database whose writer lives on the event loop.
+ *
+ * SQLite's automatic checkpoint runs inside whichever commit crosses `wal_autocheckpoint` pages:
+ * it copies the WAL into the database file and fsyncs it, on the committing thread. Measured
+ * here, that stalled the gateway's event loop for 50-300 ms every few seconds under load, and an
+ * alert arriving meanwhile waited. So the owning connection turns automatic checkpoints off and
+ * this worker, with its own connection, runs PASSIVE checkpoints, which never block the writer
+ * (https://www.sqlite.org/wal.html#ckpt).
+ *
+ * The worker is inline CommonJS (`eval: true`) so it runs the same in development (tsx), in the
+ * test runner and in the esbuild bundle; better-sqlite3 is loaded by absolute path.
+ */
+import { createRequire } from 'node:module'
+import { Worker } from 'node:worker_threads'
+
+const require = createRequire(import.meta.url)
+
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads')
+const Database = require(workerData.driver)
+const db = new Database(workerData.path, { fileMustExist: true })
+db.pragma('busy_timeout = 1000')
+let running = false
+function checkpoint() {
+  if (running) return
+  running = true
+  try {
+    const [r] = db.pragma('wal_checkpoint(PASSIVE)')
+    parentPort.postMessage({ ok: true, busy: r.busy, log: r.log, checkpointed: r.checkpointed })
+  } catch (err) {
+    parentPort.postMessage({ ok: false, error: String(err && err.message || err) })
+  } finally {
+    running = false
+  }
+}
+const timer = setInterval(checkpoint, workerData.intervalMs)
+parentPort.on('message', (m) => {
+  if (m === 'now') checkpoint()
+  if (m === 'close') { clearInterval(timer); db.close(); process.exit(0) }
+})
+`
+
+export interface CheckpointResult {
+  ok: boolean
+  busy?: number
+  log?: number
+  checkpointed?: number
+  error?: string
+}
+
+export class Checkpointer {
+  private readonly worker: Worker
+  private closed = false
+
+  constructor(path: string, intervalMs: number, onResult: (r: CheckpointResult) => void = () => {}) {
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { path, intervalMs, driver: require.resolve('better-sqlite3') },
+      // A checkpoint thread needs little: keep its V8 heap small.
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+    })
+    this.worker.on('message', onResult)
+    this.worker.on('error', (err) => onResult({ ok: false, error: err.message }))
+    // The gateway must be able to exit even if this thread were stuck in a checkpoint.
+    this.worker.unref()
+  }
+
+  /** Asks for a checkpoint now (after a burst of writes), instead of at the next tick. */
+  nudge(): void {
+    if (!this.closed) this.worker.postMessage('now')
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()))
+    this.worker.postMessage('close')
+    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+  }
+}
