@@ -46,7 +46,6 @@ interface Candidate {
 export class Evictor {
   private readonly select
   private readonly selectExpired
-  private readonly remove
 
   constructor(
     private readonly outbox: Outbox,
@@ -60,7 +59,6 @@ export class Evictor {
     this.selectExpired = db.prepare(
       "SELECT seq, device, kind, ts FROM outbox WHERE priority = ? AND kind != 'gap' AND created_at < ? ORDER BY seq LIMIT ?",
     )
-    this.remove = db.prepare('DELETE FROM outbox WHERE seq = ?')
   }
 
   /** Evicts until the outbox is under the quota's low-water mark. Returns rows evicted. */
@@ -98,6 +96,10 @@ export class Evictor {
       const ttl = this.policy.ttlMs[cls]
       if (ttl <= 0) continue
       for (;;) {
+        // Commit time grows with seq, so the class's oldest row (one index probe) says whether
+        // anything is due; without this check the query below would walk the whole class.
+        const oldest = this.outbox.oldestCreatedAt(Priority[cls])
+        if (oldest === undefined || oldest >= now - ttl) break
         const rows = this.candidates(this.selectExpired.all(Priority[cls], now - ttl, CHUNK + this.outbox.leasedCount()) as Candidate[], CHUNK)
         if (rows.length === 0) break
         total += this.evict(cls, 'ttl', rows)
@@ -138,7 +140,7 @@ export class Evictor {
     // Deletions and their gap records are one transaction: the center never sees data vanish
     // without the record that says so.
     this.outbox.db.transaction(() => {
-      for (const r of rows) this.remove.run(r.seq)
+      for (const r of rows) this.outbox.deleteInTransaction(r.seq)
       for (const gap of gaps) this.outbox.insertInTransaction(gap, Priority.event, now)
     })()
     this.log.warn(

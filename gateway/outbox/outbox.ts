@@ -93,6 +93,12 @@ export class Outbox {
   private closed = false
   /** Rows handed to the uplink and not yet answered: eviction leaves them alone. */
   private readonly leased = new Set<number>()
+  /**
+   * Rows per priority class, kept in memory: counting a million-row backlog on every metrics
+   * scrape or uplink log line would stall the event loop. Counted once at open, then maintained
+   * by every insert and delete.
+   */
+  private readonly counts = [0, 0, 0, 0]
   private readonly stmt: ReturnType<Outbox['prepare']>
   private readonly checkpointer: Checkpointer
 
@@ -135,6 +141,9 @@ export class Outbox {
       ) STRICT;
     `)
     this.stmt = this.prepare()
+    for (const r of this.db.prepare('SELECT priority, count(*) AS n FROM outbox GROUP BY priority').all() as { priority: number; n: number }[]) {
+      this.counts[r.priority] = r.n
+    }
     const meta = this.stmt.getMeta.get('last_seq') as { value: string } | undefined
     const maxRow = (this.db.prepare('SELECT max(seq) AS m FROM outbox').get() as { m: number | null }).m ?? 0
     this.lastCommitted = Math.max(meta ? Number(meta.value) : 0, maxRow)
@@ -181,12 +190,11 @@ export class Outbox {
       putState: this.db.prepare('INSERT INTO rule_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
       deleteState: this.db.prepare('DELETE FROM rule_state WHERE key = ?'),
       peek: this.db.prepare('SELECT seq, id, priority, body FROM outbox WHERE priority BETWEEN ? AND ? ORDER BY priority, seq LIMIT ?'),
-      delete: this.db.prepare('DELETE FROM outbox WHERE seq = ?'),
+      delete: this.db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING priority'),
       toDeadLetter: this.db.prepare(
         'INSERT OR REPLACE INTO dead_letter (seq, body, reason, at) SELECT seq, body, ?, ? FROM outbox WHERE seq = ?',
       ),
-      count: this.db.prepare('SELECT count(*) AS n FROM outbox'),
-      byClass: this.db.prepare('SELECT priority, count(*) AS n, min(created_at) AS oldest FROM outbox GROUP BY priority'),
+      oldestOf: this.db.prepare('SELECT created_at AS t FROM outbox WHERE priority = ? ORDER BY seq LIMIT 1'),
       pages: this.db.prepare('SELECT page_count * page_size AS total, freelist_count * page_size AS free FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()'),
     }
   }
@@ -252,6 +260,7 @@ export class Outbox {
         this.stmt.bumpLastSeq.run(String(maxSeq))
       })()
       this.lastCommitted = Math.max(this.lastCommitted, maxSeq)
+      for (const e of committed) this.counts[priorityOf(e.kind)]++
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_COMMIT_FAILED', rows: committed.length }, 'outbox commit failed')
       for (const item of batch) item.done(err as Error)
@@ -267,6 +276,7 @@ export class Outbox {
    */
   insertInTransaction(e: Envelope, priority: number, now: number): void {
     this.stmt.insert.run(e.seq, e.id, priority, e.kind, e.device, e.ts, now, JSON.stringify(e))
+    this.counts[priority]++
     this.stmt.bumpLastSeq.run(String(e.seq))
     this.lastCommitted = Math.max(this.lastCommitted, e.seq)
   }
@@ -309,9 +319,15 @@ export class Outbox {
   ack(seqs: readonly number[]): void {
     if (seqs.length === 0) return
     this.db.transaction(() => {
-      for (const seq of seqs) this.stmt.delete.run(seq)
+      for (const seq of seqs) this.deleteInTransaction(seq)
     })()
     for (const seq of seqs) this.leased.delete(seq)
+  }
+
+  /** Deletes one row inside the caller's transaction, keeping the class counts right. */
+  deleteInTransaction(seq: number): void {
+    const row = this.stmt.delete.get(seq) as { priority: number } | undefined
+    if (row) this.counts[row.priority]--
   }
 
   /**
@@ -321,7 +337,7 @@ export class Outbox {
   deadLetter(seq: number, reason: string): void {
     this.db.transaction(() => {
       this.stmt.toDeadLetter.run(reason, Date.now(), seq)
-      this.stmt.delete.run(seq)
+      this.deleteInTransaction(seq)
     })()
     this.leased.delete(seq)
   }
@@ -345,13 +361,18 @@ export class Outbox {
     const pending = Object.fromEntries(priorityNames.map((n) => [n, 0])) as Record<PriorityClass, number>
     const oldestPendingMs = Object.fromEntries(priorityNames.map((n) => [n, null])) as Record<PriorityClass, number | null>
     const now = Date.now()
-    for (const r of this.stmt.byClass.all() as { priority: number; n: number; oldest: number }[]) {
-      const name = priorityNames[r.priority]
-      if (!name) continue
-      pending[name] = r.n
-      oldestPendingMs[name] = Math.max(0, now - r.oldest)
-    }
+    priorityNames.forEach((name, priority) => {
+      pending[name] = this.counts[priority]!
+      // One index probe per class: the oldest row is the lowest seq of its class.
+      const oldest = this.stmt.oldestOf.get(priority) as { t: number } | undefined
+      if (oldest) oldestPendingMs[name] = Math.max(0, now - oldest.t)
+    })
     return { pending, oldestPendingMs, lastSeq: this.lastCommitted, usedBytes: this.usedBytes(), fileBytes: this.fileBytes() }
+  }
+
+  /** Commit time of the oldest row of a class, or undefined when the class is empty. */
+  oldestCreatedAt(priority: number): number | undefined {
+    return (this.stmt.oldestOf.get(priority) as { t: number } | undefined)?.t
   }
 
   private fileBytes(): number {
@@ -367,7 +388,7 @@ export class Outbox {
   }
 
   pendingCount(): number {
-    return (this.stmt.count.get() as { n: number }).n
+    return this.counts[0] + this.counts[1] + this.counts[2] + this.counts[3]
   }
 
   /** Commits what is pending, then closes the database. */

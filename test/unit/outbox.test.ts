@@ -100,6 +100,23 @@ describe('Outbox', () => {
     box.close()
   })
 
+  it('keeps its class counts right through acks, dead letters and a reopen (it never counts rows on the hot path)', async () => {
+    const path = tempPath()
+    let box = new Outbox({ path, gatewayId: 'gw-1' })
+    const rows = [box.stamp(reading(1)), box.stamp(reading(2)), box.stamp(alert()), box.stamp(reading(3))]
+    await box.append(rows)
+    box.ack([rows[0].seq, rows[2].seq, 999_999])
+    box.deadLetter(rows[1].seq, 'bad')
+    expect(box.pendingCount()).toBe(1)
+    expect(box.stats().pending).toEqual({ alert: 0, event: 0, aggregate: 0, telemetry: 1 })
+    box.close()
+    box = new Outbox({ path, gatewayId: 'gw-1' })
+    expect(box.stats().pending).toEqual({ alert: 0, event: 0, aggregate: 0, telemetry: 1 })
+    expect(box.stats().oldestPendingMs.telemetry).toBeGreaterThanOrEqual(0)
+    expect(box.stats().oldestPendingMs.alert).toBeNull()
+    box.close()
+  })
+
   it('rejects appends after close rather than losing them silently', async () => {
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
     box.close()
