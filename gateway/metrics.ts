@@ -21,6 +21,12 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
       labelNames: ['input', 'code'],
       registers,
     }),
+    redeliveries: new Counter({
+      name: 'gateway_redeliveries_dropped_total',
+      help: 'QoS 1 redeliveries of messages already committed (acknowledged again, not stored twice)',
+      labelNames: ['input'],
+      registers,
+    }),
     sourceTimeReplaced: new Counter({
       name: 'gateway_source_time_replaced_total',
       help: 'Messages whose device time was implausible and replaced by the receive time',

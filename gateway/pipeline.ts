@@ -10,7 +10,7 @@ import type { Logger } from '../common/logger.ts'
 import type { Rejection } from './errors.ts'
 import type { GatewayMetrics } from './metrics.ts'
 import type { Normalizer } from './normalize/normalize.ts'
-import type { Outbox } from './outbox/outbox.ts'
+import type { Outbox, Transmission } from './outbox/outbox.ts'
 import type { RuleEngine } from './rules/engine.ts'
 
 export interface DeviceMessage {
@@ -20,6 +20,10 @@ export interface DeviceMessage {
   kind: DeviceKind
   raw: Buffer
   receivedAt: number
+  /** Set by inputs whose transport can redeliver (MQTT QoS 1); see Outbox.isCommitted. */
+  transmission?: Transmission
+  /** The transport marked this as a redelivery (MQTT DUP flag). */
+  redelivery?: boolean
 }
 
 export type Outcome = { ok: true } | { ok: false; rejection: Rejection }
@@ -57,6 +61,11 @@ export class Pipeline {
   accept(msg: DeviceMessage, done: (err: Error | null, rejection?: Rejection) => void): void {
     const { normalizer, rules, outbox, metrics } = this.deps
     this.countReceived(msg.input, msg.kind)
+    if (msg.transmission && msg.redelivery && outbox.isCommitted(msg.transmission)) {
+      metrics.redeliveries.inc({ input: msg.input })
+      done(null)
+      return
+    }
     const result = normalizer.normalize(msg.deviceId, msg.kind, msg.raw, msg.receivedAt)
     if (!result.ok) {
       this.rejected(msg.input, msg.deviceId, msg.kind, result.rejection)
@@ -69,9 +78,9 @@ export class Pipeline {
     const out = rules.evaluate(envelope)
     for (const rule of out.suppressed) metrics.suppressed.inc({ rule })
     if (out.alerts.length === 0) {
-      outbox.appendCb([envelope], out.state, (err) => this.committed(err, undefined, done))
+      outbox.appendCb([envelope], out.state, (err) => this.committed(err, undefined, done), msg.transmission)
     } else {
-      outbox.appendCb([envelope, ...out.alerts], out.state, (err) => this.committed(err, out.alerts, done))
+      outbox.appendCb([envelope, ...out.alerts], out.state, (err) => this.committed(err, out.alerts, done), msg.transmission)
     }
   }
 

@@ -69,13 +69,28 @@ export interface OutboxOptions {
   onCommit?: (envelopes: readonly Envelope[], elapsedMs: number) => void
 }
 
+/**
+ * Which transmission a message came in: an MQTT client id and the QoS 1 packet identifier it
+ * used, with a hash of the payload. Committed in the message's row (and remembered in memory) so
+ * that a redelivery of the same packet (DUP=1, MQTT-3.3.1-1), typically after the gateway died
+ * between commit and PUBACK, is recognised and not stored twice.
+ */
+export interface Transmission {
+  client: string
+  packet: number
+  hash: number
+}
+
 interface PendingAppend {
   envelopes: Envelope[]
   state: readonly StateWrite[]
   done: CommitCallback
+  transmission: Transmission | undefined
 }
 
 const NO_STATE: readonly StateWrite[] = Object.freeze([])
+/** Covers every client's full window of 65,535 packet ids for a small office, in ~5 MB. */
+const RECENT_TRANSMISSIONS = 65_536
 
 export class Outbox {
   readonly path: string
@@ -99,6 +114,8 @@ export class Outbox {
    * by every insert and delete.
    */
   private readonly counts = [0, 0, 0, 0]
+  /** Recent QoS 1 transmissions, `client\0packet` → payload hash, oldest first (Map order). */
+  private readonly recentTransmissions = new Map<string, number>()
   private readonly stmt: ReturnType<Outbox['prepare']>
   private readonly checkpointer: Checkpointer
 
@@ -128,7 +145,10 @@ export class Outbox {
         device TEXT NOT NULL,
         ts INTEGER NOT NULL,
         created_at INTEGER NOT NULL,
-        body TEXT NOT NULL
+        body TEXT NOT NULL,
+        tx_client TEXT,
+        tx_packet INTEGER,
+        tx_hash INTEGER
       ) STRICT;
       CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox (priority, seq);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
@@ -140,7 +160,9 @@ export class Outbox {
         at INTEGER NOT NULL
       ) STRICT;
     `)
+    this.migrate()
     this.stmt = this.prepare()
+    this.loadRecentTransmissions()
     for (const r of this.db.prepare('SELECT priority, count(*) AS n FROM outbox GROUP BY priority').all() as { priority: number; n: number }[]) {
       this.counts[r.priority] = r.n
     }
@@ -179,7 +201,7 @@ export class Outbox {
   private prepare() {
     return {
       insert: this.db.prepare(
-        'INSERT INTO outbox (seq, id, priority, kind, device, ts, created_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO outbox (seq, id, priority, kind, device, ts, created_at, body, tx_client, tx_packet, tx_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       getMeta: this.db.prepare('SELECT value FROM meta WHERE key = ?'),
       setMeta: this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value'),
@@ -213,12 +235,12 @@ export class Outbox {
    * calls `done` once they are on disk. Callback style because it runs once per device message:
    * a promise and its closures per message cost more than everything else here.
    */
-  appendCb(envelopes: Envelope[], state: readonly StateWrite[], done: CommitCallback): void {
+  appendCb(envelopes: Envelope[], state: readonly StateWrite[], done: CommitCallback, transmission?: Transmission): void {
     if (this.closed) {
       done(new Error('outbox is closed'))
       return
     }
-    this.pending.push({ envelopes, state, done })
+    this.pending.push({ envelopes, state, done, transmission })
     this.pendingRows += envelopes.length
     if (this.pendingRows >= this.maxBatchRows) {
       this.flush()
@@ -247,8 +269,11 @@ export class Outbox {
       const insert = this.stmt.insert
       this.db.transaction(() => {
         for (const item of batch) {
+          // The transmission belongs to the device's own message, the first envelope of the item.
+          let t = item.transmission
           for (const e of item.envelopes) {
-            insert.run(e.seq, e.id, priorityOf(e.kind), e.kind, e.device, e.ts, now, JSON.stringify(e))
+            insert.run(e.seq, e.id, priorityOf(e.kind), e.kind, e.device, e.ts, now, JSON.stringify(e), t?.client ?? null, t?.packet ?? null, t?.hash ?? null)
+            t = undefined
             if (e.seq > maxSeq) maxSeq = e.seq
             committed.push(e)
           }
@@ -256,11 +281,13 @@ export class Outbox {
             if (w.value === null) this.stmt.deleteState.run(w.key)
             else this.stmt.putState.run(w.key, w.value)
           }
+
         }
         this.stmt.bumpLastSeq.run(String(maxSeq))
       })()
       this.lastCommitted = Math.max(this.lastCommitted, maxSeq)
       for (const e of committed) this.counts[priorityOf(e.kind)]++
+      for (const item of batch) if (item.transmission) this.remember(item.transmission)
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_COMMIT_FAILED', rows: committed.length }, 'outbox commit failed')
       for (const item of batch) item.done(err as Error)
@@ -271,11 +298,49 @@ export class Outbox {
   }
 
   /**
+   * Whether this exact transmission (same client, packet id and payload) is already committed:
+   * a QoS 1 redelivery of a message whose PUBACK was lost, typically because the gateway died
+   * between commit and PUBACK. Such a message is acknowledged again and not stored twice.
+   */
+  isCommitted(t: Transmission): boolean {
+    return this.recentTransmissions.get(`${t.client}\u0000${t.packet}`) === t.hash
+  }
+
+  private remember(t: Transmission): void {
+    const key = `${t.client}\u0000${t.packet}`
+    this.recentTransmissions.delete(key)
+    this.recentTransmissions.set(key, t.hash)
+    if (this.recentTransmissions.size > RECENT_TRANSMISSIONS) {
+      this.recentTransmissions.delete(this.recentTransmissions.keys().next().value!)
+    }
+  }
+
+  /**
+   * After a restart, the transmissions a redelivery can refer to are the last ones committed
+   * before the crash: a PUBACK goes out within a millisecond of its commit, and telemetry waits at
+   * least the uplink's linger before it leaves. Those rows are at the tail of the outbox.
+   */
+  private loadRecentTransmissions(): void {
+    const rows = this.db
+      .prepare('SELECT tx_client AS client, tx_packet AS packet, tx_hash AS hash FROM outbox WHERE tx_client IS NOT NULL ORDER BY seq DESC LIMIT ?')
+      .all(RECENT_TRANSMISSIONS) as Transmission[]
+    for (const t of rows.reverse()) this.remember(t)
+  }
+
+  /** Columns added after the first release of the outbox file. */
+  private migrate(): void {
+    const columns = new Set((this.db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map((c) => c.name))
+    for (const [name, type] of [['tx_client', 'TEXT'], ['tx_packet', 'INTEGER'], ['tx_hash', 'INTEGER']] as const) {
+      if (!columns.has(name)) this.db.exec(`ALTER TABLE outbox ADD COLUMN ${name} ${type}`)
+    }
+  }
+
+  /**
    * Inserts an already-stamped envelope as a row, inside the caller's transaction (eviction's gap
    * records). Keeps the sequence high-water mark in step.
    */
   insertInTransaction(e: Envelope, priority: number, now: number): void {
-    this.stmt.insert.run(e.seq, e.id, priority, e.kind, e.device, e.ts, now, JSON.stringify(e))
+    this.stmt.insert.run(e.seq, e.id, priority, e.kind, e.device, e.ts, now, JSON.stringify(e), null, null, null)
     this.counts[priority]++
     this.stmt.bumpLastSeq.run(String(e.seq))
     this.lastCommitted = Math.max(this.lastCommitted, e.seq)

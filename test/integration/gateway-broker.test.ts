@@ -12,6 +12,7 @@ import { demoDevicePassword } from '../../devices/demo-credentials.ts'
 import { describeWith, hasBinary, MOSQUITTO_CLIENTS } from '../helpers/binaries.ts'
 import { capturingLogger, connectDevice, startGateway } from '../helpers/stack.ts'
 import { nextEvent } from '../helpers/wait.ts'
+import { RawMqtt } from '../helpers/raw-mqtt.ts'
 
 const run = promisify(execFile)
 
@@ -130,6 +131,31 @@ describe('gateway broker', () => {
       })
       expect(await metric(/gateway_messages_rejected_total\{input="mqtt",code="GW_PAYLOAD_INVALID"\} (\d+)/)).toBe(before + 1)
       expect(lines.some((l) => l.includes('"code":"GW_PAYLOAD_INVALID"') && l.includes('"device":"cam-001"'))).toBe(true)
+    })
+
+    it('a QoS 1 redelivery (DUP) of a committed message is acknowledged again and not stored twice', async () => {
+      const raw = await RawMqtt.open(port)
+      try {
+        await raw.login('raw-gas-002', 'gas-002', demoDevicePassword('gas-002'))
+        const payload = Buffer.from(JSON.stringify({ ts: Date.now() - 5, quantity: 'gas', value: 4.321 }))
+        const before = gateway.outbox.peek(100_000).filter((r) => r.body.includes('4.321')).length
+        raw.send({ cmd: 'publish', topic: 'dev/gas-002/reading', payload, qos: 1, messageId: 4242, dup: false, retain: false })
+        await raw.next((p) => p.cmd === 'puback' && p.messageId === 4242)
+        raw.received.length = 0
+        // The same packet again, as a client resends it after a lost PUBACK.
+        raw.send({ cmd: 'publish', topic: 'dev/gas-002/reading', payload, qos: 1, messageId: 4242, dup: true, retain: false })
+        await raw.next((p) => p.cmd === 'puback' && p.messageId === 4242)
+        raw.received.length = 0
+        // A reused packet id with a different payload is a new message, not a redelivery.
+        const other = Buffer.from(JSON.stringify({ ts: Date.now(), quantity: 'gas', value: 4.3211 }))
+        raw.send({ cmd: 'publish', topic: 'dev/gas-002/reading', payload: other, qos: 1, messageId: 4242, dup: true, retain: false })
+        await raw.next((p) => p.cmd === 'puback' && p.messageId === 4242)
+        const rows = gateway.outbox.peek(100_000).filter((r) => r.body.includes('4.321'))
+        expect(rows.length - before).toBe(2)
+        expect(await metric(/gateway_redeliveries_dropped_total\{input="mqtt"\} (\d+)/)).toBe(1)
+      } finally {
+        raw.close()
+      }
     })
 
     it('a topic outside the scheme is refused with GW_TOPIC_INVALID, and the connection stays up', async () => {

@@ -117,6 +117,20 @@ describe('Outbox', () => {
     box.close()
   })
 
+  it('recognises a redelivered transmission, also after a restart', async () => {
+    const path = tempPath()
+    let box = new Outbox({ path, gatewayId: 'gw-1' })
+    const t = { client: 'dev-1', packet: 17, hash: 12345 }
+    expect(box.isCommitted(t)).toBe(false)
+    await new Promise<void>((resolve, reject) => box.appendCb([box.stamp(reading(1))], [], (err) => (err ? reject(err) : resolve()), t))
+    expect(box.isCommitted(t)).toBe(true)
+    expect(box.isCommitted({ ...t, hash: 1 })).toBe(false)
+    box.close()
+    box = new Outbox({ path, gatewayId: 'gw-1' })
+    expect(box.isCommitted(t)).toBe(true)
+    box.close()
+  })
+
   it('rejects appends after close rather than losing them silently', async () => {
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
     box.close()

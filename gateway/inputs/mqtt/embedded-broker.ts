@@ -3,7 +3,7 @@
  * gateway, and a QoS 1 PUBACK goes out only after the message is committed to the outbox
  * (see broker/broker.ts for how Aedes is made to wait).
  */
-import type { PublishPacket } from 'aedes'
+import type { Client, PublishPacket } from 'aedes'
 import { commandTopic, parseDeviceTopic } from '../../../contracts/topics.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { Registry } from 'prom-client'
@@ -43,7 +43,7 @@ export class EmbeddedBrokerInput implements Input {
       registry: this.registry,
       allowAnonymous: this.config.broker.allowAnonymous,
       tcp: this.config.broker.tcp,
-      ingest: (identity, packet, _client, done) => this.ingest(identity, packet, done),
+      ingest: (identity, packet, client, done) => this.ingest(identity, packet, client, done),
       logger: this.logger.child({ component: 'broker' }),
       metrics: this.metrics,
     })
@@ -58,7 +58,7 @@ export class EmbeddedBrokerInput implements Input {
     return this.running ? { ok: true } : { ok: false, detail: 'broker not running' }
   }
 
-  private ingest(identity: Identity, packet: PublishPacket, done: (err: Error | null) => void): void {
+  private ingest(identity: Identity, packet: PublishPacket, client: Client | null, done: (err: Error | null) => void): void {
     const receivedAt = Date.now()
     const topic = parseDeviceTopic(packet.topic)
     if (!topic) {
@@ -69,7 +69,12 @@ export class EmbeddedBrokerInput implements Input {
       return
     }
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    this.pipeline.accept({ input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt }, (err, rejection) => {
+    // A QoS 1 packet's (client, packet id) is remembered with the commit, so a redelivery after a
+    // lost PUBACK is recognised (MQTT-4.3.2: the receiver may see a message more than once).
+    const transmission =
+      client && packet.qos > 0 && packet.messageId !== undefined ? { client: client.id, packet: packet.messageId, hash: fnv1a(payload) } : undefined
+    const msg = { input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission, redelivery: packet.dup }
+    this.pipeline.accept(msg, (err, rejection) => {
       // A message that can never be accepted is still acknowledged (resending cannot fix it), and
       // the device is told why on its command topic.
       if (rejection) this.nack(topic.deviceId, packet.topic, rejection)
@@ -90,4 +95,14 @@ export class EmbeddedBrokerInput implements Input {
       () => {},
     )
   }
+}
+
+/** 32-bit FNV-1a: a cheap fingerprint of a payload, to tell a redelivery from a reused packet id. */
+function fnv1a(bytes: Buffer): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < bytes.length; i++) {
+    h ^= bytes[i]
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
 }
