@@ -22,8 +22,6 @@ export interface DeviceMessage {
   receivedAt: number
   /** Set by inputs whose transport can redeliver (MQTT QoS 1); see Outbox.isCommitted. */
   transmission?: Transmission
-  /** The transport marked this as a redelivery (MQTT DUP flag). */
-  redelivery?: boolean
 }
 
 export type Outcome = { ok: true } | { ok: false; rejection: Rejection }
@@ -61,7 +59,7 @@ export class Pipeline {
   accept(msg: DeviceMessage, done: (err: Error | null, rejection?: Rejection) => void): void {
     const { normalizer, rules, outbox, metrics } = this.deps
     this.countReceived(msg.input, msg.kind)
-    if (msg.transmission && msg.redelivery && outbox.isCommitted(msg.transmission)) {
+    if (msg.transmission && outbox.isCommitted(msg.transmission)) {
       metrics.redeliveries.inc({ input: msg.input })
       done(null)
       return

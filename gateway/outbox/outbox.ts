@@ -72,8 +72,9 @@ export interface OutboxOptions {
 /**
  * Which transmission a message came in: an MQTT client id and the QoS 1 packet identifier it
  * used, with a hash of the payload. Committed in the message's row (and remembered in memory) so
- * that a redelivery of the same packet (DUP=1, MQTT-3.3.1-1), typically after the gateway died
- * between commit and PUBACK, is recognised and not stored twice.
+ * that a redelivery of the same packet, typically after the gateway died between commit and
+ * PUBACK, is recognised and not stored twice. The DUP flag cannot be relied on: MQTT.js 5 resends
+ * its stored packets after a reconnect with DUP=0, against MQTT-3.3.1-1.
  */
 export interface Transmission {
   client: string
@@ -91,6 +92,12 @@ interface PendingAppend {
 const NO_STATE: readonly StateWrite[] = Object.freeze([])
 /** Covers every client's full window of 65,535 packet ids for a small office, in ~5 MB. */
 const RECENT_TRANSMISSIONS = 65_536
+/**
+ * A packet id matching with the same payload counts as a redelivery only this soon after the
+ * original. Clients resend within seconds of reconnecting; a device would need 65,535 messages
+ * inside this window to reuse an id legitimately (MQTT-2.3.1-4 allows reuse after the PUBACK).
+ */
+const REDELIVERY_WINDOW_MS = 60_000
 
 export class Outbox {
   readonly path: string
@@ -114,8 +121,8 @@ export class Outbox {
    * by every insert and delete.
    */
   private readonly counts = [0, 0, 0, 0]
-  /** Recent QoS 1 transmissions, `client\0packet` → payload hash, oldest first (Map order). */
-  private readonly recentTransmissions = new Map<string, number>()
+  /** Recent QoS 1 transmissions, `client\0packet` → payload hash and commit time, oldest first. */
+  private readonly recentTransmissions = new Map<string, { hash: number; at: number }>()
   private readonly stmt: ReturnType<Outbox['prepare']>
   private readonly checkpointer: Checkpointer
 
@@ -302,14 +309,15 @@ export class Outbox {
    * a QoS 1 redelivery of a message whose PUBACK was lost, typically because the gateway died
    * between commit and PUBACK. Such a message is acknowledged again and not stored twice.
    */
-  isCommitted(t: Transmission): boolean {
-    return this.recentTransmissions.get(`${t.client}\u0000${t.packet}`) === t.hash
+  isCommitted(t: Transmission, now = Date.now()): boolean {
+    const seen = this.recentTransmissions.get(`${t.client}\u0000${t.packet}`)
+    return seen !== undefined && seen.hash === t.hash && now - seen.at < REDELIVERY_WINDOW_MS
   }
 
-  private remember(t: Transmission): void {
+  private remember(t: Transmission, at = Date.now()): void {
     const key = `${t.client}\u0000${t.packet}`
     this.recentTransmissions.delete(key)
-    this.recentTransmissions.set(key, t.hash)
+    this.recentTransmissions.set(key, { hash: t.hash, at })
     if (this.recentTransmissions.size > RECENT_TRANSMISSIONS) {
       this.recentTransmissions.delete(this.recentTransmissions.keys().next().value!)
     }
@@ -322,9 +330,11 @@ export class Outbox {
    */
   private loadRecentTransmissions(): void {
     const rows = this.db
-      .prepare('SELECT tx_client AS client, tx_packet AS packet, tx_hash AS hash FROM outbox WHERE tx_client IS NOT NULL ORDER BY seq DESC LIMIT ?')
-      .all(RECENT_TRANSMISSIONS) as Transmission[]
-    for (const t of rows.reverse()) this.remember(t)
+      .prepare(
+        'SELECT tx_client AS client, tx_packet AS packet, tx_hash AS hash, created_at AS at FROM outbox WHERE tx_client IS NOT NULL ORDER BY seq DESC LIMIT ?',
+      )
+      .all(RECENT_TRANSMISSIONS) as (Transmission & { at: number })[]
+    for (const t of rows.reverse()) this.remember(t, t.at)
   }
 
   /** Columns added after the first release of the outbox file. */

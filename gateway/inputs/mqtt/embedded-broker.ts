@@ -73,7 +73,7 @@ export class EmbeddedBrokerInput implements Input {
     // lost PUBACK is recognised (MQTT-4.3.2: the receiver may see a message more than once).
     const transmission =
       client && packet.qos > 0 && packet.messageId !== undefined ? { client: client.id, packet: packet.messageId, hash: fnv1a(payload) } : undefined
-    const msg = { input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission, redelivery: packet.dup }
+    const msg = { input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission }
     this.pipeline.accept(msg, (err, rejection) => {
       // A message that can never be accepted is still acknowledged (resending cannot fix it), and
       // the device is told why on its command topic.
