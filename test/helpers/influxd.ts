@@ -2,7 +2,7 @@
  * A real InfluxDB 1.x (Debian's `influxd`) for one test file: temporary config, data directory
  * and ports, stopped and removed afterwards.
  */
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +11,10 @@ import { waitFor } from './wait.ts'
 
 export interface RunningInfluxd {
   url: string
+  /** Stops the server, keeping its data, config and ports (an outage). */
+  pause(): Promise<void>
+  /** Starts it again on the same data and ports; resolves when it answers /ping. */
+  resume(): Promise<void>
   stop(): Promise<void>
 }
 
@@ -39,31 +43,43 @@ bind-address = "127.0.0.1:${rpcPort}"
   log-enabled = false
 `,
   )
-  const proc = spawn('influxd', ['-config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
-  let stderr = ''
-  proc.stderr.on('data', (d: Buffer) => {
-    stderr = (stderr + d.toString()).slice(-4000)
-  })
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
   const url = `http://127.0.0.1:${httpPort}`
-  try {
+  let proc: ChildProcess | undefined
+  let exited: Promise<void> = Promise.resolve()
+  let stderr = ''
+  const launch = async () => {
+    const p = spawn('influxd', ['-config', config], { stdio: ['ignore', 'ignore', 'pipe'] })
+    proc = p
+    p.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000)
+    })
+    exited = new Promise<void>((resolve) => p.once('exit', () => resolve()))
     await waitFor(
       async () => {
-        if (proc.exitCode !== null) throw new Error(`influxd exited: ${stderr}`)
+        if (p.exitCode !== null) throw new Error(`influxd exited: ${stderr}`)
         return (await fetch(`${url}/ping`)).status === 204 ? true : undefined
       },
       { timeoutMs: 30_000, intervalMs: 100, what: 'influxd /ping' },
     )
+  }
+  const halt = async () => {
+    proc?.kill('SIGTERM')
+    await exited
+    proc = undefined
+  }
+  try {
+    await launch()
   } catch (err) {
-    proc.kill('SIGKILL')
+    proc?.kill('SIGKILL')
     rmSync(dir, { recursive: true, force: true })
     throw err
   }
   return {
     url,
+    pause: halt,
+    resume: launch,
     async stop() {
-      proc.kill('SIGTERM')
-      await exited
+      await halt()
       rmSync(dir, { recursive: true, force: true })
     },
   }
