@@ -14,7 +14,7 @@
  *
  * Last line: {"bench":"alert-latency","p50_ms":…,"p99_ms":…,"background_msgs_per_s":…}
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -51,7 +51,29 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 
+/**
+ * The disk's own commit latency, measured first in the same run: every alert pays an fsync at the
+ * gateway (outbox commit) and one at the center (store write), so the disk's tail is the floor
+ * under this benchmark's tail.
+ */
+function fsyncProbe(path: string, seconds: number) {
+  const fd = openSync(path, 'w')
+  const page = Buffer.alloc(4096, 1)
+  const lat: number[] = []
+  const end = performance.now() + seconds * 1000
+  while (performance.now() < end) {
+    const t = performance.now()
+    writeSync(fd, page)
+    fdatasyncSync(fd)
+    lat.push(performance.now() - t)
+  }
+  closeSync(fd)
+  lat.sort((a, b) => a - b)
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), max: lat[lat.length - 1]!, n: lat.length }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'gridwatch-bench-latency-'))
+const disk = fsyncProbe(join(dir, 'fsync-probe'), quick ? 2 : 5)
 const [cloudPort, mqttPort, httpPort] = [await freePort(), await freePort(), await freePort()]
 const children: Child[] = []
 let influxd: { stop(): Promise<void>; url: string } | undefined
@@ -145,6 +167,7 @@ try {
   console.log(`  background telemetry  ${bg.msgs_per_s.toLocaleString('en')} msgs/s QoS 1 (target ${backgroundRate.toLocaleString('en')})`)
   console.log(`  p50 ${p50.toFixed(2)} ms   p90 ${percentile(latencies, 90).toFixed(2)} ms   p99 ${p99.toFixed(2)} ms   max ${latencies[latencies.length - 1].toFixed(2)} ms   (goal: p99 ≤ 10 ms)`)
   if (lost > 0) console.log(`  ${lost} alerts did not arrive within 10 s`)
+  console.log(`  this disk, same run: fsync of 4 KiB p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms, p99.9 ${disk.p999.toFixed(2)} ms, max ${disk.max.toFixed(1)} ms (${disk.n} samples)`)
   console.log(
     `  where it goes (means): gateway group commit ${hops.gateway_commit_ms.toFixed(2)} ms, urgent-lane request ${hops.urgent_request_ms.toFixed(2)} ms, cloud store write ${hops.cloud_store_write_ms.toFixed(2)} ms; event-loop lag max: gateway ${hops.gateway_loop_lag_max_ms.toFixed(0)} ms, cloud ${hops.cloud_loop_lag_max_ms.toFixed(0)} ms`,
   )
@@ -159,6 +182,8 @@ try {
       missing: lost,
       store: storeArg,
       ...Object.fromEntries(Object.entries(hops).map(([k, v]) => [k, Number(v.toFixed(2))])),
+      disk_fsync_p99_ms: Number(disk.p99.toFixed(2)),
+      disk_fsync_max_ms: Number(disk.max.toFixed(1)),
     }),
   )
 } finally {

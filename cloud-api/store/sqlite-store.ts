@@ -11,6 +11,12 @@ import { Checkpointer } from '../../common/checkpointer.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
 import { alertEventRow, gapRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
 
+/**
+ * Breaks ties between rows of the same millisecond in the gateway's sequence order: ids are
+ * `gateway:seq`, so compare the number after the colon, numerically.
+ */
+const BY_SEQ = "CAST(substr(id, instr(id, ':') + 1) AS INTEGER)"
+
 export class SqliteStore implements EventStore {
   readonly kind = 'sqlite'
   private db: Database.Database | undefined
@@ -115,37 +121,31 @@ export class SqliteStore implements EventStore {
       sql += ' AND quantity = ?'
       args.push(q.quantity)
     }
-    // id breaks ties between readings of the same millisecond, in the gateway's sequence order
-    // (ids of one gateway share a prefix and differ in seq; compare seq numerically).
-    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
+    sql += ` ORDER BY ts, ${BY_SEQ} LIMIT ?`
     args.push(q.limit)
     return db.prepare(sql).all(...args) as ReadingPoint[]
   }
 
   async alertEvents(q: AlertEventQuery): Promise<AlertEventRow[]> {
-    const { db } = this.ready
-    const args: (string | number)[] = [q.from, q.to]
-    let sql = 'SELECT row FROM alert_events WHERE ts >= ? AND ts <= ?'
-    if (q.office !== undefined) {
-      sql += ' AND office = ?'
-      args.push(q.office)
-    }
-    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
-    args.push(q.limit)
-    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as AlertEventRow)
+    return this.officeRows<AlertEventRow>('alert_events', q)
   }
 
   async gaps(q: GapQuery): Promise<GapRow[]> {
+    return this.officeRows<GapRow>('gaps', q)
+  }
+
+  /** Rows of a projection table (alert_events, gaps) in [from, to], optionally of one office. */
+  private officeRows<T>(table: 'alert_events' | 'gaps', q: { office?: string; from: number; to: number; limit: number }): T[] {
     const { db } = this.ready
     const args: (string | number)[] = [q.from, q.to]
-    let sql = 'SELECT row FROM gaps WHERE ts >= ? AND ts <= ?'
+    let sql = `SELECT row FROM ${table} WHERE ts >= ? AND ts <= ?`
     if (q.office !== undefined) {
       sql += ' AND office = ?'
       args.push(q.office)
     }
-    sql += " ORDER BY ts, CAST(substr(id, instr(id, ':') + 1) AS INTEGER) LIMIT ?"
+    sql += ` ORDER BY ts, ${BY_SEQ} LIMIT ?`
     args.push(q.limit)
-    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as GapRow)
+    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as T)
   }
 
   async ping(): Promise<void> {

@@ -3,25 +3,61 @@
  * callers (the CI test and `npm run chaos`) decide what must hold.
  */
 import Database from 'better-sqlite3'
-import { startInfluxd } from '../helpers/influxd.ts'
-import { account, CloudProcess, Fleet, GatewayProcess, inDeviceOrder, ports, storedReadings, waitUntil, type Build, type ScenarioResult } from './harness.ts'
+import { startInfluxd, type RunningInfluxd } from '../helpers/influxd.ts'
+import {
+  account,
+  CloudProcess,
+  Fleet,
+  GatewayProcess,
+  inDeviceOrder,
+  ports,
+  storedReadings,
+  waitUntil,
+  type Build,
+  type FleetOptions,
+  type ScenarioResult,
+} from './harness.ts'
 
 /** The demo office's checkpoint tags: a patrol scanning its real round raises no alerts. */
 const ROUND = ['04A1B2C3D4E5F6', '04A1B2C3D4E5F7', '04A1B2C3D4E5F8', '04A1B2C3D4E5F9']
 
 const log = (msg: string) => process.stderr.write(`[chaos] ${msg}\n`)
 
+interface Stack {
+  cloud: CloudProcess
+  gateway: GatewayProcess
+  fleet: Fleet
+}
+
+/** A cloud API, a gateway and a device fleet on fresh ports and data, torn down whatever happens. */
+async function withStack<T>(
+  build: Build,
+  o: { cloudEnv?: Record<string, string>; gatewayOverrides?: Record<string, unknown>; fleet: Omit<FleetOptions, 'mqttPort'> },
+  body: (s: Stack) => Promise<T>,
+): Promise<T> {
+  const [cloudPort, mqttPort, httpPort] = await ports(3)
+  const cloud = new CloudProcess(build, cloudPort, o.cloudEnv)
+  const gateway = new GatewayProcess(build, mqttPort, httpPort, cloud.url, o.gatewayOverrides)
+  const fleet = new Fleet({ ...o.fleet, mqttPort: mqttPort })
+  try {
+    return await body({ cloud, gateway, fleet })
+  } finally {
+    await fleet.stop()
+    await gateway.kill('SIGTERM')
+    await cloud.kill('SIGTERM')
+    gateway.cleanup()
+    cloud.cleanup()
+  }
+}
+
 /**
  * 1. The gateway is killed with SIGKILL at random moments during a QoS 1 stream, and restarted
  * each time. No acknowledged message may be lost.
  */
 export async function gatewayKilled(build: Build, o: { messages: number; kills: number; streamSeconds: number }): Promise<ScenarioResult> {
-  const [cloudPort, mqttPort, httpPort] = await ports(3)
-  const cloud = new CloudProcess(build, cloudPort)
-  const gateway = new GatewayProcess(build, mqttPort, httpPort, cloud.url)
   const rate = Math.ceil(o.messages / o.streamSeconds)
-  const fleet = new Fleet({ mqttPort: mqttPort, clients: { 'gas-001': 2, 'gas-002': 2 }, rate, window: 50, total: o.messages })
-  try {
+  const fleetOptions = { clients: { 'gas-001': 2, 'gas-002': 2 }, rate, window: 50, total: o.messages }
+  return withStack(build, { fleet: fleetOptions }, async ({ cloud, gateway, fleet }) => {
     await cloud.start()
     await gateway.start()
     await fleet.start()
@@ -41,13 +77,7 @@ export async function gatewayKilled(build: Build, o: { messages: number; kills: 
     await waitUntil(async () => ((await gateway.pending()) === 0 ? true : undefined), 60_000, 'the outbox to drain')
     const rows = storedReadings(cloud.dbPath)
     return { ...account('gateway_killed', fleet, rows.map((r) => r.value)), kills, per_device_order: inDeviceOrder(rows) }
-  } finally {
-    await fleet.stop()
-    await gateway.kill('SIGTERM')
-    await cloud.kill('SIGTERM')
-    gateway.cleanup()
-    cloud.cleanup()
-  }
+  })
 }
 
 /**
@@ -55,11 +85,8 @@ export async function gatewayKilled(build: Build, o: { messages: number; kills: 
  * per device, once; the first retry comes soon after recovery; the backlog drains fast.
  */
 export async function cloudDown(build: Build, o: { downSeconds: number; rate: number }): Promise<ScenarioResult> {
-  const [cloudPort, mqttPort, httpPort] = await ports(3)
-  const cloud = new CloudProcess(build, cloudPort)
-  const gateway = new GatewayProcess(build, mqttPort, httpPort, cloud.url)
-  const fleet = new Fleet({ mqttPort: mqttPort, clients: { 'gas-001': 1, 'gas-002': 1 }, rate: o.rate, window: 100, total: Infinity })
-  try {
+  const fleetOptions = { clients: { 'gas-001': 1, 'gas-002': 1 }, rate: o.rate, window: 100, total: Infinity }
+  return withStack(build, { fleet: fleetOptions }, async ({ cloud, gateway, fleet }) => {
     await cloud.start()
     await gateway.start()
     await fleet.start()
@@ -91,13 +118,7 @@ export async function cloudDown(build: Build, o: { downSeconds: number; rate: nu
       drain_vs_live: Number((drainRate / o.rate).toFixed(1)),
       per_device_order: inDeviceOrder(rows),
     }
-  } finally {
-    await fleet.stop()
-    await gateway.kill('SIGTERM')
-    await cloud.kill('SIGTERM')
-    gateway.cleanup()
-    cloud.cleanup()
-  }
+  })
 }
 
 /**
@@ -106,39 +127,36 @@ export async function cloudDown(build: Build, o: { downSeconds: number; rate: nu
  */
 export async function influxDown(build: Build, o: { downSeconds: number; rate: number }): Promise<ScenarioResult> {
   const influxd = await startInfluxd()
-  const [cloudPort, mqttPort, httpPort] = await ports(3)
-  const cloud = new CloudProcess(build, cloudPort, { STORE: 'influx', INFLUX_URL: influxd.url, INFLUX_DB: 'chaos' })
-  const gateway = new GatewayProcess(build, mqttPort, httpPort, cloud.url)
-  const fleet = new Fleet({ mqttPort: mqttPort, clients: { 'gas-001': 1, 'gas-002': 1 }, rate: o.rate, window: 100, total: Infinity })
+  const cloudEnv = { STORE: 'influx', INFLUX_URL: influxd.url, INFLUX_DB: 'chaos' }
+  const fleetOptions = { clients: { 'gas-001': 1, 'gas-002': 1 }, rate: o.rate, window: 100, total: Infinity }
   try {
-    await cloud.start()
-    await gateway.start()
-    await fleet.start()
-    await new Promise((r) => setTimeout(r, 2000))
-    await influxd.pause()
-    log(`influxd down for ${o.downSeconds} s`)
-    await waitUntil(async () => ((await cloud.metric('cloud_ingest_rejected_total{code="CLOUD_STORE_UNAVAILABLE"')) > 0 ? true : undefined), 30_000, 'a 503')
-    const notReady = (await fetch(`${cloud.url}/readyz`)).status
-    await new Promise((r) => setTimeout(r, o.downSeconds * 1000))
-    const held = await gateway.pending()
-    await influxd.resume()
-    await fleet.stop()
-    await waitUntil(async () => ((await gateway.pending()) === 0 ? true : undefined), 120_000, 'the outbox to drain')
-    // Read back through the API: InfluxDB is the store here.
-    const values: number[] = []
-    for (const device of ['gas-001', 'gas-002']) {
-      const res = await fetch(`${cloud.url}/v1/series?device=${device}&from=${Date.now() - 3_600_000}&to=${Date.now() + 60_000}&limit=100000`)
-      values.push(...((await res.json()) as { points: { value: number }[] }).points.map((p) => p.value))
-    }
-    return { ...account('influx_down', fleet, values), down_s: o.downSeconds, readyz_while_down: notReady, held_by_gateway: held }
+    return await withStack(build, { cloudEnv, fleet: fleetOptions }, (stack) => influxOutage(stack, influxd, o))
   } finally {
-    await fleet.stop()
-    await gateway.kill('SIGTERM')
-    await cloud.kill('SIGTERM')
     await influxd.stop()
-    gateway.cleanup()
-    cloud.cleanup()
   }
+}
+
+async function influxOutage({ cloud, gateway, fleet }: Stack, influxd: RunningInfluxd, o: { downSeconds: number }): Promise<ScenarioResult> {
+  await cloud.start()
+  await gateway.start()
+  await fleet.start()
+  await new Promise((r) => setTimeout(r, 2000))
+  await influxd.pause()
+  log(`influxd down for ${o.downSeconds} s`)
+  await waitUntil(async () => ((await cloud.metric('cloud_ingest_rejected_total{code="CLOUD_STORE_UNAVAILABLE"')) > 0 ? true : undefined), 30_000, 'a 503')
+  const notReady = (await fetch(`${cloud.url}/readyz`)).status
+  await new Promise((r) => setTimeout(r, o.downSeconds * 1000))
+  const held = await gateway.pending()
+  await influxd.resume()
+  await fleet.stop()
+  await waitUntil(async () => ((await gateway.pending()) === 0 ? true : undefined), 120_000, 'the outbox to drain')
+  // Read back through the API: InfluxDB is the store here.
+  const values: number[] = []
+  for (const device of ['gas-001', 'gas-002']) {
+    const res = await fetch(`${cloud.url}/v1/series?device=${device}&from=${Date.now() - 3_600_000}&to=${Date.now() + 60_000}&limit=100000`)
+    values.push(...((await res.json()) as { points: { value: number }[] }).points.map((p) => p.value))
+  }
+  return { ...account('influx_down', fleet, values), down_s: o.downSeconds, readyz_while_down: notReady, held_by_gateway: held }
 }
 
 /**
@@ -146,24 +164,20 @@ export async function influxDown(build: Build, o: { downSeconds: number; rate: n
  * evicted with gap records; alerts and scans are all kept and delivered; the gaps are visible.
  */
 export async function quotaHit(build: Build, o: { quotaMb: number; messages: number }): Promise<ScenarioResult> {
-  const [cloudPort, mqttPort, httpPort] = await ports(3)
-  const cloud = new CloudProcess(build, cloudPort)
-  const gateway = new GatewayProcess(build, mqttPort, httpPort, cloud.url, { outbox: { quotaMb: o.quotaMb } })
   // Four gas-detector connections and one patrol phone: 80% telemetry, 20% scans. Every 100th
   // message is a reading at alarm level (an alert raised; the next reading clears it).
   const alarm = (v: number) => v % 100 === 0
-  const fleet = new Fleet({
-    mqttPort: mqttPort,
+  const fleetOptions: Omit<FleetOptions, 'mqttPort'> = {
     clients: { 'gas-001': 4, 'phone-001': 1 },
     rate: 0,
     window: 100,
     total: o.messages,
     message: (v, device) =>
       device === 'phone-001'
-        ? { kind: 'scan', body: { ts: Date.now(), tag: ROUND[v % ROUND.length], staff: `staff-${v}` } }
-        : { kind: 'reading', body: { ts: Date.now(), quantity: 'gas', value: alarm(v) ? 60 + v / 1e6 : (v % 20) + v / 1e6, unit: '%LEL' } },
-  })
-  try {
+        ? { kind: 'scan' as const, body: { ts: Date.now(), tag: ROUND[v % ROUND.length], staff: `staff-${v}` } }
+        : { kind: 'reading' as const, body: { ts: Date.now(), quantity: 'gas', value: alarm(v) ? 60 + v / 1e6 : (v % 20) + v / 1e6, unit: '%LEL' } },
+  }
+  return withStack(build, { gatewayOverrides: { outbox: { quotaMb: o.quotaMb } }, fleet: fleetOptions }, async ({ cloud, gateway, fleet }) => {
     await gateway.start() // the center is not reachable yet
     await fleet.start()
     await fleet.finished(300_000)
@@ -208,11 +222,5 @@ export async function quotaHit(build: Build, o: { quotaMb: number; messages: num
       alerts_raised_delivered: raises,
       gap_records_in_cloud: gaps.gaps.length,
     }
-  } finally {
-    await fleet.stop()
-    await gateway.kill('SIGTERM')
-    await cloud.kill('SIGTERM')
-    gateway.cleanup()
-    cloud.cleanup()
-  }
+  })
 }
