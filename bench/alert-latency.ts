@@ -12,6 +12,11 @@
  * in this process, so both timestamps come from one clock. Each sample alternates a reading above
  * the high alarm level (raises an alert) with a normal one (clears it): both are alerts.
  *
+ * Also printed, from the processes' own metrics: mean group-commit and urgent-request times, and
+ * how many gateway commits and center store writes took over 10 ms; and, measured first in the
+ * same run, this disk's fsync latency. BENCH_CLOUD_DIR=/dev/shm puts the center's store on tmpfs
+ * (to separate the two ends' disk traffic); BENCH_BACKGROUND sets the background rate.
+ *
  * Last line: {"bench":"alert-latency","p50_ms":…,"p99_ms":…,"background_msgs_per_s":…}
  */
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
@@ -69,7 +74,7 @@ function fsyncProbe(path: string, seconds: number) {
   }
   closeSync(fd)
   lat.sort((a, b) => a - b)
-  return { p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), max: lat[lat.length - 1]!, n: lat.length }
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), p999: percentile(lat, 99.9), max: lat[lat.length - 1], n: lat.length }
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'gridwatch-bench-latency-'))
@@ -78,7 +83,7 @@ const [cloudPort, mqttPort, httpPort] = [await freePort(), await freePort(), awa
 const children: Child[] = []
 let influxd: { stop(): Promise<void>; url: string } | undefined
 try {
-  let storeEnv: Record<string, string> = { STORE: 'sqlite', SQLITE_PATH: join(dir, 'cloud.db') }
+  let storeEnv: Record<string, string> = { STORE: 'sqlite', SQLITE_PATH: join(process.env.BENCH_CLOUD_DIR ?? dir, 'cloud.db') }
   if (storeArg === 'influx') {
     const { startInfluxd } = await import('../test/helpers/influxd.ts')
     influxd = await startInfluxd()
@@ -110,7 +115,10 @@ try {
   await stream.opened
 
   const durationS = Math.ceil((samples * spacingMs) / 1000) + 4
-  const background = startProcess(process.execPath, [
+  // The background devices get a lower CPU priority: on a street office's network they are other
+  // machines, not processes competing with the gateway for its two cores.
+  const background = startProcess('nice', [
+    '-n', '10', process.execPath,
     join(dist, 'mqtt-load.mjs'),
     '--url', `mqtt://127.0.0.1:${mqttPort}`,
     '--clients', '4', '--qos', '1', '--window', '50',
@@ -144,12 +152,14 @@ try {
   const metric = (lines: string[], name: string) => Number(lines.find((l) => l.startsWith(name + ' '))?.split(' ')[1] ?? NaN)
   const gwLines = await scrape(httpPort)
   const cloudLines = await scrape(cloudPort)
+  // Commits and store writes slower than 10 ms: an alert caught behind one of those misses the goal.
+  const over10ms = (lines: string[], name: string) => metric(lines, `${name}_count`) - metric(lines, `${name}_bucket{le="0.01"}`)
   const hops = {
     gateway_commit_ms: (1000 * metric(gwLines, 'gateway_outbox_commit_seconds_sum')) / metric(gwLines, 'gateway_outbox_commit_seconds_count'),
     urgent_request_ms: (1000 * metric(gwLines, 'gateway_uplink_request_seconds_sum{lane="urgent"}')) / metric(gwLines, 'gateway_uplink_request_seconds_count{lane="urgent"}'),
     cloud_store_write_ms: (1000 * metric(cloudLines, 'cloud_store_write_seconds_sum')) / metric(cloudLines, 'cloud_store_write_seconds_count'),
-    gateway_loop_lag_max_ms: 1000 * metric(gwLines, 'gateway_nodejs_eventloop_lag_max_seconds'),
-    cloud_loop_lag_max_ms: 1000 * metric(cloudLines, 'cloud_nodejs_eventloop_lag_max_seconds'),
+    gateway_commits_over_10ms: over10ms(gwLines, 'gateway_outbox_commit_seconds'),
+    cloud_writes_over_10ms: over10ms(cloudLines, 'cloud_store_write_seconds'),
   }
   const bg = JSON.parse((await background.exited, background.output().trim().split('\n').pop()!)) as { msgs_per_s: number; acked: number; seconds: number }
   stream.close()
@@ -169,7 +179,7 @@ try {
   if (lost > 0) console.log(`  ${lost} alerts did not arrive within 10 s`)
   console.log(`  this disk, same run: fsync of 4 KiB p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms, p99.9 ${disk.p999.toFixed(2)} ms, max ${disk.max.toFixed(1)} ms (${disk.n} samples)`)
   console.log(
-    `  where it goes (means): gateway group commit ${hops.gateway_commit_ms.toFixed(2)} ms, urgent-lane request ${hops.urgent_request_ms.toFixed(2)} ms, cloud store write ${hops.cloud_store_write_ms.toFixed(2)} ms; event-loop lag max: gateway ${hops.gateway_loop_lag_max_ms.toFixed(0)} ms, cloud ${hops.cloud_loop_lag_max_ms.toFixed(0)} ms`,
+    `  where it goes (means): gateway group commit ${hops.gateway_commit_ms.toFixed(2)} ms, urgent-lane request ${hops.urgent_request_ms.toFixed(2)} ms, cloud store write ${hops.cloud_store_write_ms.toFixed(2)} ms; over 10 ms: ${hops.gateway_commits_over_10ms} gateway commits, ${hops.cloud_writes_over_10ms} cloud writes`,
   )
   console.log(
     JSON.stringify({
