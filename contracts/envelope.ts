@@ -17,12 +17,16 @@ export const Ident = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za
 /** Unix epoch milliseconds, from 2000-01-01 to 2100-01-01: anything outside is a broken clock. */
 export const EpochMs = Type.Integer({ minimum: 946_684_800_000, maximum: 4_102_444_800_000 })
 
-export const EnvelopeKinds = ['reading', 'scan', 'camera', 'report', 'status', 'alert', 'gap'] as const
+export const EnvelopeKinds = ['reading', 'aggregate', 'scan', 'camera', 'report', 'status', 'alert', 'incident', 'gap'] as const
 export type EnvelopeKind = (typeof EnvelopeKinds)[number]
 
 export const Severities = ['critical', 'major', 'minor'] as const
 export type Severity = (typeof Severities)[number]
 export const severityRank: Record<Severity, number> = { minor: 1, major: 2, critical: 3 }
+
+/** Who should handle it: the grid's staff, the community, or the street office itself. */
+export const Levels = ['grid', 'community', 'street'] as const
+export type Level = (typeof Levels)[number]
 
 const Text = (maxLength: number) => Type.String({ maxLength })
 
@@ -32,6 +36,22 @@ export const ReadingPayload = Type.Object(
     quantity: Ident,
     value: Type.Number(),
     unit: Text(16),
+  },
+  { additionalProperties: false },
+)
+
+/** One minute of one device's quantity, for history at the center without every raw reading. */
+export const AggregatePayload = Type.Object(
+  {
+    quantity: Ident,
+    unit: Text(16),
+    /** Window, epoch ms: [from, to). The envelope's ts is `from`. */
+    from: EpochMs,
+    to: EpochMs,
+    min: Type.Number(),
+    max: Type.Number(),
+    mean: Type.Number(),
+    count: Type.Integer({ minimum: 1 }),
   },
   { additionalProperties: false },
 )
@@ -65,6 +85,8 @@ export const ReportPayload = Type.Object(
     category: Type.Optional(Ident),
     text: Type.Optional(Text(2000)),
     staff: Type.Optional(Ident),
+    /** Reference to a photo the phone uploaded (URL or object key). */
+    photo: Type.Optional(Text(512)),
     location: Type.Optional(
       Type.Object(
         { lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) },
@@ -99,6 +121,32 @@ export const AlertPayload = Type.Object(
     unit: Type.Optional(Text(16)),
     threshold: Type.Optional(Type.Number()),
     peak: Type.Optional(Type.Number()),
+    /** Who should handle it (config `levels`). */
+    level: Type.Optional(Type.Enum([...Levels])),
+    /** For a storm alert: how many alerts were held back so far. */
+    suppressed: Type.Optional(Type.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+)
+
+/** A problem reported from the field, for the center to dispatch (issue 7 gives it a lifecycle). */
+export const IncidentPayload = Type.Object(
+  {
+    /** Id of this incident's envelope; the center keys its lifecycle by it. */
+    incidentId: Type.String({ minLength: 3, maxLength: 96 }),
+    category: Ident,
+    description: Text(2000),
+    reporter: Type.Optional(Ident),
+    location: Type.Optional(
+      Type.Object(
+        { lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) },
+        { additionalProperties: false },
+      ),
+    ),
+    photo: Type.Optional(Text(512)),
+    level: Type.Enum([...Levels]),
+    /** Id of the report envelope it came from. */
+    cause: Type.Optional(Type.String({ maxLength: 96 })),
   },
   { additionalProperties: false },
 )
@@ -123,11 +171,13 @@ export const GapPayload = Type.Object(
 
 export const payloadSchemas = {
   reading: ReadingPayload,
+  aggregate: AggregatePayload,
   scan: ScanPayload,
   camera: CameraPayload,
   report: ReportPayload,
   status: StatusPayload,
   alert: AlertPayload,
+  incident: IncidentPayload,
   gap: GapPayload,
 } as const
 
@@ -137,6 +187,8 @@ export type CameraPayload = Static<typeof CameraPayload>
 export type ReportPayload = Static<typeof ReportPayload>
 export type StatusPayload = Static<typeof StatusPayload>
 export type AlertPayload = Static<typeof AlertPayload>
+export type AggregatePayload = Static<typeof AggregatePayload>
+export type IncidentPayload = Static<typeof IncidentPayload>
 export type GapPayload = Static<typeof GapPayload>
 
 /**
@@ -152,6 +204,8 @@ export const EnvelopeBase = Type.Object(
     office: Ident,
     device: Ident,
     enterprise: Type.Optional(Ident),
+    /** The grid the device (or the patrol staff) belongs to, from the office config. */
+    grid: Type.Optional(Ident),
     kind: Type.Enum([...EnvelopeKinds]),
     ts: EpochMs,
     payload: Type.Object({}),
@@ -165,6 +219,8 @@ interface EnvelopeOf<K extends EnvelopeKind, P> extends Omit<EnvelopeBase, 'kind
   payload: P
 }
 export type ReadingEnvelope = EnvelopeOf<'reading', ReadingPayload>
+export type AggregateEnvelope = EnvelopeOf<'aggregate', AggregatePayload>
+export type IncidentEnvelope = EnvelopeOf<'incident', IncidentPayload>
 export type ScanEnvelope = EnvelopeOf<'scan', ScanPayload>
 export type CameraEnvelope = EnvelopeOf<'camera', CameraPayload>
 export type ReportEnvelope = EnvelopeOf<'report', ReportPayload>
@@ -173,6 +229,8 @@ export type AlertEnvelope = EnvelopeOf<'alert', AlertPayload>
 export type GapEnvelope = EnvelopeOf<'gap', GapPayload>
 export type Envelope =
   | ReadingEnvelope
+  | AggregateEnvelope
+  | IncidentEnvelope
   | ScanEnvelope
   | CameraEnvelope
   | ReportEnvelope

@@ -5,6 +5,7 @@
 import { join, resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Logger } from '../common/logger.ts'
+import { parseQueryTime } from '../common/time.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { EmbeddedBrokerInput } from './inputs/mqtt/embedded-broker.ts'
 import type { Input } from './inputs/input.ts'
@@ -13,6 +14,8 @@ import { Normalizer } from './normalize/normalize.ts'
 import { Evictor } from './outbox/eviction.ts'
 import { Outbox, priorityNames } from './outbox/outbox.ts'
 import { Pipeline } from './pipeline.ts'
+import { RawStore } from './raw/raw-store.ts'
+import { Reducer } from './reduce/reducer.ts'
 import { RuleEngine } from './rules/engine.ts'
 import { Forwarder } from './uplink/forwarder.ts'
 
@@ -35,13 +38,14 @@ export class Gateway {
   readonly pipeline: Pipeline
   readonly forwarder: Forwarder
   readonly mqtt: EmbeddedBrokerInput
+  readonly raw: RawStore
   private readonly inputs: Input[]
   private http: FastifyInstance | undefined
   private housekeeping: NodeJS.Timeout | undefined
   private stopping = false
 
   private constructor(
-    readonly config: GatewayConfig,
+    public config: GatewayConfig,
     private readonly log: Logger,
     processMetrics: boolean,
   ) {
@@ -78,11 +82,10 @@ export class Gateway {
         this.forwarder.wake(false)
       },
     )
-    const rules = RuleEngine.forOffice(config, (draft) => this.outbox.stamp(draft))
-    rules.restore(this.outbox.loadState())
+    this.raw = new RawStore(join(resolve(config.gateway.dataDir), 'raw.db'), config.reduction.rawRetentionDays)
     this.pipeline = new Pipeline({
-      normalizer: new Normalizer(config),
-      rules,
+      ...this.officeParts(config),
+      raw: this.raw,
       outbox: this.outbox,
       metrics: this.metrics,
       logger: log.child({ component: 'pipeline' }),
@@ -96,6 +99,30 @@ export class Gateway {
     })
     this.mqtt = new EmbeddedBrokerInput(config, this.pipeline, log, this.metrics.registry)
     this.inputs = [this.mqtt]
+  }
+
+  /** Everything that depends on the office config, built from it; rule state comes from the outbox. */
+  private officeParts(config: GatewayConfig) {
+    const stamp = (draft: Parameters<Outbox['stamp']>[0]) => this.outbox.stamp(draft)
+    const rules = RuleEngine.forOffice(config, stamp)
+    rules.restore(this.outbox.loadState())
+    return { normalizer: new Normalizer(config), rules, reducer: new Reducer(config.reduction, stamp) }
+  }
+
+  /**
+   * Applies a changed office config (SIGHUP) without a restart: devices, checkpoints, routes,
+   * thresholds and rules take effect at once; open alarms and tours continue from the outbox, and
+   * nothing buffered is touched. Listener, uplink and outbox settings need a restart, and say so.
+   */
+  reload(next: GatewayConfig): void {
+    const needsRestart = (['gateway', 'broker', 'http', 'uplink', 'outbox'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
+    // Commit what the old rules produced before the new ones read the state back.
+    this.outbox.flush()
+    this.pipeline.replace(this.officeParts(next))
+    this.mqtt.replaceDevices(next.devices)
+    this.config = next
+    this.log.info({ devices: next.devices.length, routes: next.routes.length, needsRestart }, 'office config reloaded')
+    if (needsRestart.length > 0) this.log.warn({ sections: needsRestart }, 'these config sections change only after a restart')
   }
 
   static async start(config: GatewayConfig, options: GatewayOptions): Promise<Gateway> {
@@ -136,12 +163,14 @@ export class Gateway {
     await this.http?.close()
     const left = this.outbox.pendingCount()
     this.outbox.close()
+    this.raw.close()
     this.log.info({ keptForNextStart: left }, 'gateway stopped')
   }
 
   /** Quota and TTL enforcement. Cheap when nothing is due: two pragmas and an indexed range scan. */
   housekeep(): void {
     try {
+      this.pipeline.tick()
       this.evictor.enforceQuota()
       this.evictor.expire()
       this.outbox.guardWal()
@@ -185,6 +214,18 @@ export class Gateway {
       const down = this.inputs.filter((i) => !i.health().ok).map((i) => i.name)
       if (this.stopping || down.length > 0) return reply.code(503).send({ ready: false, down, stopping: this.stopping })
       return { ready: true }
+    })
+    // Raw readings kept on the gateway (report-by-exception sends the center fewer).
+    app.get<{ Querystring: { device?: string; quantity?: string; from?: string; to?: string; limit?: string } }>('/v1/raw', async (req, reply) => {
+      const { device, quantity } = req.query
+      const to = req.query.to === undefined ? Date.now() : parseQueryTime(req.query.to)
+      const from = req.query.from === undefined ? (to ?? Date.now()) - 3_600_000 : parseQueryTime(req.query.from)
+      const limit = Math.min(Number(req.query.limit ?? 10_000), 100_000)
+      if (!device || from === undefined || to === undefined || !(limit > 0)) {
+        return reply.code(400).send({ code: 'GW_QUERY_INVALID', message: 'device is required; from/to are ISO 8601 or epoch ms; limit 1..100000' })
+      }
+      const points = this.raw.readings(device, from, to, quantity, limit)
+      return { device, points: points.map((p) => ({ time: new Date(p.ts).toISOString(), quantity: p.quantity, value: p.value, unit: p.unit })) }
     })
     app.get('/metrics', async (_req, reply) => {
       reply.type(this.metrics.registry.contentType)

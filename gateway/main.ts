@@ -36,6 +36,15 @@ async function run(argv: string[]): Promise<void> {
   if (configPath === DEMO_CONFIG_PATH) log.warn({ config: configPath }, 'running the built-in demo office config')
   const gateway = await Gateway.start(config, { logger: log })
   onShutdown(log, () => gateway.stop(Number(process.env.GRIDWATCH_DRAIN_MS ?? 3000)))
+  // SIGHUP re-reads the office config; a broken file is refused and the running config kept.
+  process.on('SIGHUP', () => {
+    try {
+      gateway.reload(loadGatewayConfig(configPath))
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems : undefined
+      log.error({ code: 'GW_CONFIG_INVALID', problems, err: (err as Error).message }, 'config reload refused; keeping the running config')
+    }
+  })
 }
 
 const argv = process.argv.slice(2)

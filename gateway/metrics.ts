@@ -27,6 +27,11 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
       labelNames: ['input'],
       registers,
     }),
+    reduced: new Counter({
+      name: 'gateway_readings_summarised_total',
+      help: 'Readings not forwarded on their own (report by exception); they count in their minute aggregate',
+      registers,
+    }),
     sourceTimeReplaced: new Counter({
       name: 'gateway_source_time_replaced_total',
       help: 'Messages whose device time was implausible and replaced by the receive time',

@@ -13,6 +13,9 @@
  *   alert_event    tags office, gateway, enterprise, device, type, severity, state
  *                  fields alert_id, message, cause, quantity, value, unit, threshold, peak, id
  *   data_gap       tags office, gateway, device, class, reason            fields from_ms, to_ms, count, kinds, id
+ *   reading_1m     tags office, gateway, enterprise, device, quantity   fields min, max, mean, count, unit, to_ms, id
+ *   incident       tags office, gateway, device, category, level        fields incident_id, description, reporter, lat, lon, photo, cause, id
+ * Every measurement also carries the `grid` tag when the device has one.
  *
  * Idempotence: InfluxDB identifies a point by measurement, tag set and timestamp, and a second
  * write of the same point overwrites it. Every tag comes from the envelope, and the timestamp is
@@ -40,6 +43,8 @@ export const Measurements = {
   status: 'device_status',
   alert: 'alert_event',
   gap: 'data_gap',
+  aggregate: 'reading_1m',
+  incident: 'incident',
 } as const
 
 /** The point timestamp in ns: source ms, then the sequence's low six digits. */
@@ -168,7 +173,7 @@ function fields(entries: Record<string, string | number | undefined>): Record<st
 }
 
 export function toPoint(e: Envelope): IPoint {
-  const frame = { office: e.office, gateway: e.gateway, device: e.device }
+  const frame = { office: e.office, gateway: e.gateway, device: e.device, grid: e.grid }
   const timestamp = pointTime(e.ts, e.seq)
   switch (e.kind) {
     case 'reading':
@@ -216,8 +221,9 @@ export function toPoint(e: Envelope): IPoint {
       const p = e.payload
       return {
         measurement: Measurements.alert,
-        tags: tags({ ...frame, enterprise: e.enterprise, type: p.type, severity: p.severity, state: p.state }),
+        tags: tags({ ...frame, enterprise: e.enterprise, type: p.type, severity: p.severity, state: p.state, level: p.level }),
         fields: fields({
+          suppressed: p.suppressed,
           alert_id: p.alertId,
           message: p.message,
           cause: p.cause,
@@ -226,6 +232,33 @@ export function toPoint(e: Envelope): IPoint {
           unit: p.unit,
           threshold: p.threshold,
           peak: p.peak,
+          id: e.id,
+        }),
+        timestamp,
+      }
+    }
+    case 'aggregate': {
+      const p = e.payload
+      return {
+        measurement: Measurements.aggregate,
+        tags: tags({ ...frame, enterprise: e.enterprise, quantity: p.quantity }),
+        fields: fields({ min: p.min, max: p.max, mean: p.mean, count: p.count, unit: p.unit, to_ms: p.to, id: e.id }),
+        timestamp,
+      }
+    }
+    case 'incident': {
+      const p = e.payload
+      return {
+        measurement: Measurements.incident,
+        tags: tags({ ...frame, category: p.category, level: p.level }),
+        fields: fields({
+          incident_id: p.incidentId,
+          description: p.description,
+          reporter: p.reporter,
+          lat: p.location?.lat,
+          lon: p.location?.lon,
+          photo: p.photo,
+          cause: p.cause,
           id: e.id,
         }),
         timestamp,
@@ -248,6 +281,9 @@ function alertRowFrom(r: Record<string, unknown> & { time: INanoDate }): AlertEv
   const num = (k: string) => (typeof r[k] === 'number' ? (r[k]) : undefined)
   const optional = {
     enterprise: str('enterprise'),
+    grid: str('grid'),
+    level: str('level'),
+    suppressed: num('suppressed'),
     cause: str('cause'),
     quantity: str('quantity'),
     value: num('value'),

@@ -31,6 +31,7 @@ export interface AlertEventRow {
   gateway: string
   device: string
   enterprise?: string
+  grid?: string
   alertId: string
   state: 'raised' | 'updated' | 'cleared'
   type: string
@@ -42,6 +43,8 @@ export interface AlertEventRow {
   unit?: string
   threshold?: number
   peak?: number
+  level?: 'grid' | 'community' | 'street'
+  suppressed?: number
 }
 
 /** A data-gap record as stored: what a gateway had to drop, for which device, and why. */
@@ -102,7 +105,7 @@ export interface EventStore {
 }
 
 export function alertEventRow(e: Envelope & { kind: 'alert' }): AlertEventRow {
-  const { alertId, state, type, severity, message, cause, quantity, value, unit, threshold, peak } = e.payload
+  const { alertId, state, type, severity, message, cause, quantity, value, unit, threshold, peak, level, suppressed } = e.payload
   return {
     id: e.id,
     ts: e.ts,
@@ -110,6 +113,7 @@ export function alertEventRow(e: Envelope & { kind: 'alert' }): AlertEventRow {
     gateway: e.gateway,
     device: e.device,
     ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}),
+    ...(e.grid !== undefined ? { grid: e.grid } : {}),
     alertId,
     state,
     type,
@@ -121,6 +125,8 @@ export function alertEventRow(e: Envelope & { kind: 'alert' }): AlertEventRow {
     ...(unit !== undefined && unit !== '' ? { unit } : {}),
     ...(threshold !== undefined ? { threshold } : {}),
     ...(peak !== undefined ? { peak } : {}),
+    ...(level !== undefined ? { level } : {}),
+    ...(suppressed !== undefined ? { suppressed } : {}),
   }
 }
 

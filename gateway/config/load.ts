@@ -26,18 +26,33 @@ export const defaults = {
   },
   // 1 GiB holds ~3 million readings: days of a busy office's telemetry through an outage.
   outbox: { quotaMb: 1024, ttlHours: { event: 90 * 24, aggregate: 30 * 24, telemetry: 7 * 24 }, maxBatchRows: 500 },
+  office: { utcOffsetMinutes: 480 },
+  communities: [],
   enterprises: [],
   devices: [],
+  staff: [],
   checkpoints: [],
+  routes: [],
   thresholds: {
     gas: { unit: '%LEL', low: 25, high: 50, hysteresis: 5 },
   },
+  reduction: { deadband: {}, maxIntervalSeconds: 300, aggregates: true, rawRetentionDays: 7 },
   camera: {
     minConfidence: 0.6,
     cooldownSeconds: 60,
     severity: { fire: 'critical', smoke: 'critical', intrusion: 'major', crowding: 'minor', loitering: 'minor' },
+    windows: {},
+  },
+  storm: { maxAlerts: 10, windowSeconds: 60 },
+  patrol: { doubleScanSeconds: 60 },
+  levels: {
+    bySeverity: { critical: 'street', major: 'community', minor: 'grid' },
+    byType: { 'patrol.sos': 'street', 'sensor.threshold': 'street', 'patrol.incident': 'grid' },
   },
 }
+
+/** What a quantity's threshold leaves out: no debounce, no rate, stuck or stale checks. */
+export const thresholdDefaults = { hysteresis: 0, debounceSamples: 1, debounceSeconds: 0, ratePerMinute: 0, stuckMinutes: 0, staleMinutes: 0 }
 
 export interface LoadOptions {
   /** Applied last, for tests and the demo: a deep merge like the file's. */
@@ -60,19 +75,42 @@ export function resolveGatewayConfig(fileValue: unknown, source: string, options
   if (env.GRIDWATCH_GATEWAY_HTTP_PORT) merged = deepMerge(merged, { http: { port: Number(env.GRIDWATCH_GATEWAY_HTTP_PORT) } })
   if (env.GRIDWATCH_DATA_DIR) merged = deepMerge(merged, { gateway: { dataDir: env.GRIDWATCH_DATA_DIR } })
   if (options.overrides !== undefined) merged = deepMerge(merged, options.overrides)
+  merged = withThresholdDefaults(merged)
   const config = checkConfig<GatewayConfig>(GatewayConfigSchema, merged, source)
   const problems = crossCheck(config)
   if (problems.length > 0) throw new ConfigError(source, problems)
   return config
 }
 
+function withThresholdDefaults(value: unknown): unknown {
+  const v = value as { thresholds?: Record<string, object> }
+  if (!v || typeof v.thresholds !== 'object' || v.thresholds === null) return value
+  const thresholds = Object.fromEntries(Object.entries(v.thresholds).map(([q, t]) => [q, { ...thresholdDefaults, ...t }]))
+  return { ...v, thresholds }
+}
+
 function crossCheck(config: GatewayConfig): SchemaProblem[] {
   const problems: SchemaProblem[] = []
   const enterprises = new Set(config.enterprises.map((e) => e.id))
+  const grids = new Set(config.communities.flatMap((c) => c.grids.map((g) => g.id)))
+  const checkGrid = (grid: string | undefined, path: string) => {
+    if (grid !== undefined && !grids.has(grid)) problems.push({ path, message: `no grid "${grid}" in /communities/*/grids` })
+  }
+  const checkOverrides = (overrides: Record<string, unknown> | undefined, path: string) => {
+    for (const quantity of Object.keys(overrides ?? {})) {
+      if (!config.thresholds[quantity]) problems.push({ path: `${path}/${quantity}`, message: `no quantity "${quantity}" in /thresholds to override` })
+    }
+  }
+  config.enterprises.forEach((e, i) => {
+    checkGrid(e.grid, `/enterprises/${i}/grid`)
+    checkOverrides(e.thresholds, `/enterprises/${i}/thresholds`)
+  })
   const seen = new Set<string>()
   config.devices.forEach((d, i) => {
     if (seen.has(d.id)) problems.push({ path: `/devices/${i}/id`, message: `duplicate device id "${d.id}"` })
     seen.add(d.id)
+    checkGrid(d.grid, `/devices/${i}/grid`)
+    checkOverrides(d.thresholds, `/devices/${i}/thresholds`)
     if (d.enterprise !== undefined && !enterprises.has(d.enterprise)) {
       problems.push({ path: `/devices/${i}/enterprise`, message: `no enterprise "${d.enterprise}" in /enterprises` })
     }
@@ -87,15 +125,40 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
       })
     }
   })
+  const staff = new Set(config.staff.map((s) => s.id))
+  config.staff.forEach((s, i) => {
+    checkGrid(s.grid, `/staff/${i}/grid`)
+    if (s.phone !== undefined && !seen.has(s.phone)) problems.push({ path: `/staff/${i}/phone`, message: `no device "${s.phone}" in /devices` })
+  })
   const tags = new Map<string, string>()
+  const checkpointIds = new Set<string>()
   config.checkpoints.forEach((c, i) => {
+    checkGrid(c.grid, `/checkpoints/${i}/grid`)
+    checkpointIds.add(c.id)
     const tag = c.tag.toUpperCase()
     const other = tags.get(tag)
     if (other !== undefined) problems.push({ path: `/checkpoints/${i}/tag`, message: `tag already belongs to checkpoint "${other}"` })
     tags.set(tag, c.id)
   })
+  config.routes.forEach((r, i) => {
+    const onRoute = new Set<string>()
+    r.checkpoints.forEach((cp, j) => {
+      if (!checkpointIds.has(cp)) problems.push({ path: `/routes/${i}/checkpoints/${j}`, message: `no checkpoint "${cp}" in /checkpoints` })
+      if (onRoute.has(cp)) problems.push({ path: `/routes/${i}/checkpoints/${j}`, message: `checkpoint "${cp}" is on the route twice` })
+      onRoute.add(cp)
+    })
+    r.schedules.forEach((s, j) =>
+      s.staff.forEach((who, k) => {
+        if (!staff.has(who)) problems.push({ path: `/routes/${i}/schedules/${j}/staff/${k}`, message: `no staff "${who}" in /staff` })
+      }),
+    )
+  })
   for (const [quantity, t] of Object.entries(config.thresholds)) {
     if (!(t.low < t.high)) problems.push({ path: `/thresholds/${quantity}`, message: 'low must be below high' })
+    if (t.warning !== undefined && !(t.warning < t.low)) problems.push({ path: `/thresholds/${quantity}/warning`, message: 'warning must be below low' })
+    if (t.clear !== undefined && !(t.clear < (t.warning ?? t.low))) {
+      problems.push({ path: `/thresholds/${quantity}/clear`, message: 'clear must be below the lowest level' })
+    }
   }
   return problems
 }

@@ -1,52 +1,123 @@
 /**
- * The street-office gateway's configuration: one file describes one office (docs/configuration.md).
+ * The street-office gateway's configuration: one file describes one office, its grids, the
+ * enterprises and devices in them, the patrol routes and who walks them, and how readings become
+ * alarms. docs/configuration.md explains each section; gateway/config/demo-office.yaml is a
+ * complete example.
  */
 import Type, { type Static } from 'typebox'
 import { Ident, Severities } from '../../contracts/envelope.ts'
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 const SeverityName = Type.Enum([...Severities])
+const Name = Type.String({ maxLength: 128 })
+/** Local wall-clock time of day, `HH:MM`, in the office's time zone. */
+const ClockTime = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' })
+/** A daily window of local time, `HH:MM-HH:MM`; it may cross midnight (`22:00-06:00`). */
+const ClockWindow = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$' })
 
 export const DeviceTypes = ['gas-detector', 'co-detector', 'smoke-detector', 'temperature-sensor', 'pressure-sensor', 'patrol-phone', 'camera'] as const
+
+/**
+ * How one quantity's readings become alarms. Two ascending alarm levels as Chinese gas detectors
+ * name them, 低报 (low alarm) and 高报 (high alarm), and an optional warning level below them.
+ */
+const Threshold = Type.Object(
+  {
+    unit: Type.String({ maxLength: 16 }),
+    /** Optional early level below `low`: a minor alert. */
+    warning: Type.Optional(Type.Number()),
+    low: Type.Number(),
+    high: Type.Number(),
+    /** The value an alarm clears below. Defaults to `(warning ?? low) - hysteresis`. */
+    clear: Type.Optional(Type.Number()),
+    hysteresis: Type.Number({ minimum: 0 }),
+    /** Debounce: raise only after this many consecutive samples at or above a level... */
+    debounceSamples: Type.Integer({ minimum: 1 }),
+    /** ...or once the value has stayed there this long, whichever comes first (0: off). */
+    debounceSeconds: Type.Number({ minimum: 0 }),
+    /** Rate of change, in units per minute, that raises `sensor.rate_of_change` (0: off). */
+    ratePerMinute: Type.Number({ minimum: 0 }),
+    /** The same value for this long raises `sensor.stuck` (0: off). */
+    stuckMinutes: Type.Number({ minimum: 0 }),
+    /** No reading for this long raises `sensor.stale` (0: off). */
+    staleMinutes: Type.Number({ minimum: 0 }),
+  },
+  { additionalProperties: false },
+)
+
+/** Per-enterprise or per-device changes to the office thresholds, quantity by quantity. */
+const ThresholdOverrides = Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }), Type.Partial(Threshold))
 
 const Device = Type.Object(
   {
     id: Ident,
     type: Type.Enum([...DeviceTypes]),
-    name: Type.Optional(Type.String({ maxLength: 128 })),
+    name: Type.Optional(Name),
     /** The enterprise whose premises the sensor watches; absent for patrol phones and street cameras. */
     enterprise: Type.Optional(Ident),
+    /** The grid the device stands in (for a phone: the grid of the staff who carries it). */
+    grid: Type.Optional(Ident),
     /** MQTT password as a scrypt hash (`npm run gateway -- hash-secret`). Never the password itself. */
     secret: Type.Optional(Type.String({ maxLength: 256 })),
+    thresholds: Type.Optional(ThresholdOverrides),
   },
   { additionalProperties: false },
 )
 
-const Enterprise = Type.Object({ id: Ident, name: Type.String({ maxLength: 128 }) }, { additionalProperties: false })
+const Enterprise = Type.Object(
+  { id: Ident, name: Name, grid: Type.Optional(Ident), thresholds: Type.Optional(ThresholdOverrides) },
+  { additionalProperties: false },
+)
+
+const Community = Type.Object(
+  { id: Ident, name: Name, grids: Type.Array(Type.Object({ id: Ident, name: Name }, { additionalProperties: false })) },
+  { additionalProperties: false },
+)
+
+const Staff = Type.Object(
+  { id: Ident, name: Name, grid: Type.Optional(Ident), phone: Type.Optional(Ident) },
+  { additionalProperties: false },
+)
 
 const Checkpoint = Type.Object(
   {
     id: Ident,
     /** The NFC/RFID tag id as the reader reports it (hex, case-insensitive). */
     tag: Type.String({ minLength: 1, maxLength: 64 }),
-    name: Type.String({ maxLength: 128 }),
+    name: Name,
+    grid: Type.Optional(Ident),
   },
   { additionalProperties: false },
 )
 
-/**
- * Two ascending alarm levels per quantity, as Chinese gas detectors name them: 低报 (low alarm) and
- * 高报 (high alarm). An alarm clears once the value falls below `low - hysteresis`.
- */
-const Threshold = Type.Object(
+const Schedule = Type.Object(
   {
-    unit: Type.String({ maxLength: 16 }),
-    low: Type.Number(),
-    high: Type.Number(),
-    hysteresis: Type.Number({ minimum: 0 }),
+    /** Local start time of the tour. */
+    start: ClockTime,
+    /** ISO weekdays the tour runs (1 = Monday … 7 = Sunday); every day when absent. */
+    days: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 7 }), { minItems: 1, maxItems: 7 })),
+    durationMinutes: Type.Integer({ minimum: 1, maximum: 24 * 60 }),
+    /** Slack after the start (not started yet?) and after the end (late or missed?). */
+    graceMinutes: Type.Integer({ minimum: 0, maximum: 12 * 60 }),
+    /** Who may walk it; a scan by anyone else is flagged. Empty: anyone. */
+    staff: Type.Array(Ident),
   },
   { additionalProperties: false },
 )
+
+const Route = Type.Object(
+  {
+    id: Ident,
+    name: Name,
+    /** Ordered: checkpoints must be scanned in this order. */
+    ordered: Type.Boolean(),
+    checkpoints: Type.Array(Ident, { minItems: 1 }),
+    schedules: Type.Array(Schedule),
+  },
+  { additionalProperties: false },
+)
+
+const Level = Type.Enum(['grid', 'community', 'street'])
 
 export const GatewayConfigSchema = Type.Object(
   {
@@ -58,7 +129,15 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    office: Type.Object({ id: Ident, name: Type.String({ maxLength: 128 }) }, { additionalProperties: false }),
+    office: Type.Object(
+      {
+        id: Ident,
+        name: Name,
+        /** Offset of local time from UTC, for schedules and time windows (China: +480, no DST). */
+        utcOffsetMinutes: Type.Integer({ minimum: -720, maximum: 840 }),
+      },
+      { additionalProperties: false },
+    ),
     broker: Type.Object(
       {
         tcp: Type.Union([Type.Object({ host: Type.String(), port: Port }, { additionalProperties: false }), Type.Null()]),
@@ -67,7 +146,7 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
-    /** The gateway's own HTTP endpoint: /healthz, /readyz, /metrics. null turns it off. */
+    /** The gateway's own HTTP endpoint: /healthz, /readyz, /metrics, /v1/raw. null turns it off. */
     http: Type.Union([Type.Object({ host: Type.String(), port: Port }, { additionalProperties: false }), Type.Null()]),
     uplink: Type.Object(
       {
@@ -101,10 +180,27 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    communities: Type.Array(Community),
     enterprises: Type.Array(Enterprise),
     devices: Type.Array(Device),
+    staff: Type.Array(Staff),
     checkpoints: Type.Array(Checkpoint),
+    routes: Type.Array(Route),
     thresholds: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }), Threshold),
+    /** What reaches the center: every reading is judged by the rules and kept locally; not all are sent. */
+    reduction: Type.Object(
+      {
+        /** Send a reading when it moved at least this far from the last one sent (per quantity; 0 sends all). */
+        deadband: Type.Record(Type.String(), Type.Number({ minimum: 0 })),
+        /** ...or when this long has passed since the last one sent. */
+        maxIntervalSeconds: Type.Integer({ minimum: 1 }),
+        /** Send one-minute min/max/mean/count per device and quantity. */
+        aggregates: Type.Boolean(),
+        /** Keep every raw reading on the gateway this long, queryable at GET /v1/raw. */
+        rawRetentionDays: Type.Number({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    ),
     camera: Type.Object(
       {
         /** Events below this confidence are recorded but raise no alert. */
@@ -112,6 +208,40 @@ export const GatewayConfigSchema = Type.Object(
         /** After an alert, the same camera and event type raise no new alert for this long. */
         cooldownSeconds: Type.Integer({ minimum: 0 }),
         severity: Type.Record(Type.String(), SeverityName),
+        /**
+         * When an event type counts: `outside` a window (intrusion outside opening hours) or only
+         * `during` one. Events at other times are recorded without an alert.
+         */
+        windows: Type.Record(
+          Type.String(),
+          Type.Object({ outside: Type.Optional(ClockWindow), during: Type.Optional(ClockWindow) }, { additionalProperties: false }),
+        ),
+      },
+      { additionalProperties: false },
+    ),
+    /** A device raising alerts faster than this is a storm: the rest become one storm alert. */
+    storm: Type.Object(
+      {
+        maxAlerts: Type.Integer({ minimum: 1 }),
+        windowSeconds: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
+    patrol: Type.Object(
+      {
+        /** The same tag scanned again by the same device within this long is a double scan. */
+        doubleScanSeconds: Type.Integer({ minimum: 0 }),
+      },
+      { additionalProperties: false },
+    ),
+    /**
+     * Who should handle an alert or incident: the grid, the community or the street office.
+     * By alert type first, then by severity.
+     */
+    levels: Type.Object(
+      {
+        bySeverity: Type.Object({ critical: Level, major: Level, minor: Level }, { additionalProperties: false }),
+        byType: Type.Record(Type.String(), Level),
       },
       { additionalProperties: false },
     ),
@@ -122,3 +252,6 @@ export const GatewayConfigSchema = Type.Object(
 export type GatewayConfig = Static<typeof GatewayConfigSchema>
 export type DeviceConfig = GatewayConfig['devices'][number]
 export type ThresholdConfig = Static<typeof Threshold>
+export type RouteConfig = GatewayConfig['routes'][number]
+export type ScheduleConfig = RouteConfig['schedules'][number]
+export type EscalationLevel = Static<typeof Level>

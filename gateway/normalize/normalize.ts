@@ -31,10 +31,20 @@ const checkers = Object.fromEntries(
 export class Normalizer {
   private readonly devices: Map<string, DeviceConfig>
   private readonly checkpointByTag: Map<string, string>
+  private readonly staffGrid: Map<string, string>
+  private readonly gridOf: Map<string, string>
 
   constructor(private readonly config: GatewayConfig) {
     this.devices = new Map(config.devices.map((d) => [d.id, d]))
     this.checkpointByTag = new Map(config.checkpoints.map((c) => [c.tag.toUpperCase(), c.id]))
+    this.staffGrid = new Map(config.staff.flatMap((s) => (s.grid !== undefined ? [[s.id, s.grid] as const] : [])))
+    const enterpriseGrid = new Map(config.enterprises.flatMap((e) => (e.grid !== undefined ? [[e.id, e.grid] as const] : [])))
+    this.gridOf = new Map(
+      config.devices.flatMap((d) => {
+        const grid = d.grid ?? (d.enterprise !== undefined ? enterpriseGrid.get(d.enterprise) : undefined)
+        return grid !== undefined ? [[d.id, grid] as const] : []
+      }),
+    )
   }
 
   device(deviceId: string): DeviceConfig | undefined {
@@ -62,6 +72,9 @@ export class Normalizer {
     const { ts, timeReplaced } = settleTime((message as { ts?: number | string }).ts, receivedAt)
     const draft = this.draft(kind, message, deviceId, ts)
     if (device.enterprise !== undefined) draft.enterprise = device.enterprise
+    // A phone's grid is its carrier's; a fixed device's is its own, or its enterprise's.
+    const grid = this.staffGrid.get((message as { staff?: string }).staff ?? '') ?? this.gridOf.get(deviceId)
+    if (grid !== undefined) draft.grid = grid
     return timeReplaced ? { ok: true, draft, timeReplaced } : { ok: true, draft }
   }
 

@@ -1,111 +1,141 @@
 /**
- * Sensor threshold alarms: low alarm (低报) and high alarm (高报) per quantity, with hysteresis.
+ * Sensor threshold alarms: warning (optional), low alarm (低报) and high alarm (高报) per quantity,
+ * from the office config with per-enterprise and per-device overrides.
  *
- * One excursion is one alert: raised when a reading reaches the low or high level, updated when it
- * climbs from low to high (the severity never steps back down within an excursion), cleared once
- * when it falls below `low - hysteresis`. Readings inside the band change nothing, so a value
- * hovering around the level does not flap.
- *
- * Debounce, rate of change, stuck and stale detection, and per-enterprise overrides belong to the
- * rules issue and build on this state.
+ * One excursion is one alert:
+ * - raised when a reading reaches a level and stays there for the debounce (N consecutive samples,
+ *   or T seconds, whichever first);
+ * - updated when it climbs to a higher level (at once: escalation is never debounced), with the
+ *   peak so far; the severity never steps back down within an excursion;
+ * - cleared once, when a reading falls below the clear level (`clear`, or the lowest level minus
+ *   the hysteresis).
+ * Readings between the clear level and the lowest level change nothing, so a value hovering around
+ * a level does not flap.
  */
 import type { Envelope, ReadingEnvelope, Severity } from '../../contracts/envelope.ts'
 import { severityRank } from '../../contracts/envelope.ts'
 import type { ThresholdConfig } from '../config/schema.ts'
+import type { Office } from './office.ts'
 import { ownState, type Rule, type RuleOutput } from './rule.ts'
 
-interface ActiveAlarm {
-  alertId: string
-  severity: Severity
+interface Level {
+  name: 'warning' | 'low' | 'high'
   threshold: number
-  peak: number
+  severity: Severity
+}
+
+/** Persisted per device and quantity: an open alarm, or a level being debounced. */
+interface AlarmState {
+  alertId?: string
+  severity?: Severity
+  threshold?: number
+  peak?: number
+  /** Debounce: since when (source time) and how many samples in a row at or above a level. */
+  pendingSince?: number
+  pendingSamples?: number
 }
 
 const PREFIX = 'alarm'
 
 export class ThresholdRule implements Rule {
   readonly name = 'sensor.threshold'
-  private active = new Map<string, ActiveAlarm>()
+  private states = new Map<string, AlarmState>()
 
-  constructor(private readonly thresholds: Readonly<Record<string, ThresholdConfig>>) {}
+  constructor(private readonly office: Office) {}
 
   restore(state: ReadonlyMap<string, string>): void {
-    this.active = ownState<ActiveAlarm>(state, PREFIX)
+    this.states = ownState<AlarmState>(state, PREFIX)
   }
 
   /** The alarm currently open for a device's quantity, if any (for tests and status pages). */
-  activeAlarm(device: string, quantity: string): Readonly<ActiveAlarm> | undefined {
-    return this.active.get(`${PREFIX}:${device}:${quantity}`)
+  activeAlarm(device: string, quantity: string): Readonly<AlarmState> | undefined {
+    const s = this.states.get(`${PREFIX}:${device}:${quantity}`)
+    return s?.alertId ? s : undefined
   }
 
   evaluate(envelope: Envelope, out: RuleOutput): void {
     if (envelope.kind !== 'reading') return
     const { quantity, value, unit } = envelope.payload
-    const t = this.thresholds[quantity]
+    const t = this.office.threshold(envelope.device, quantity)
     // A reading in another unit than the threshold's cannot be compared; it is still stored.
     if (!t || unit !== t.unit) return
     const key = `${PREFIX}:${envelope.device}:${quantity}`
-    const alarm = this.active.get(key)
+    const s = this.states.get(key)
     const level = levelOf(value, t)
 
-    if (!alarm) {
-      if (!level) return
-      const alertId = out.raise({ ...this.fields(envelope, level), peak: value })
+    if (!s?.alertId) {
+      if (!level) {
+        if (s) this.forget(out, key)
+        return
+      }
+      const pendingSince = s?.pendingSince ?? envelope.ts
+      const pendingSamples = (s?.pendingSamples ?? 0) + 1
+      const held = pendingSamples >= t.debounceSamples || (t.debounceSeconds > 0 && envelope.ts - pendingSince >= t.debounceSeconds * 1000)
+      if (!held) {
+        this.set(out, key, { pendingSince, pendingSamples })
+        return
+      }
+      const alertId = out.raise({ ...fields(envelope, level), peak: value })
+      // Held back by the storm guard: stay pending, the next reading tries again.
+      if (alertId === undefined) return this.set(out, key, { pendingSince, pendingSamples })
       this.set(out, key, { alertId, severity: level.severity, threshold: level.threshold, peak: value })
       return
     }
 
-    const peak = Math.max(alarm.peak, value)
-    if (value < t.low - t.hysteresis) {
-      out.follow(alarm.alertId, 'cleared', {
+    const peak = Math.max(s.peak ?? value, value)
+    if (value < clearLevel(t)) {
+      out.follow(s.alertId, 'cleared', {
         type: this.name,
-        severity: alarm.severity,
-        message: `${quantity} back to ${value} ${unit}, below clear level ${t.low - t.hysteresis} ${unit}`,
+        severity: s.severity!,
+        message: `${quantity} back to ${value} ${unit}, below clear level ${clearLevel(t)} ${unit}`,
         quantity,
         value,
         unit,
-        threshold: alarm.threshold,
+        threshold: s.threshold!,
         peak,
       })
-      this.active.delete(key)
-      out.put(key, null)
+      this.forget(out, key)
       return
     }
-    if (level && severityRank[level.severity] > severityRank[alarm.severity]) {
-      out.follow(alarm.alertId, 'updated', { ...this.fields(envelope, level), peak })
-      this.set(out, key, { ...alarm, severity: level.severity, threshold: level.threshold, peak })
+    if (level && severityRank[level.severity] > severityRank[s.severity!]) {
+      out.follow(s.alertId, 'updated', { ...fields(envelope, level), peak })
+      this.set(out, key, { ...s, severity: level.severity, threshold: level.threshold, peak })
       return
     }
-    if (peak !== alarm.peak) this.set(out, key, { ...alarm, peak })
+    if (peak !== s.peak) this.set(out, key, { ...s, peak })
   }
 
-  private fields(e: ReadingEnvelope, level: Level) {
-    const { quantity, value, unit } = e.payload
-    return {
-      type: this.name,
-      severity: level.severity,
-      message: `${quantity} ${value} ${unit} at or above ${level.name} alarm ${level.threshold} ${unit}`,
-      quantity,
-      value,
-      unit,
-      threshold: level.threshold,
-    }
+  private set(out: RuleOutput, key: string, s: AlarmState): void {
+    this.states.set(key, s)
+    out.put(key, s)
   }
 
-  private set(out: RuleOutput, key: string, alarm: ActiveAlarm): void {
-    this.active.set(key, alarm)
-    out.put(key, alarm)
+  private forget(out: RuleOutput, key: string): void {
+    this.states.delete(key)
+    out.put(key, null)
   }
 }
 
-interface Level {
-  name: 'low' | 'high'
-  threshold: number
-  severity: Severity
+function fields(e: ReadingEnvelope, level: Level) {
+  const { quantity, value, unit } = e.payload
+  return {
+    type: 'sensor.threshold',
+    severity: level.severity,
+    message: `${quantity} ${value} ${unit} at or above ${level.name === 'warning' ? 'the warning level' : `${level.name} alarm`} ${level.threshold} ${unit}`,
+    quantity,
+    value,
+    unit,
+    threshold: level.threshold,
+  }
 }
 
 function levelOf(value: number, t: ThresholdConfig): Level | undefined {
   if (value >= t.high) return { name: 'high', threshold: t.high, severity: 'critical' }
   if (value >= t.low) return { name: 'low', threshold: t.low, severity: 'major' }
+  if (t.warning !== undefined && value >= t.warning) return { name: 'warning', threshold: t.warning, severity: 'minor' }
   return undefined
+}
+
+export function clearLevel(t: ThresholdConfig): number {
+  return t.clear ?? (t.warning ?? t.low) - t.hysteresis
 }

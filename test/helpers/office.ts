@@ -14,6 +14,8 @@ export function testOfficeConfig(overrides: Record<string, unknown> = {}): Gatew
       broker: { tcp: { host: '127.0.0.1', port: 0 } },
       http: { host: '127.0.0.1', port: 0 },
       uplink: { url: 'http://127.0.0.1:9', lingerMs: 20, token: 'test-token-xxxxxxxxxxxxxxxx' },
+      // Tests count what reaches the outbox: every reading goes (report by exception has its own tests).
+      reduction: { deadband: { gas: 0 } },
       ...overrides,
     },
   })

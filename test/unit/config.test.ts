@@ -23,7 +23,8 @@ describe('gateway config', () => {
   it('loads the demo office', () => {
     const c = loadGatewayConfig(DEMO_CONFIG_PATH, { env: {} })
     expect(c.devices.map((d) => d.id)).toEqual(['gas-001', 'gas-002', 'phone-001', 'cam-001'])
-    expect(c.thresholds.gas).toEqual({ unit: '%LEL', low: 25, high: 50, hysteresis: 5 })
+    expect(c.thresholds.gas).toMatchObject({ unit: '%LEL', low: 25, high: 50, hysteresis: 5, debounceSamples: 1, staleMinutes: 10 })
+    expect(c.routes.map((r) => r.id)).toEqual(['r-laojie-round'])
   })
 
   it('fills defaults for what a small office leaves out', () => {

@@ -17,6 +17,7 @@ describe('Normalizer', () => {
         office: 'tangquan',
         device: 'gas-001',
         enterprise: 'ent-quanyuan-chem',
+        grid: 'g-quanyuan-1',
         ts: NOW - 1000,
         kind: 'reading',
         payload: { quantity: 'gas', value: 12.5, unit: '%LEL' },

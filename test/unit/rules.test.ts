@@ -26,7 +26,7 @@ function harness() {
     apply(out.state)
     return out
   }
-  const gas = (value: number, i: number, device = 'gas-001'): EnvelopeDraft & { kind: 'reading' } => ({
+  const gas = (value: number, i: number, device = 'gas-002'): EnvelopeDraft & { kind: 'reading' } => ({
     gateway: 'gw',
     office: 'tangquan',
     device,
@@ -52,7 +52,7 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
     expect(ids).toEqual(new Set([h.alerts[0].id]))
     expect(h.alerts[2].payload.peak).toBe(58)
     expect(h.alerts[0].ts).toBe(T + 2000)
-    expect(h.state.size).toBe(0)
+    expect([...h.state.keys()].filter((k) => k.startsWith('alarm:'))).toEqual([])
   })
 
   it('a sensor flapping around the level inside the hysteresis band raises one alert and never clears', () => {
@@ -72,6 +72,15 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
     h.feed(h.gas(30, 0, 'gas-001'))
     h.feed(h.gas(30, 0, 'gas-002'))
     expect(new Set(h.alerts.map((a) => a.device))).toEqual(new Set(['gas-001', 'gas-002']))
+  })
+
+  it('applies enterprise overrides: the chemical plant alarms at 20 and 40 %LEL', () => {
+    const h = harness()
+    ;[19, 21, 41].forEach((v, i) => h.feed(h.gas(v, i, 'gas-001')))
+    expect(summary(h.alerts)).toEqual([
+      ['raised', 'major', 21],
+      ['updated', 'critical', 41],
+    ])
   })
 
   it('after a restart from persisted state, an active alarm is neither raised again nor forgotten', () => {

@@ -74,24 +74,27 @@ export class EmbeddedBrokerInput implements Input {
     const transmission =
       client && packet.qos > 0 && packet.messageId !== undefined ? { client: client.id, packet: packet.messageId, hash: fnv1a(payload) } : undefined
     const msg = { input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission }
-    this.pipeline.accept(msg, (err, rejection) => {
+    this.pipeline.accept(msg, (err, rejection, receipt) => {
       // A message that can never be accepted is still acknowledged (resending cannot fix it), and
-      // the device is told why on its command topic.
+      // the device is told why on its command topic. A scan gets its receipt there too.
       if (rejection) this.nack(topic.deviceId, packet.topic, rejection)
+      if (receipt) this.command(topic.deviceId, 'receipt', receipt)
       done(err)
     })
   }
 
+  /** A changed office config: new devices may connect, removed ones no longer can. */
+  replaceDevices(devices: GatewayConfig['devices']): void {
+    this.registry.replace(devices)
+  }
+
   private nack(deviceId: string, topic: string, rejection: Rejection): void {
+    this.command(deviceId, 'nack', { topic, ...rejection })
+  }
+
+  private command(deviceId: string, command: string, body: object): void {
     this.running?.aedes.publish(
-      {
-        cmd: 'publish',
-        topic: commandTopic(deviceId, 'nack'),
-        payload: Buffer.from(JSON.stringify({ topic, ...rejection })),
-        qos: 0,
-        dup: false,
-        retain: false,
-      },
+      { cmd: 'publish', topic: commandTopic(deviceId, command), payload: Buffer.from(JSON.stringify(body)), qos: 0, dup: false, retain: false },
       () => {},
     )
   }
