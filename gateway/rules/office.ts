@@ -22,7 +22,8 @@ export class Office {
   readonly checkpointNames: Map<string, string>
   private readonly staffGrid: Map<string, string | undefined>
   private readonly enterpriseOf: Map<string, GatewayConfig['enterprises'][number]>
-  private readonly thresholdCache = new Map<string, ThresholdConfig | null>()
+  /** device → quantity → resolved thresholds (nested, so the hot path builds no key strings). */
+  private readonly thresholdCache = new Map<string, Map<string, ThresholdConfig | null>>()
 
   constructor(readonly config: GatewayConfig) {
     this.devices = new Map(config.devices.map((d) => [d.id, d]))
@@ -37,8 +38,9 @@ export class Office {
    * the device's. Null when the office sets none for that quantity.
    */
   threshold(deviceId: string, quantity: string): ThresholdConfig | null {
-    const key = `${deviceId}\u0000${quantity}`
-    const cached = this.thresholdCache.get(key)
+    let byQuantity = this.thresholdCache.get(deviceId)
+    if (!byQuantity) this.thresholdCache.set(deviceId, (byQuantity = new Map()))
+    const cached = byQuantity.get(quantity)
     if (cached !== undefined) return cached
     const base = this.config.thresholds[quantity]
     let resolved: ThresholdConfig | null = null
@@ -47,7 +49,7 @@ export class Office {
       const enterprise = device?.enterprise !== undefined ? this.enterpriseOf.get(device.enterprise) : undefined
       resolved = { ...base, ...enterprise?.thresholds?.[quantity], ...device?.thresholds?.[quantity] }
     }
-    this.thresholdCache.set(key, resolved)
+    byQuantity.set(quantity, resolved)
     return resolved
   }
 

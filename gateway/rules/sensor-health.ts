@@ -1,8 +1,9 @@
 /**
  * Is the sensor itself healthy? Four checks besides the thresholds, each an excursion alert
  * (raised once, cleared once):
- * - `sensor.rate_of_change`: the value moves faster than `ratePerMinute`; clears when it moves at
- *   less than half that.
+ * - `sensor.rate_of_change`: the value moved faster than `ratePerMinute`, measured against a
+ *   reference reading at least a minute old (consecutive readings seconds apart would turn sensor
+ *   noise into a "rate"); clears when the rate falls under half the limit.
  * - `sensor.stuck`: the same value for `stuckMinutes`; clears when the value changes.
  * - `sensor.stale`: no reading for `staleMinutes` (checked by the clock); clears on a reading.
  * - `sensor.fault`: the device reports status `fault`; clears when it reports `online`.
@@ -20,6 +21,9 @@ const MINUTE = 60_000
 interface Running {
   lastTs: number
   lastValue: number
+  /** Reference for the rate of change: a reading at least a minute older than the one compared. */
+  refTs: number
+  refValue: number
   /** Source time since when the value has not changed. */
   sameSince: number
   /** Gateway clock of the last reading (stale is about data arriving). */
@@ -53,22 +57,25 @@ export class SensorHealthRule implements Rule {
     if (!t) return
     const key = `${e.device}:${quantity}`
     const r = this.running.get(key)
-    this.clear(out, 'sensor.stale', key, `${quantity} readings from ${e.device} arrive again`, e.device, e.ts)
+    // Most readings find nothing open: skip building the alert keys then.
+    if (this.open.size > 0) this.clear(out, 'sensor.stale', key, `${quantity} readings from ${e.device} arrive again`, e.device, e.ts)
     if (!r) {
-      this.running.set(key, { lastTs: e.ts, lastValue: value, sameSince: e.ts, seenAt: out.now })
+      this.running.set(key, { lastTs: e.ts, lastValue: value, refTs: e.ts, refValue: value, sameSince: e.ts, seenAt: out.now })
       return
     }
 
-    if (t.ratePerMinute > 0 && e.ts > r.lastTs) {
-      const rate = (Math.abs(value - r.lastValue) / (e.ts - r.lastTs)) * MINUTE
+    if (t.ratePerMinute > 0 && e.ts - r.refTs >= MINUTE) {
+      const rate = (Math.abs(value - r.refValue) / (e.ts - r.refTs)) * MINUTE
       const msg = `${quantity} changing at ${rate.toFixed(1)} ${unit}/min (limit ${t.ratePerMinute})`
       if (rate >= t.ratePerMinute) this.raise(out, 'sensor.rate_of_change', 'major', key, quantity, msg, e.device, e.ts, value, unit)
       else if (rate < t.ratePerMinute / 2) this.clear(out, 'sensor.rate_of_change', key, msg, e.device, e.ts)
+      r.refTs = e.ts
+      r.refValue = value
     }
 
     if (value !== r.lastValue) {
       r.sameSince = e.ts
-      this.clear(out, 'sensor.stuck', key, `${quantity} moving again (${value} ${unit})`, e.device, e.ts)
+      if (this.open.size > 0) this.clear(out, 'sensor.stuck', key, `${quantity} moving again (${value} ${unit})`, e.device, e.ts)
     } else if (t.stuckMinutes > 0 && e.ts - r.sameSince >= t.stuckMinutes * MINUTE) {
       const minutes = Math.round((e.ts - r.sameSince) / MINUTE)
       this.raise(out, 'sensor.stuck', 'minor', key, quantity, `${quantity} stuck at ${value} ${unit} for ${minutes} min`, e.device, e.ts, value, unit)
@@ -84,7 +91,7 @@ export class SensorHealthRule implements Rule {
     for (const [id, device] of this.office.devices) {
       const quantity = quantityOfType[device.type]
       if (quantity && !this.running.has(`${id}:${quantity}`)) {
-        this.running.set(`${id}:${quantity}`, { lastTs: 0, lastValue: NaN, sameSince: 0, seenAt: this.startedAt })
+        this.running.set(`${id}:${quantity}`, { lastTs: 0, lastValue: NaN, refTs: 0, refValue: NaN, sameSince: 0, seenAt: this.startedAt })
       }
     }
     for (const [key, r] of this.running) {

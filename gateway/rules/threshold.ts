@@ -39,18 +39,29 @@ const PREFIX = 'alarm'
 
 export class ThresholdRule implements Rule {
   readonly name = 'sensor.threshold'
-  private states = new Map<string, AlarmState>()
+  /** device → quantity → state; nested so a reading costs no key string until something changes. */
+  private states = new Map<string, Map<string, AlarmState>>()
 
   constructor(private readonly office: Office) {}
 
   restore(state: ReadonlyMap<string, string>): void {
-    this.states = ownState<AlarmState>(state, PREFIX)
+    this.states = new Map()
+    for (const [key, s] of ownState<AlarmState>(state, PREFIX)) {
+      const [, device, quantity] = key.split(':') as [string, string, string]
+      this.byDevice(device).set(quantity, s)
+    }
   }
 
   /** The alarm currently open for a device's quantity, if any (for tests and status pages). */
   activeAlarm(device: string, quantity: string): Readonly<AlarmState> | undefined {
-    const s = this.states.get(`${PREFIX}:${device}:${quantity}`)
+    const s = this.states.get(device)?.get(quantity)
     return s?.alertId ? s : undefined
+  }
+
+  private byDevice(device: string): Map<string, AlarmState> {
+    let m = this.states.get(device)
+    if (!m) this.states.set(device, (m = new Map()))
+    return m
   }
 
   evaluate(envelope: Envelope, out: RuleOutput): void {
@@ -59,13 +70,15 @@ export class ThresholdRule implements Rule {
     const t = this.office.threshold(envelope.device, quantity)
     // A reading in another unit than the threshold's cannot be compared; it is still stored.
     if (!t || unit !== t.unit) return
-    const key = `${PREFIX}:${envelope.device}:${quantity}`
-    const s = this.states.get(key)
     const level = levelOf(value, t)
+    const s = this.states.get(envelope.device)?.get(quantity)
+    // The common case, a normal reading with nothing open or pending, writes nothing.
+    if (!level && !s) return
+    const key = { device: envelope.device, quantity }
 
     if (!s?.alertId) {
       if (!level) {
-        if (s) this.forget(out, key)
+        this.forget(out, key)
         return
       }
       const pendingSince = s?.pendingSince ?? envelope.ts
@@ -105,14 +118,14 @@ export class ThresholdRule implements Rule {
     if (peak !== s.peak) this.set(out, key, { ...s, peak })
   }
 
-  private set(out: RuleOutput, key: string, s: AlarmState): void {
-    this.states.set(key, s)
-    out.put(key, s)
+  private set(out: RuleOutput, key: { device: string; quantity: string }, s: AlarmState): void {
+    this.byDevice(key.device).set(key.quantity, s)
+    out.put(`${PREFIX}:${key.device}:${key.quantity}`, s)
   }
 
-  private forget(out: RuleOutput, key: string): void {
-    this.states.delete(key)
-    out.put(key, null)
+  private forget(out: RuleOutput, key: { device: string; quantity: string }): void {
+    this.states.get(key.device)?.delete(key.quantity)
+    out.put(`${PREFIX}:${key.device}:${key.quantity}`, null)
   }
 }
 
