@@ -68,7 +68,7 @@ function office() {
 
 const config = office()
 let seq = 0
-const stamp = (d: EnvelopeDraft) => Object.assign(d, { id: `gw-bench:${++seq}`, seq }) as Envelope
+const stamp = (d: EnvelopeDraft): Envelope => Object.assign(d, { id: `gw-bench:${++seq}`, seq })
 const engine = RuleEngine.forOffice(config, stamp)
 
 // 08:00 local on a weekday, when the morning tours run.

@@ -39,7 +39,7 @@ export class Office {
    */
   threshold(deviceId: string, quantity: string): ThresholdConfig | null {
     let byQuantity = this.thresholdCache.get(deviceId)
-    if (!byQuantity) this.thresholdCache.set(deviceId, (byQuantity = new Map()))
+    if (!byQuantity) this.thresholdCache.set(deviceId, (byQuantity = new Map<string, ThresholdConfig | null>()))
     const cached = byQuantity.get(quantity)
     if (cached !== undefined) return cached
     const base = this.config.thresholds[quantity]

@@ -60,7 +60,7 @@ export class ThresholdRule implements Rule {
 
   private byDevice(device: string): Map<string, AlarmState> {
     let m = this.states.get(device)
-    if (!m) this.states.set(device, (m = new Map()))
+    if (!m) this.states.set(device, (m = new Map<string, AlarmState>()))
     return m
   }
 
