@@ -136,6 +136,12 @@ export class GatewayProcess extends Restartable {
       broker: { tcp: { host: '127.0.0.1', port: mqttPort } },
       http: { host: '127.0.0.1', port: httpPort },
       uplink: { url: cloudUrl, token: DEMO_GATEWAY_TOKEN },
+      // The scenarios count messages end to end: every reading and every scan must travel
+      // (report by exception and double-scan suppression have their own tests).
+      reduction: { deadband: { gas: 0 } },
+      patrol: { doubleScanSeconds: 0 },
+      // The quota scenario raises an alarm every hundred messages, far beyond a storm.
+      storm: { maxAlerts: 1_000_000 },
       ...overrides,
     })
     writeFileSync(this.configPath, stringify(config))

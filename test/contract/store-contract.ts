@@ -114,6 +114,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
         office: f.office,
         device: dev,
         enterprise: 'ent-1',
+        grid: 'g-1',
         ts: T0,
         kind: 'alert',
         payload: {
@@ -128,6 +129,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
           unit: '%LEL',
           threshold: 25,
           peak: 26,
+          level: 'street',
         },
       })
       raise.payload.alertId = raise.id
@@ -143,6 +145,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
           gateway: f.gateway,
           device: dev,
           enterprise: 'ent-1',
+          grid: 'g-1',
           alertId: raise.id,
           state: 'raised',
           type: 'sensor.threshold',
@@ -154,6 +157,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
           unit: '%LEL',
           threshold: 25,
           peak: 26,
+          level: 'street',
         },
         {
           id: clear.id,
@@ -228,9 +232,10 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
           f.report(`${f.gateway}-phone`, ts, `report ${i}`),
           f.status(`${f.gateway}-gas`, ts, 'online'),
         )
+        if (i % 100 === 0) batch.push(f.aggregate(`${f.gateway}-gas`, T0 + i * 60_000, 3.5), f.incident(`${f.gateway}-phone`, ts, `incident ${i}`))
       }
       const statuses = await store.write(batch)
-      expect(statuses).toHaveLength(5000)
+      expect(statuses).toHaveLength(5020)
       expect(statuses.every((s) => s === 'stored')).toBe(true)
       const points = await store.readings({ device: `${f.gateway}-gas`, from: T0, to: T0 + 999, limit: 5000 })
       expect(points).toHaveLength(1000)

@@ -63,6 +63,31 @@ export class EnvelopeFactory {
     })
   }
 
+  aggregate(device: string, from: number, mean: number): Envelope {
+    return this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      ts: from,
+      kind: 'aggregate',
+      payload: { quantity: 'gas', unit: '%LEL', from, to: from + 60_000, min: mean - 1, max: mean + 1, mean, count: 12 },
+    })
+  }
+
+  incident(device: string, ts: number, description: string): Envelope {
+    const e = this.stamp({
+      gateway: this.gateway,
+      office: this.office,
+      device,
+      grid: 'g-1',
+      ts,
+      kind: 'incident',
+      payload: { incidentId: '', category: 'dumping', description, reporter: 'staff-1', level: 'grid', location: { lat: 32.04, lon: 118.63 }, photo: 'p/1.jpg' },
+    })
+    if (e.kind === 'incident') e.payload.incidentId = e.id
+    return e
+  }
+
   status(device: string, ts: number, state: 'online' | 'offline' | 'fault'): Envelope {
     return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'status', payload: { state } })
   }
