@@ -10,6 +10,7 @@
  *   t≈5.5s  gas-001 crosses 50 %LEL                                → alarm updated (critical)
  *   t=4.5s  patrol staff raises SOS                                → critical alert
  *   t=6.0s  camera sees loitering at 40% confidence                → recorded, no alert
+ *   t=8.0s  patrol staff reports rubbish dumped by the river      → incident for the grid
  *   t≈10s   gas-001 falls below 20 %LEL                            → gas alarm cleared
  *
  * Afterwards the detectors keep reporting and the patrol keeps walking its round.
@@ -46,6 +47,7 @@ export async function runDemoScenario(mqttUrl: string, onError: (err: Error) => 
   at(2.5, () => patrol.scan(ROUND[1]))
   at(3.5, () => patrol.scan('FFEE0000DEAD01'))
   at(6.0, () => camera.detect('loitering', 0.4, 'north gate'))
+  at(8.0, () => patrol.reportProblem('dumping', '河道桥头有建筑垃圾倾倒 (construction waste dumped at the river bridge)', { lat: 32.0445, lon: 118.6352 }))
   at(4.5, () => patrol.sos('请求支援：老街东口有老人晕倒 (elderly person collapsed at old street east gate)', OLD_STREET_EAST))
   let step = 2
   const round = setInterval(() => void patrol.scan(ROUND[step++ % ROUND.length]).catch(onError), 4000)

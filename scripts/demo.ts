@@ -91,7 +91,11 @@ function describe(e: Envelope): string | undefined {
     case 'camera':
       return `camera ${e.device.padEnd(10)} ${e.payload.event} ${Math.round(e.payload.confidence * 100)}% ${e.payload.region ?? ''}`
     case 'report':
-      return `report ${e.device.padEnd(10)} ${e.payload.type} ${e.payload.text ?? ''}`
+      return e.payload.type === 'sos' ? `report ${e.device.padEnd(10)} sos ${e.payload.text ?? ''}` : undefined
+    case 'incident':
+      return paint('35', `INCIDENT ${e.payload.category.padEnd(12)} for the ${e.payload.level} (${e.grid ?? 'no grid'}): ${e.payload.description}`)
+    case 'aggregate':
+      return paint('2', `minute ${e.device.padEnd(10)} ${e.payload.quantity} min ${e.payload.min} max ${e.payload.max} mean ${e.payload.mean} (${e.payload.count} readings)`)
     case 'status':
       return `status ${e.device.padEnd(10)} ${e.payload.state}`
     default:
@@ -155,7 +159,7 @@ async function main(): Promise<void> {
 
   let readings = 0
   let lastGas = ''
-  feed = readSse(`${cloudUrl}/v1/stream?kinds=alert,scan,camera,report,status,reading`, (event: SseEvent) => {
+  feed = readSse(`${cloudUrl}/v1/stream?kinds=alert,scan,camera,report,status,reading,incident,aggregate`, (event: SseEvent) => {
     const e = JSON.parse(event.data) as Envelope
     if (e.kind === 'reading') {
       readings++

@@ -1,7 +1,7 @@
 /**
  * The street-office gateway's configuration: one file describes one office, its grids, the
  * enterprises and devices in them, the patrol routes and who walks them, and how readings become
- * alarms. docs/configuration.md explains each section; gateway/config/demo-office.yaml is a
+ * alarms. docs/rules.md explains each section; gateway/config/demo-office.yaml is a
  * complete example.
  */
 import Type, { type Static } from 'typebox'
