@@ -14,15 +14,12 @@
  *
  * Last line: {"bench":"gateway","msgs_per_s":…,"rss_mb":…,"mosquitto_msgs_per_s":…,"ratio":…}
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { freePort } from '../common/ports.ts'
 import { demoDevicePassword } from '../devices/demo-credentials.ts'
 import { cpuSeconds, peakRssMb, runForJson, startProcess } from './lib/proc.ts'
 import { startMosquitto } from './lib/mosquitto.ts'
-import { gatewayEnv, gatewayNodeFlags } from './lib/runtime.ts'
+import { GatewayProcess, ports } from './lib/stack.ts'
 
 const quick = process.argv.includes('--quick')
 const seconds = quick ? 8 : 20
@@ -44,36 +41,13 @@ function load(url: string, secs: number, auth: boolean): Promise<LoadResult> {
   return runForJson<LoadResult>(process.execPath, args)
 }
 
-async function waitHttp(url: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      if ((await fetch(url)).ok) return
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error(`${url} not ready`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 async function benchGateway() {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-bench-gw-'))
-  const [mqttPort, httpPort] = [await freePort(), await freePort()]
-  const gw = startProcess(process.execPath, [...gatewayNodeFlags(), join(dist, 'gateway.mjs')], {
-    env: {
-      ...process.env,
-      ...gatewayEnv(),
-      LOG_LEVEL: 'error',
-      GRIDWATCH_DATA_DIR: dataDir,
-      GRIDWATCH_MQTT_PORT: String(mqttPort),
-      GRIDWATCH_GATEWAY_HTTP_PORT: String(httpPort),
-      GRIDWATCH_UPLINK_URL: 'http://127.0.0.1:9',
-    },
-  })
+  const [mqttPort, httpPort] = await ports(2)
+  // The demo office with every reading forwarded (no deadband): this measures the durable path.
+  const gw = new GatewayProcess('dist', mqttPort, httpPort, 'http://127.0.0.1:9')
   try {
-    await waitHttp(`http://127.0.0.1:${httpPort}/readyz`)
-    const pid = gw.proc.pid!
+    await gw.start()
+    const pid = gw.child!.proc.pid!
     const url = `mqtt://127.0.0.1:${mqttPort}`
     await load(url, warmup, true)
     const cpu0 = cpuSeconds(pid)
@@ -84,8 +58,8 @@ async function benchGateway() {
     const rows = /gateway_outbox_commit_rows_sum (\d+)/.exec(metrics)?.[1]
     return { ...result, rssMb: peakRssMb(pid), cpuPercent: cpu * 100, rowsPerCommit: Number(rows) / Number(commits) }
   } finally {
-    await gw.stop()
-    rmSync(dataDir, { recursive: true, force: true })
+    await gw.kill('SIGTERM')
+    gw.cleanup()
   }
 }
 

@@ -174,6 +174,7 @@ export class Gateway {
       this.evictor.enforceQuota()
       this.evictor.expire()
       this.outbox.guardWal()
+      this.outbox.pruneTransmissions()
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_EVICTION_FAILED' }, 'outbox housekeeping failed')
     }
