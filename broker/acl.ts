@@ -1,22 +1,32 @@
 /**
  * Topic ACLs, least privilege (docs/contracts.md, "MQTT topics"):
- * a device publishes only under `dev/{itself}/...` and subscribes only under `cmd/{itself}/...`.
- * A Will is checked exactly like a publish, at CONNECT time and again when it fires.
+ * a device publishes only under `dev/{itself}/...` and subscribes only under `cmd/{itself}/...`;
+ * a gateway (when the broker runs apart from it) reads every device's `dev/...` and answers on
+ * `cmd/...`. A Will and a retained message are checked exactly like a publish.
  */
 export interface Identity {
-  /** The authenticated device, or undefined for an anonymous client in lab mode. */
+  /** The authenticated device or gateway, or undefined for an anonymous client in lab mode. */
   deviceId: string | undefined
+  /** Absent means 'device'. */
+  role?: 'device' | 'gateway'
 }
 
 export function mayPublish(identity: Identity, topic: string, allowAnonymous: boolean): boolean {
   // Nobody publishes into the broker's own namespace ($SYS, MQTT-4.7.2-1 reserves `$` topics).
   if (topic.startsWith('$')) return false
   if (identity.deviceId === undefined) return allowAnonymous
+  if (identity.role === 'gateway') return topic.startsWith('cmd/') && topic.length > 4
   return topic.startsWith(`dev/${identity.deviceId}/`)
 }
 
 export function maySubscribe(identity: Identity, filter: string, allowAnonymous: boolean): boolean {
   if (identity.deviceId === undefined) return allowAnonymous && !filter.startsWith('$')
+  if (identity.role === 'gateway') {
+    // `$share/{group}/dev/#` lets two gateways split one office's load (MQTT 5 shared subscriptions).
+    const shared = /^\$share\/[^/#+]+\/(.*)$/.exec(filter)
+    const plain = shared ? shared[1] : filter
+    return plain.startsWith('dev/') && plain.length > 4
+  }
   const own = `cmd/${identity.deviceId}/`
   // `cmd/{id}/#` and `cmd/{id}/+` are fine: wildcards below the device's own level cannot reach
   // another device. A filter like `cmd/+/x` fails the prefix test because `+` is not the id.

@@ -1,18 +1,26 @@
 /**
- * The street-office MQTT broker: Aedes with GridWatch's identity, ACL and ingest hooks.
+ * The street-office MQTT broker: Aedes with GridWatch's identity, ACL, protection, durability
+ * and ingest hooks.
  *
  * The ingest hook runs inside `authorizePublish`, which Aedes awaits before it writes the PUBACK
  * (lib/handlers/publish.js: authorizePublish → enqueuePublish → PubAck). Aedes's own `published`
  * hook runs only after the PUBACK has gone out, so it cannot carry a durability promise. Hence:
  * when the broker runs inside the gateway, a device's PUBACK means its message is committed to the
  * gateway's outbox.
+ *
+ * Aedes reads a client's next packets only after the current batch is handled, so holding back the
+ * `authorizePublish` callback is real back-pressure: the client's socket is not read, TCP fills,
+ * and the publisher slows down. The rate limits use that instead of dropping anything.
  */
-import { createServer, type Server } from 'node:net'
-import type { AddressInfo } from 'node:net'
-import { Aedes, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
-import { Counter, Gauge, type Registry } from 'prom-client'
+import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
+import type { Registry } from 'prom-client'
 import { silentLogger, type Logger } from '../common/logger.ts'
 import { mayPublish, maySubscribe, type Identity } from './acl.ts'
+import type { BrokerSettings } from './config.ts'
+import { TokenBucket } from './limits.ts'
+import { startListeners, type Listeners } from './listeners.ts'
+import { BrokerMetrics, type ListenerName } from './metrics.ts'
+import { SqlitePersistence } from './persistence.ts'
 import type { DeviceRegistry } from './registry.ts'
 
 /** CONNACK return codes, MQTT 3.1.1 §3.2.2.3. */
@@ -27,43 +35,50 @@ const NOT_AUTHORIZED = 5
  */
 export type IngestHook = (identity: Identity, packet: PublishPacket, client: Client | null, done: (err: Error | null) => void) => void
 
+export interface PresenceHook {
+  /** A device passed CONNACK. */
+  online(identity: Identity, client: Client): void
+  /** Its connection ended; `graceful` is a DISCONNECT packet (no Will fires). */
+  offline(identity: Identity, client: Client, graceful: boolean): void
+}
+
 export interface BrokerOptions {
+  settings: BrokerSettings
   registry: DeviceRegistry
-  allowAnonymous: boolean
-  tcp: { host: string; port: number } | null
   ingest?: IngestHook
+  presence?: PresenceHook
   logger?: Logger
   metrics?: Registry
+  /** Stable broker id, so a restarted broker recognises its own persisted state. */
+  id?: string
 }
 
 export interface RunningBroker {
   aedes: Aedes
-  /** Bound TCP port (useful with port 0), or undefined when TCP is off. */
+  /** Bound ports (useful with port 0), per listener that is on. */
+  ports: Partial<Record<ListenerName, number>>
+  /** Kept for callers that only use TCP. */
   tcpPort: number | undefined
   /** Identity of a connected client, for presence and commands. */
   identityOf(client: Client): Identity | undefined
   close(): Promise<void>
 }
 
-export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
-  const log = options.logger ?? silentLogger()
-  const registers = options.metrics ? [options.metrics] : []
-  const authFailures = new Counter({
-    name: 'broker_auth_failures_total',
-    help: 'CONNECTs refused, by reason',
-    labelNames: ['reason'],
-    registers,
-  })
-  const aclDenied = new Counter({
-    name: 'broker_acl_denied_total',
-    help: 'Publishes, wills and subscriptions refused by the topic ACL',
-    labelNames: ['action'],
-    registers,
-  })
-  const connected = new Gauge({ name: 'broker_clients_connected', help: 'Connected MQTT clients', registers })
+interface ClientState {
+  identity: Identity
+  listener: ListenerName
+  rate: TokenBucket
+}
 
-  const identities = new WeakMap<Client, Identity>()
-  if (options.allowAnonymous) {
+export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
+  const { settings } = options
+  const log = options.logger ?? silentLogger()
+  const metrics = new BrokerMetrics(options.metrics)
+  const states = new WeakMap<Client, ClientState>()
+  const limits = settings.limits
+  let listeners: Listeners | undefined
+
+  if (settings.allowAnonymous) {
     log.warn(
       { code: 'BROKER_ANONYMOUS' },
       'allowAnonymous is on: any client may connect and publish anywhere. For lab and interop use only.',
@@ -73,33 +88,57 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const refuse = (returnCode: AuthenticateError['returnCode'], message: string): AuthenticateError =>
     Object.assign(new Error(message), { returnCode })
 
-  const aedes = new Aedes({
+  const persistence = settings.persistence.path ? new SqlitePersistence({ path: settings.persistence.path, synchronous: settings.persistence.synchronous }) : undefined
+
+  const aedesOptions: AedesOptions = {
+    ...(options.id ? { id: options.id } : {}),
+    ...(persistence ? { persistence } : {}),
     // Aedes's default of 23 is MQTT 3.1's limit; 3.1.1 lets servers accept longer ids (§3.1.3.1).
     maxClientsIdLength: 128,
+    keepaliveLimit: limits.keepaliveMaxSeconds,
+    drainTimeout: limits.drainTimeoutMs,
+    connectTimeout: limits.connectTimeoutMs,
     authenticate(client, username, password, done) {
+      const info = listeners?.info(client.conn)
+      const listener = info?.listener ?? 'tcp'
       const fail = (reason: string, code: number) => {
-        authFailures.inc({ reason })
-        log.warn({ code: 'BROKER_AUTH_REFUSED', reason, clientId: client.id, username, remote: remoteOf(client) }, 'connection refused')
+        metrics.authFailures.inc({ reason })
+        // Never the password: only who tried, from where, and why it failed.
+        log.warn({ code: 'BROKER_AUTH_REFUSED', reason, clientId: client.id, username, listener, remote: info?.remote }, 'connection refused')
         done(refuse(code, reason), false)
       }
-      if (username === undefined && password === undefined && options.allowAnonymous) {
-        identities.set(client, { deviceId: undefined })
-        return done(null, true)
+      const admit = (identity: Identity) => {
+        // A Will is a deferred publish: refuse the CONNECT now rather than let it fire into
+        // someone else's topic later. Aedes keeps it on `_will` until the session is set up.
+        const will = (client as Client & { _will?: PublishPacket })._will
+        if (will && !mayPublish(identity, will.topic, settings.allowAnonymous)) {
+          metrics.aclDenied.inc({ action: 'will' })
+          return fail('will_topic_denied', NOT_AUTHORIZED)
+        }
+        states.set(client, {
+          identity,
+          listener,
+          rate: new TokenBucket(limits.messagesPerSecondPerClient, limits.messagesPerSecondPerClient),
+        })
+        done(null, true)
+      }
+
+      // A verified client certificate names the device; a password is then not needed, and a
+      // username, if given, must agree with the certificate.
+      const certified = info?.certificateNames.filter((name) => options.registry.has(name)) ?? []
+      if (certified.length > 0) {
+        if (username !== undefined && !certified.includes(username)) return fail('certificate_mismatch', NOT_AUTHORIZED)
+        const deviceId = username ?? certified[0]
+        return admit({ deviceId, role: options.registry.roleOf(deviceId) })
+      }
+      if (username === undefined && password === undefined) {
+        if (settings.allowAnonymous) return admit({ deviceId: undefined })
+        return fail('anonymous', NOT_AUTHORIZED)
       }
       options.registry.authenticate(username, password).then(
         (result) => {
           if (!result.ok) return fail(result.reason, BAD_USERNAME_OR_PASSWORD)
-          const identity: Identity = { deviceId: result.deviceId }
-          // A Will is a deferred publish: refuse the CONNECT now rather than let it fire into
-          // someone else's topic later.
-          // Aedes keeps the CONNECT's will on `_will` until the session is set up (handlers/connect.js).
-          const will = (client as Client & { _will?: PublishPacket })._will
-          if (will && !mayPublish(identity, will.topic, options.allowAnonymous)) {
-            aclDenied.inc({ action: 'will' })
-            return fail('will_topic_denied', NOT_AUTHORIZED)
-          }
-          identities.set(client, identity)
-          done(null, true)
+          admit({ deviceId: result.deviceId, role: result.role })
         },
         (err: unknown) => {
           log.error({ err, code: 'BROKER_AUTH_ERROR' }, 'authentication failed unexpectedly')
@@ -110,70 +149,98 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     authorizePublish(client, packet, done) {
       // client is null when Aedes replays a persisted Will after a restart; the Will's topic was
       // checked at CONNECT, and its owner is the device named in the topic.
-      const identity = client ? identities.get(client) : willOwner(packet.topic)
-      if (!identity || !mayPublish(identity, packet.topic, options.allowAnonymous)) {
-        aclDenied.inc({ action: 'publish' })
-        log.warn({ code: 'BROKER_PUBLISH_DENIED', clientId: client?.id, device: identity?.deviceId, topic: packet.topic }, 'publish denied')
+      const state = client ? states.get(client) : undefined
+      const identity = client ? state?.identity : willOwner(packet.topic)
+      if (!identity || !mayPublish(identity, packet.topic, settings.allowAnonymous)) {
+        const action = packet.retain ? 'retain' : 'publish'
+        metrics.aclDenied.inc({ action })
+        metrics.dropped.inc({ reason: 'acl' })
+        log.warn({ code: 'BROKER_PUBLISH_DENIED', action, clientId: client?.id, device: identity?.deviceId, topic: packet.topic }, 'publish denied')
         return done(new Error('publish not authorized'))
       }
-      if (!options.ingest) return done(null)
-      options.ingest(identity, packet, client, done)
+      if (state) metrics.messagesIn.inc({ listener: state.listener })
+      const proceed = () => (options.ingest ? options.ingest(identity, packet, client, done) : done(null))
+      if (!state) return proceed()
+      pace(state, aedes, limits.maxInFlightRouted, metrics, proceed)
     },
     authorizeSubscribe(client, subscription, done) {
-      const identity = identities.get(client)
-      if (!identity || !maySubscribe(identity, subscription.topic, options.allowAnonymous)) {
-        aclDenied.inc({ action: 'subscribe' })
+      const identity = states.get(client)?.identity
+      if (!identity || !maySubscribe(identity, subscription.topic, settings.allowAnonymous)) {
+        metrics.aclDenied.inc({ action: 'subscribe' })
         log.warn({ code: 'BROKER_SUBSCRIBE_DENIED', clientId: client.id, device: identity?.deviceId, topic: subscription.topic }, 'subscribe denied')
-        // A null subscription makes Aedes answer SUBACK 0x80 (failure) for this filter, §3.9.3.
+        // A null subscription makes Aedes answer SUBACK 0x80 for this filter (3.1.1 §3.9.3).
         return done(null, null)
       }
       done(null, subscription)
     },
-  })
-  await aedes.listen()
+    authorizeForward(client, packet) {
+      const state = states.get(client)
+      if (state) metrics.messagesOut.inc({ listener: state.listener })
+      return packet
+    },
+  }
+  const aedes = await Aedes.createBroker(aedesOptions)
 
-  aedes.on('client', () => connected.inc())
-  aedes.on('clientDisconnect', () => connected.dec())
+  aedes.on('client', (client) => {
+    const state = states.get(client)
+    if (!state) return
+    metrics.connected.inc({ listener: state.listener })
+    if (state.identity.deviceId !== undefined) options.presence?.online(state.identity, client)
+  })
+  aedes.on('clientDisconnect', (client) => {
+    const state = states.get(client)
+    if (!state) return
+    metrics.connected.dec({ listener: state.listener })
+    // Aedes sets _disconnected only for a DISCONNECT packet, the one ending after which no Will fires.
+    const graceful = (client as Client & { _disconnected?: boolean })._disconnected === true
+    if (state.identity.deviceId !== undefined) options.presence?.offline(state.identity, client, graceful)
+  })
   aedes.on('clientError', (client, err) => {
+    if (/drain|slow/i.test(err.message)) {
+      metrics.dropped.inc({ reason: 'slow_consumer' })
+      log.warn({ code: 'BROKER_SLOW_CONSUMER', clientId: client.id, err: err.message }, 'slow consumer disconnected')
+      return
+    }
     log.debug({ clientId: client.id, err: err.message }, 'client error')
   })
   aedes.on('connectionError', (client, err) => {
     log.debug({ clientId: client.id, err: err.message }, 'connection error')
   })
 
-  let server: Server | undefined
-  let tcpPort: number | undefined
-  if (options.tcp) {
-    const srv = createServer(aedes.handle)
-    server = srv
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject)
-      srv.listen(options.tcp!.port, options.tcp!.host, () => {
-        srv.off('error', reject)
-        resolve()
-      })
-    })
-    tcpPort = (srv.address() as AddressInfo).port
-    log.info({ host: options.tcp.host, port: tcpPort }, 'MQTT listening on TCP')
-  }
+  listeners = await startListeners(settings, aedes.handle, metrics, log)
 
   return {
     aedes,
-    tcpPort,
-    identityOf: (client) => identities.get(client),
+    ports: listeners.ports,
+    tcpPort: listeners.ports.tcp,
+    identityOf: (client) => states.get(client)?.identity,
     async close() {
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()))
+      const closing = listeners.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
+      await closing
+      // Aedes 1.x does not destroy its persistence on close.
+      await persistence?.destroy()
     },
   }
+}
+
+/**
+ * Runs `proceed` now, or once the client's rate and the broker's routing queue allow. Waiting
+ * here holds the client's socket unread (see the header), so a flood turns into TCP back-pressure.
+ */
+function pace(state: ClientState, aedes: Aedes, maxInFlightRouted: number, metrics: BrokerMetrics, proceed: () => void): void {
+  const queued = (aedes as unknown as { mq: { length: number } }).mq.length
+  if (queued > maxInFlightRouted) {
+    metrics.backpressure.inc({ reason: 'routing' })
+    setTimeout(() => pace(state, aedes, maxInFlightRouted, metrics, proceed), 2)
+    return
+  }
+  if (state.rate.take()) return proceed()
+  metrics.backpressure.inc({ reason: 'client_rate' })
+  setTimeout(() => pace(state, aedes, maxInFlightRouted, metrics, proceed), Math.max(1, state.rate.waitMs()))
 }
 
 function willOwner(topic: string): Identity | undefined {
   const parts = topic.split('/')
   return parts[0] === 'dev' && parts.length >= 3 ? { deviceId: parts[1] } : undefined
-}
-
-function remoteOf(client: Client): string | undefined {
-  const conn = client.conn as { remoteAddress?: string }
-  return conn.remoteAddress
 }

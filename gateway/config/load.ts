@@ -8,12 +8,13 @@ import { isPasswordHash } from '../../common/secrets.ts'
 import { ConfigError, checkConfig, deepMerge, readConfigFile } from '../../common/config-file.ts'
 import type { SchemaProblem } from '../../contracts/validate.ts'
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
+import { brokerDefaults } from '../../broker/config.ts'
 
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', import.meta.url))
 
 /** Defaults for everything a small office need not say. Combustible gas levels are the issue's: 25 / 50 %LEL. */
 export const defaults = {
-  broker: { tcp: { host: '0.0.0.0', port: 1883 }, allowAnonymous: false },
+  broker: { ...brokerDefaults, mode: 'embedded', external: null },
   http: { host: '127.0.0.1', port: 8081 },
   uplink: {
     batchMax: 500,
@@ -72,6 +73,9 @@ export function resolveGatewayConfig(fileValue: unknown, source: string, options
   if (env.GRIDWATCH_UPLINK_TOKEN) fromEnv.token = env.GRIDWATCH_UPLINK_TOKEN
   if (Object.keys(fromEnv).length > 0) merged = deepMerge(merged, { uplink: fromEnv })
   if (env.GRIDWATCH_MQTT_PORT) merged = deepMerge(merged, { broker: { tcp: { port: Number(env.GRIDWATCH_MQTT_PORT) } } })
+  if (env.GRIDWATCH_BROKER_PASSWORD && (merged as { broker?: { external?: unknown } }).broker?.external) {
+    merged = deepMerge(merged, { broker: { external: { password: env.GRIDWATCH_BROKER_PASSWORD } } })
+  }
   if (env.GRIDWATCH_GATEWAY_HTTP_PORT) merged = deepMerge(merged, { http: { port: Number(env.GRIDWATCH_GATEWAY_HTTP_PORT) } })
   if (env.GRIDWATCH_DATA_DIR) merged = deepMerge(merged, { gateway: { dataDir: env.GRIDWATCH_DATA_DIR } })
   if (options.overrides !== undefined) merged = deepMerge(merged, options.overrides)
@@ -115,7 +119,8 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
       problems.push({ path: `/devices/${i}/enterprise`, message: `no enterprise "${d.enterprise}" in /enterprises` })
     }
     if (d.secret === undefined) {
-      if (!config.broker.allowAnonymous) {
+      // Devices log in to an external broker there, and with a client certificate need no secret.
+      if (!config.broker.allowAnonymous && config.broker.mode === 'embedded' && config.broker.tls?.clientCertificates !== 'required') {
         problems.push({ path: `/devices/${i}/secret`, message: 'required unless broker.allowAnonymous is true' })
       }
     } else if (!isPasswordHash(d.secret)) {
@@ -125,6 +130,12 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
       })
     }
   })
+  if (config.broker.mode === 'external' && !config.broker.external) {
+    problems.push({ path: '/broker/external', message: "required when broker.mode is 'external'" })
+  }
+  if (config.broker.tls && config.broker.tls.clientCertificates !== 'off' && !config.broker.tls.ca) {
+    problems.push({ path: '/broker/tls/ca', message: 'required to verify client certificates' })
+  }
   const staff = new Set(config.staff.map((s) => s.id))
   config.staff.forEach((s, i) => {
     checkGrid(s.grid, `/staff/${i}/grid`)

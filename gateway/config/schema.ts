@@ -6,8 +6,26 @@
  */
 import Type, { type Static } from 'typebox'
 import { Ident, Severities } from '../../contracts/envelope.ts'
+import { BrokerSettings } from '../../broker/config.ts'
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
+
+/** An office broker the gateway does not run: it reads devices' topics there as an MQTT client. */
+const ExternalBroker = Type.Object(
+  {
+    /** mqtt://, mqtts://, ws:// or wss:// */
+    url: Type.String({ pattern: '^(mqtts?|wss?)://' }),
+    /** The gateway's own identity on that broker. Prefer GRIDWATCH_BROKER_PASSWORD for the password. */
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(Type.String()),
+    clientId: Type.String({ minLength: 1, maxLength: 128 }),
+    /** CA bundle (PEM path) for mqtts:// to a broker with a private CA. */
+    ca: Type.Optional(Type.String({ minLength: 1 })),
+    /** Topic filter to read; `$share/{group}/dev/+/+` splits devices between gateways on MQTT 5 brokers. */
+    topic: Type.String({ minLength: 1 }),
+  },
+  { additionalProperties: false },
+)
 const SeverityName = Type.Enum([...Severities])
 const Name = Type.String({ maxLength: 128 })
 /** Local wall-clock time of day, `HH:MM`, in the office's time zone. */
@@ -140,9 +158,13 @@ export const GatewayConfigSchema = Type.Object(
     ),
     broker: Type.Object(
       {
-        tcp: Type.Union([Type.Object({ host: Type.String(), port: Port }, { additionalProperties: false }), Type.Null()]),
-        /** Lab and interop use only, like Mosquitto 2's `allow_anonymous`: logged as a warning at start. */
-        allowAnonymous: Type.Boolean(),
+        ...BrokerSettings.properties,
+        /**
+         * 'embedded' (default): devices connect to the broker inside the gateway. 'external': the
+         * gateway subscribes to an office broker it does not run (Mosquitto, EMQX) with `external`.
+         */
+        mode: Type.Union([Type.Literal('embedded'), Type.Literal('external')]),
+        external: Type.Union([ExternalBroker, Type.Null()]),
       },
       { additionalProperties: false },
     ),

@@ -23,8 +23,8 @@ describe('secrets at rest', () => {
 describe('device registry', () => {
   it('authenticates by device id and password, with reasons for refusals', async () => {
     const reg = new DeviceRegistry([{ id: 'gas-1', secret: await hashPassword('pw') }])
-    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1' })
-    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1' })
+    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1', role: 'device' })
+    expect(await reg.authenticate('gas-1', Buffer.from('pw'))).toEqual({ ok: true, deviceId: 'gas-1', role: 'device' })
     expect(await reg.authenticate('gas-1', Buffer.from('nope'))).toEqual({ ok: false, reason: 'bad_password' })
     expect(await reg.authenticate('gas-2', Buffer.from('pw'))).toEqual({ ok: false, reason: 'unknown_device' })
     expect(await reg.authenticate(undefined, undefined)).toEqual({ ok: false, reason: 'no_credentials' })

@@ -19,6 +19,7 @@ export class EmbeddedBrokerInput implements Input {
   readonly name = 'mqtt'
   private running: RunningBroker | undefined
   private readonly registry: DeviceRegistry
+  private readonly statusWills = new WeakSet<Client>()
 
   constructor(
     private readonly config: GatewayConfig,
@@ -40,10 +41,15 @@ export class EmbeddedBrokerInput implements Input {
 
   async start(): Promise<void> {
     this.running = await startBroker({
+      settings: this.config.broker,
       registry: this.registry,
-      allowAnonymous: this.config.broker.allowAnonymous,
-      tcp: this.config.broker.tcp,
+      // Stable across restarts, so persisted sessions and Wills are recognised as this broker's.
+      id: `${this.config.gateway.id}-broker`,
       ingest: (identity, packet, client, done) => this.ingest(identity, packet, client, done),
+      presence: {
+        online: (identity, client) => this.presence(identity, client, 'online'),
+        offline: (identity, client, graceful) => this.presence(identity, client, 'offline', graceful),
+      },
       logger: this.logger.child({ component: 'broker' }),
       metrics: this.metrics,
     })
@@ -80,6 +86,27 @@ export class EmbeddedBrokerInput implements Input {
       if (rejection) this.nack(topic.deviceId, packet.topic, rejection)
       if (receipt) this.command(topic.deviceId, 'receipt', receipt)
       done(err)
+    })
+  }
+
+  /**
+   * Presence: a device's connect and disconnect become status events in the pipeline, like a
+   * status message it sent itself. A device that left a Will on its own status topic speaks for
+   * itself when it drops, so no second offline event is made for it.
+   */
+  private presence(identity: Identity, client: Client, state: 'online' | 'offline', graceful = false): void {
+    const deviceId = identity.deviceId
+    if (deviceId === undefined || identity.role === 'gateway') return
+    if (state === 'online') {
+      const will = (client as Client & { will?: { topic?: string } | null }).will
+      if (will?.topic === `dev/${deviceId}/status`) this.statusWills.add(client)
+    } else if (!graceful && this.statusWills.has(client)) {
+      return
+    }
+    const reason = state === 'online' ? 'connected' : graceful ? 'disconnected' : 'connection lost'
+    const raw = Buffer.from(JSON.stringify({ state, reason }))
+    this.pipeline.accept({ input: 'mqtt', deviceId, kind: 'status', raw, receivedAt: Date.now() }, (err) => {
+      if (err) this.logger.warn({ code: 'GW_PRESENCE_NOT_STORED', device: deviceId, state, err: err.message }, 'presence event not stored')
     })
   }
 

@@ -1,0 +1,182 @@
+/**
+ * The broker's listeners: MQTT over TCP, over TLS (optionally mutual), and over WebSocket for
+ * phone and browser patrol apps. Each one can be turned off (null in config).
+ *
+ * Every connection passes the same gate before Aedes sees a byte: a total connection cap, a
+ * connect-rate limit per IP address, and a packet size guard on the byte stream. The gate also
+ * counts bytes per listener and remembers, per connection, which listener it came through and
+ * which device names its client certificate carries.
+ */
+import { readFileSync } from 'node:fs'
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Logger } from '../common/logger.ts'
+import type { BrokerSettings } from './config.ts'
+import { KeyedRateLimit, PacketSizeGuard } from './limits.ts'
+import type { BrokerMetrics, ListenerName } from './metrics.ts'
+
+export interface ConnectionInfo {
+  listener: ListenerName
+  remote: string | undefined
+  /**
+   * Names from a client certificate the TLS handshake verified against the configured CA: the
+   * subject CN and every DNS/URI/email SAN. Empty without one.
+   */
+  certificateNames: string[]
+}
+
+export interface Listeners {
+  ports: Partial<Record<ListenerName, number>>
+  /** What the gate knows about a connection Aedes hands back as `client.conn`. */
+  info(conn: unknown): ConnectionInfo | undefined
+  close(): Promise<void>
+}
+
+type Handle = (stream: Duplex, req?: IncomingMessage) => void
+
+export async function startListeners(settings: BrokerSettings, handle: Handle, metrics: BrokerMetrics, log: Logger): Promise<Listeners> {
+  const infos = new WeakMap<object, ConnectionInfo>()
+  const connectRate = new KeyedRateLimit(settings.limits.connectsPerSecondPerAddress, Math.max(5, settings.limits.connectsPerSecondPerAddress))
+  let open = 0
+  const closers: (() => Promise<void>)[] = []
+  const ports: Partial<Record<ListenerName, number>> = {}
+  const sockets = new Set<Socket>()
+
+  /** Admits or refuses a new connection; on admission instruments the stream and hands it to Aedes. */
+  const admit = (listener: ListenerName, stream: Duplex, remote: string | undefined, certificateNames: string[], req?: IncomingMessage) => {
+    const refuse = (reason: string) => {
+      metrics.connectionsRefused.inc({ listener, reason })
+      log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener, remote, reason }, 'connection refused')
+      stream.destroy()
+    }
+    if (open >= settings.limits.maxConnections) return refuse('max_connections')
+    if (remote !== undefined && !connectRate.take(remote)) return refuse('connect_rate')
+    open++
+    metrics.connections.inc({ listener })
+    stream.once('close', () => open--)
+    instrument(stream, listener, settings.limits.maxPacketBytes, metrics, refuse)
+    infos.set(stream, { listener, remote, certificateNames })
+    handle(stream, req)
+  }
+
+  const listen = (server: NetServer | HttpServer, name: ListenerName, host: string, port: number) =>
+    new Promise<void>((resolve, reject) => {
+      // Raw sockets of every listener, so close() can end half-open handshakes and idle upgrades.
+      server.on('connection', (socket: Socket) => {
+        sockets.add(socket)
+        socket.once('close', () => sockets.delete(socket))
+      })
+      server.once('error', reject)
+      server.listen(port, host, () => {
+        server.off('error', reject)
+        ports[name] = (server.address() as AddressInfo).port
+        log.info({ listener: name, host, port: ports[name] }, 'MQTT listening')
+        closers.push(() => new Promise<void>((done) => server.close(() => done())))
+        resolve()
+      })
+    })
+
+  if (settings.tcp) {
+    const server = createNetServer((socket) => admit('tcp', socket, socket.remoteAddress, []))
+    await listen(server, 'tcp', settings.tcp.host, settings.tcp.port)
+  }
+
+  if (settings.tls) {
+    const tls = settings.tls
+    const mode = tls.clientCertificates
+    const server = createTlsServer(
+      {
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        ...(tls.ca ? { ca: readFileSync(tls.ca) } : {}),
+        requestCert: mode !== 'off',
+        // In 'optional' mode an unverifiable certificate is not fatal: the device may still log in
+        // with a password, and its certificate's names are simply not trusted.
+        rejectUnauthorized: mode === 'required',
+      },
+      (socket) => admit('tls', socket, socket.remoteAddress, mode !== 'off' && socket.authorized ? certificateNames(socket) : []),
+    )
+    // Plain MQTT on the TLS port, an expired certificate, a wrong CA: all end here.
+    server.on('tlsClientError', (err, socket) => {
+      metrics.connectionsRefused.inc({ listener: 'tls', reason: 'tls_handshake' })
+      log.warn({ code: 'BROKER_TLS_REFUSED', listener: 'tls', remote: socket.remoteAddress, reason: err.message }, 'TLS handshake failed')
+    })
+    await listen(server, 'tls', tls.host, tls.port)
+  }
+
+  if (settings.ws) {
+    const ws = settings.ws
+    const http = ws.tls ? createHttpsServer({ cert: readFileSync(ws.tls.cert), key: readFileSync(ws.tls.key) }) : createHttpServer()
+    // One WebSocket message carries at least one MQTT packet; the packet guard does the real check.
+    const wss = new WebSocketServer({ server: http, path: ws.path, maxPayload: settings.limits.maxPacketBytes + 8 })
+    wss.on('connection', (socket, req) => {
+      const stream = createWebSocketStream(socket)
+      // A protocol error on the WebSocket (an oversized frame) is the client's problem, not ours.
+      stream.on('error', () => {})
+      admit('ws', stream, req.socket.remoteAddress, [], req)
+    })
+    await listen(http, 'ws', ws.host, ws.port)
+    closers.push(
+      () =>
+        new Promise<void>((resolve) => {
+          for (const client of wss.clients) client.terminate()
+          wss.close(() => resolve())
+        }),
+    )
+  }
+
+  return {
+    ports,
+    info: (conn) => (conn && typeof conn === 'object' ? infos.get(conn) : undefined),
+    async close() {
+      const closed = Promise.all(closers.map((c) => c()))
+      for (const socket of sockets) socket.destroy()
+      await closed
+    },
+  }
+}
+
+/**
+ * Counts bytes per listener and runs the packet size guard on what Aedes reads. Aedes pulls with
+ * `conn.read()` on 'readable' (lib/client.js), so wrapping `read` sees every byte exactly once.
+ */
+function instrument(stream: Duplex, listener: ListenerName, maxPacketBytes: number, metrics: BrokerMetrics, refuse: (reason: string) => void): void {
+  const guard = new PacketSizeGuard(maxPacketBytes)
+  const bytesIn = metrics.bytesIn.labels(listener)
+  const bytesOut = metrics.bytesOut.labels(listener)
+  const read = stream.read.bind(stream)
+  stream.read = (size?: number) => {
+    const chunk = read(size) as Buffer | null
+    if (chunk) {
+      bytesIn.inc(chunk.length)
+      if (!guard.feed(chunk)) {
+        refuse(guard.refusal ?? 'packet_too_large')
+        return null
+      }
+    }
+    return chunk
+  }
+  const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean
+  stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+    bytesOut.inc(typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Buffer).length)
+    return write(chunk, ...rest)
+  }) as typeof stream.write
+}
+
+function certificateNames(socket: TLSSocket): string[] {
+  const cert = socket.getPeerCertificate()
+  if (!cert || Object.keys(cert).length === 0) return []
+  const names: string[] = []
+  const cn = cert.subject?.CN
+  if (typeof cn === 'string') names.push(cn)
+  else if (Array.isArray(cn)) names.push(...(cn))
+  for (const entry of (cert.subjectaltname ?? '').split(',')) {
+    const match = /^\s*(DNS|URI|email):(.+)$/.exec(entry)
+    if (match) names.push(match[2].trim())
+  }
+  return names
+}

@@ -1,0 +1,317 @@
+/**
+ * Durable broker state: sessions, subscriptions, QoS 1/2 queues, retained messages and Wills
+ * survive a broker crash or restart.
+ *
+ * Why this shape: aedes-persistence's in-memory implementation is the reference that its own
+ * abstract test suite is written against, and it answers every query from Maps and a qlobber trie.
+ * We keep it for all reads and mirror every mutation into SQLite (better-sqlite3, already the
+ * gateway's outbox engine, so no new native dependency and no external server like Redis or
+ * MongoDB at a street office). At start the tables are replayed into memory.
+ *
+ * Writes are group-committed: every mutation made in one turn of the event loop goes into one
+ * transaction, and each mutation's promise resolves only after that transaction commits. Aedes
+ * awaits `outgoingEnqueueCombi` before it PUBACKs a QoS 1 publish, so an acknowledged message for
+ * an offline persistent subscriber is on disk before the publisher hears back.
+ */
+import { createRequire } from 'node:module'
+import type { Readable } from 'node:stream'
+import Database from 'better-sqlite3'
+import type { Statement } from 'better-sqlite3'
+import type { Aedes, Client, PublishPacket } from 'aedes'
+
+const require = createRequire(import.meta.url)
+// The reference in-memory implementation (CommonJS, no subpath typings).
+const MemoryPersistence = require('aedes-persistence/asyncPersistence.js') as new (opts?: object) => MemoryApi
+
+type Packet = PublishPacket & { brokerId?: string; brokerCounter?: number; clientId?: string; messageExpiry?: number }
+type ClientRef = Pick<Client, 'id'>
+interface StoredSubscription {
+  topic: string
+  qos: number
+  rh?: number
+  rap?: boolean
+  nl?: boolean
+  subscriptionIdentifier?: number
+}
+
+interface MemoryApi {
+  setup(broker: Aedes): Promise<void>
+  storeRetained(packet: Packet): Promise<void>
+  addSubscriptions(client: ClientRef, subs: StoredSubscription[]): Promise<void>
+  removeSubscriptions(client: ClientRef, topics: string[]): Promise<void>
+  cleanSubscriptions(client: ClientRef): Promise<void>
+  outgoingEnqueue(sub: { clientId: string }, packet: Packet): Promise<void>
+  outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void>
+  outgoingUpdate(client: ClientRef, packet: Packet): Promise<void>
+  outgoingClearMessageId(client: ClientRef, packet: Packet): Promise<Packet | undefined>
+  incomingStorePacket(client: ClientRef, packet: Packet): Promise<void>
+  incomingDelPacket(client: ClientRef, packet: Packet): Promise<void>
+  cleanIncoming(client: ClientRef): Promise<void>
+  putWill(client: ClientRef, packet: Packet): Promise<void>
+  delWill(client: ClientRef): Promise<Packet | undefined>
+  destroy(): Promise<void>
+  // Reads come straight from the reference implementation.
+  subscriptionsByClient(client: ClientRef): Promise<StoredSubscription[]>
+  subscriptionsByTopic(topic: string): Promise<(StoredSubscription & { clientId: string })[]>
+  outgoingStream(client: ClientRef): Readable
+  createRetainedStream(pattern: string): Readable
+  incomingGetPacket(client: ClientRef, packet: Pick<Packet, 'messageId'>): Promise<Packet>
+  streamWill(brokers?: Record<string, unknown>): Readable
+}
+
+export interface SqlitePersistenceOptions {
+  /** SQLite file; ':memory:' for tests that do not need a restart. */
+  path: string
+  /**
+   * 'full' fsyncs every group commit (survives power loss); 'normal' survives a process crash
+   * but may lose the last commits on power loss, and is several times cheaper on slow disks.
+   */
+  synchronous?: 'full' | 'normal'
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS subscriptions (client_id TEXT NOT NULL, topic TEXT NOT NULL, record TEXT NOT NULL, PRIMARY KEY (client_id, topic));
+CREATE TABLE IF NOT EXISTS outgoing (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL, broker_id TEXT, broker_counter INTEGER,
+  message_id INTEGER, payload BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
+CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
+CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
+`
+
+export class SqlitePersistence extends MemoryPersistence {
+  private readonly db: Database.Database
+  private readonly sql: Record<string, Statement>
+  private ops: (() => void)[] = []
+  private waiters: Waiter[] = []
+  private flushScheduled = false
+  private closed = false
+
+  constructor(options: SqlitePersistenceOptions) {
+    super()
+    this.db = new Database(options.path)
+    this.db.pragma('journal_mode = WAL')
+    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+    this.db.exec(SCHEMA)
+    const prepare = (text: string) => this.db.prepare(text)
+    this.sql = {
+      retainedPut: prepare('INSERT OR REPLACE INTO retained (topic, payload, meta) VALUES (?, ?, ?)'),
+      retainedDel: prepare('DELETE FROM retained WHERE topic = ?'),
+      subPut: prepare('INSERT OR REPLACE INTO subscriptions (client_id, topic, record) VALUES (?, ?, ?)'),
+      subDel: prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
+      subClean: prepare('DELETE FROM subscriptions WHERE client_id = ?'),
+      outPut: prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, payload, meta) VALUES (?, ?, ?, NULL, ?, ?)'),
+      outSetId: prepare('UPDATE outgoing SET message_id = ? WHERE client_id = ? AND broker_id = ? AND broker_counter = ?'),
+      outReplace: prepare(
+        `UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, payload = ?, meta = ?
+         WHERE seq = (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY seq LIMIT 1)`,
+      ),
+      outClear: prepare('DELETE FROM outgoing WHERE seq = (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1)'),
+      inPut: prepare('INSERT OR REPLACE INTO incoming (client_id, message_id, payload, meta) VALUES (?, ?, ?, ?)'),
+      inDel: prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
+      inClean: prepare('DELETE FROM incoming WHERE client_id = ?'),
+      willPut: prepare('INSERT OR REPLACE INTO wills (client_id, payload, meta) VALUES (?, ?, ?)'),
+      willDel: prepare('DELETE FROM wills WHERE client_id = ?'),
+    }
+  }
+
+  override async setup(broker: Aedes): Promise<void> {
+    await super.setup(broker)
+    await this.restore()
+  }
+
+  /** Replays the tables into the in-memory state, in their original order. */
+  private async restore(): Promise<void> {
+    type Row = { payload: Buffer; meta: string }
+    for (const row of this.db.prepare('SELECT payload, meta FROM retained').all() as Row[]) {
+      await super.storeRetained(decode(row))
+    }
+    const subs = new Map<string, StoredSubscription[]>()
+    for (const row of this.db.prepare('SELECT client_id, topic, record FROM subscriptions').all() as { client_id: string; topic: string; record: string }[]) {
+      const list = subs.get(row.client_id) ?? []
+      list.push({ topic: row.topic, ...(JSON.parse(row.record) as Omit<StoredSubscription, 'topic'>) })
+      subs.set(row.client_id, list)
+    }
+    for (const [clientId, list] of subs) await super.addSubscriptions({ id: clientId }, list)
+    const outgoing = this.db.prepare('SELECT client_id, message_id, payload, meta FROM outgoing ORDER BY seq').all() as (Row & {
+      client_id: string
+      message_id: number | null
+    })[]
+    for (const row of outgoing) {
+      const packet = decode(row)
+      await super.outgoingEnqueue({ clientId: row.client_id }, packet)
+      if (row.message_id !== null) await super.outgoingUpdate({ id: row.client_id }, { ...packet, messageId: row.message_id })
+    }
+    for (const row of this.db.prepare('SELECT client_id, payload, meta FROM incoming').all() as (Row & { client_id: string })[]) {
+      await super.incomingStorePacket({ id: row.client_id }, decode(row))
+    }
+    for (const row of this.db.prepare('SELECT client_id, payload, meta FROM wills').all() as (Row & { client_id: string })[]) {
+      // putWill stamps the current broker id; the stored one (a broker that died) must survive so
+      // that Aedes fires these Wills once it sees that broker is gone.
+      const will = decode(row)
+      await super.putWill({ id: row.client_id }, will)
+      will.brokerId = (JSON.parse(row.meta) as { brokerId?: string }).brokerId
+    }
+  }
+
+  override async storeRetained(packet: Packet): Promise<void> {
+    await super.storeRetained(packet)
+    const payload = payloadOf(packet)
+    await this.write(() =>
+      payload.length === 0 ? this.sql.retainedDel.run(packet.topic) : this.sql.retainedPut.run(packet.topic, payload, meta(packet)),
+    )
+  }
+
+  override async addSubscriptions(client: ClientRef, subs: StoredSubscription[]): Promise<void> {
+    await super.addSubscriptions(client, subs)
+    await this.write(() => {
+      for (const { topic, ...record } of subs) this.sql.subPut.run(client.id, topic, JSON.stringify(record))
+    })
+  }
+
+  override async removeSubscriptions(client: ClientRef, topics: string[]): Promise<void> {
+    await super.removeSubscriptions(client, topics)
+    await this.write(() => {
+      for (const topic of topics) this.sql.subDel.run(client.id, topic)
+    })
+  }
+
+  override async cleanSubscriptions(client: ClientRef): Promise<void> {
+    await super.cleanSubscriptions(client)
+    await this.write(() => this.sql.subClean.run(client.id))
+  }
+
+  override async outgoingEnqueue(sub: { clientId: string }, packet: Packet): Promise<void> {
+    await super.outgoingEnqueue(sub, packet)
+    await this.write(() => this.insertOutgoing(sub.clientId, packet))
+  }
+
+  override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void> {
+    await super.outgoingEnqueueCombi(subs, packet)
+    if (subs.length === 0) return
+    await this.write(() => {
+      for (const sub of subs) this.insertOutgoing(sub.clientId, packet)
+    })
+  }
+
+  override async outgoingUpdate(client: ClientRef, packet: Packet): Promise<void> {
+    // Throws 'no such packet' exactly as the reference does; then there is nothing to mirror.
+    await super.outgoingUpdate(client, packet)
+    await this.write(() => {
+      const byCounter = this.sql.outSetId.run(packet.messageId, client.id, packet.brokerId, packet.brokerCounter)
+      if (byCounter.changes > 0) return
+      this.sql.outReplace.run(
+        packet.brokerId,
+        packet.brokerCounter,
+        packet.messageId,
+        payloadOf(packet),
+        meta(packet),
+        client.id,
+        packet.messageId,
+        packet.brokerId,
+      )
+    })
+  }
+
+  override async outgoingClearMessageId(client: ClientRef, packet: Packet): Promise<Packet | undefined> {
+    const cleared = await super.outgoingClearMessageId(client, packet)
+    if (cleared) await this.write(() => this.sql.outClear.run(client.id, packet.messageId))
+    return cleared
+  }
+
+  override async incomingStorePacket(client: ClientRef, packet: Packet): Promise<void> {
+    await super.incomingStorePacket(client, packet)
+    await this.write(() => this.sql.inPut.run(client.id, packet.messageId, payloadOf(packet), meta(packet)))
+  }
+
+  override async incomingDelPacket(client: ClientRef, packet: Packet): Promise<void> {
+    await super.incomingDelPacket(client, packet)
+    await this.write(() => this.sql.inDel.run(client.id, packet.messageId))
+  }
+
+  override async cleanIncoming(client: ClientRef): Promise<void> {
+    await super.cleanIncoming(client)
+    await this.write(() => this.sql.inClean.run(client.id))
+  }
+
+  override async putWill(client: ClientRef, packet: Packet): Promise<void> {
+    await super.putWill(client, packet)
+    await this.write(() => this.sql.willPut.run(client.id, payloadOf(packet), meta(packet)))
+  }
+
+  override async delWill(client: ClientRef): Promise<Packet | undefined> {
+    const will = await super.delWill(client)
+    await this.write(() => this.sql.willDel.run(client.id))
+    return will
+  }
+
+  override async destroy(): Promise<void> {
+    await super.destroy()
+    this.flush()
+    this.closed = true
+    this.db.close()
+  }
+
+  private insertOutgoing(clientId: string, packet: Packet): void {
+    this.sql.outPut.run(clientId, packet.brokerId ?? null, packet.brokerCounter ?? null, payloadOf(packet), meta(packet))
+  }
+
+  /** Queues a mutation for the next group commit and resolves once it is committed. */
+  private write(op: () => void): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
+    this.ops.push(op)
+    const committed = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }))
+    if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => this.flush())
+    }
+    return committed
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    if (this.ops.length === 0) return
+    const ops = this.ops
+    const waiters = this.waiters
+    this.ops = []
+    this.waiters = []
+    try {
+      this.db.transaction(() => {
+        for (const op of ops) op()
+      })()
+    } catch (err) {
+      for (const w of waiters) w.reject(err)
+      return
+    }
+    for (const w of waiters) w.resolve()
+  }
+}
+
+function payloadOf(packet: Packet): Buffer {
+  const p = packet.payload as Buffer | string | undefined
+  return typeof p === 'string' ? Buffer.from(p) : (p ?? Buffer.alloc(0))
+}
+
+/** Everything but the payload, as JSON; Buffers inside MQTT 5 properties survive the round trip. */
+function meta(packet: Packet): string {
+  const rest: Record<string, unknown> = {}
+  for (const key of Object.keys(packet)) if (key !== 'payload') rest[key] = (packet as unknown as Record<string, unknown>)[key]
+  return JSON.stringify(rest)
+}
+
+function decode(row: { payload: Buffer; meta: string }): Packet {
+  const fields = JSON.parse(row.meta, (_key, value: unknown) => {
+    if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+      return Buffer.from((value as { data: number[] }).data)
+    }
+    return value
+  }) as Packet
+  fields.payload = row.payload
+  return fields
+}

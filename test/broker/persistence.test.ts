@@ -1,0 +1,77 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { Aedes } from 'aedes'
+import mqemitter from 'mqemitter'
+import { afterEach, describe, expect, it } from 'vitest'
+import { SqlitePersistence } from '../../broker/persistence.ts'
+
+const run = promisify(execFile)
+
+function fakeBroker(id: string): Aedes {
+  const mq = mqemitter()
+  return { id, mq, counter: 0, publish: mq.emit.bind(mq), subscribe: mq.on.bind(mq), unsubscribe: mq.removeListener.bind(mq) } as unknown as Aedes
+}
+
+async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const item of stream) out.push(item)
+  return out
+}
+
+describe('SQLite broker persistence', () => {
+  it('passes aedes-persistence\'s abstract test suite', async () => {
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', 'test/broker/persistence-abstract.node.ts'], {
+      cwd: process.cwd(),
+      maxBuffer: 16 * 1024 * 1024,
+    })
+    const count = (name: string) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(stdout)?.[1] ?? NaN)
+    expect(count('fail')).toBe(0)
+    expect(count('pass')).toBeGreaterThanOrEqual(50)
+    expect(count('pass')).toBe(count('tests'))
+  }, 60_000)
+
+  describe('across a restart', () => {
+    let dir: string | undefined
+    afterEach(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('restores subscriptions, queued QoS 1 messages in order, in-flight ids, retained messages, QoS 2 state and Wills', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
+      const path = join(dir, 'broker.db')
+      const first = new SqlitePersistence({ path })
+      await first.setup(fakeBroker('broker-a'))
+      const client = { id: 'phone-7' }
+      await first.addSubscriptions(client, [{ topic: 'cmd/phone-7/#', qos: 1 }])
+      const packet = (n: number) =>
+        ({ cmd: 'publish', topic: 'cmd/phone-7/task', payload: Buffer.from(`task ${n}`), qos: 1, retain: false, dup: false, brokerId: 'broker-a', brokerCounter: n }) as never
+      for (let n = 1; n <= 5; n++) await first.outgoingEnqueueCombi([{ clientId: 'phone-7' }], packet(n))
+      // Message 1 went out with packet id 11 and was acknowledged; message 2 is in flight as 12.
+      await first.outgoingUpdate(client, { ...(packet(1) as object), messageId: 11 } as never)
+      await first.outgoingClearMessageId(client, { messageId: 11 } as never)
+      await first.outgoingUpdate(client, { ...(packet(2) as object), messageId: 12 } as never)
+      await first.storeRetained({ cmd: 'publish', topic: 'cmd/phone-7/route', payload: Buffer.from('R1'), qos: 0, retain: true, dup: false } as never)
+      await first.incomingStorePacket(client, { cmd: 'publish', topic: 'dev/phone-7/scan', payload: Buffer.from('q2'), qos: 2, messageId: 99 } as never)
+      await first.putWill(client, { cmd: 'publish', topic: 'dev/phone-7/status', payload: Buffer.from('offline'), qos: 1, retain: false } as never)
+      // No destroy(): the process dies here. Every promise above resolved, so all of it is committed.
+
+      const second = new SqlitePersistence({ path })
+      await second.setup(fakeBroker('broker-b'))
+      expect(await second.subscriptionsByClient(client)).toEqual([{ topic: 'cmd/phone-7/#', qos: 1 }])
+      expect((await second.subscriptionsByTopic('cmd/phone-7/task')).map((s: { clientId: string }) => s.clientId)).toEqual(['phone-7'])
+      const queued = (await drain(second.outgoingStream(client))) as { payload: Buffer; messageId?: number }[]
+      expect(queued.map((p) => p.payload.toString())).toEqual(['task 2', 'task 3', 'task 4', 'task 5'])
+      expect(queued[0].messageId).toBe(12)
+      const retained = (await drain(second.createRetainedStream('cmd/phone-7/#'))) as { payload: Buffer }[]
+      expect(retained.map((p) => p.payload.toString())).toEqual(['R1'])
+      expect((await second.incomingGetPacket(client, { messageId: 99 })).payload.toString()).toBe('q2')
+      // The Will still belongs to the dead broker, so the new one will fire it.
+      const wills = (await drain(second.streamWill({ 'broker-b': Date.now() }))) as { topic: string; brokerId: string }[]
+      expect(wills.map((w) => [w.topic, w.brokerId])).toEqual([['dev/phone-7/status', 'broker-a']])
+      await second.destroy()
+    })
+  })
+})

@@ -1,0 +1,48 @@
+/** A standalone GridWatch broker in the test process, with a small office's devices registered. */
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import { brokerDefaults, type BrokerSettings } from '../../broker/config.ts'
+import { startStandalone, type StandaloneBroker, type StandaloneConfig } from '../../broker/standalone.ts'
+import { deepMerge } from '../../common/config-file.ts'
+import { silentLogger, type Logger } from '../../common/logger.ts'
+import { hashPassword } from '../../common/secrets.ts'
+
+export const passwordOf = (id: string) => `pw-${id}-0123456789`
+/** Devices with passwords; `cam-009` has none and logs in by client certificate only. */
+export const PASSWORD_DEVICES = ['gas-001', 'gas-002', 'phone-001']
+export const GATEWAY_ID = 'gw-test'
+
+let devicesCache: StandaloneConfig['devices'] | undefined
+async function devices(): Promise<StandaloneConfig['devices']> {
+  devicesCache ??= [
+    ...(await Promise.all(PASSWORD_DEVICES.map(async (id) => ({ id, secret: await hashPassword(passwordOf(id)) })))),
+    { id: 'cam-009' },
+    { id: GATEWAY_ID, secret: await hashPassword(passwordOf(GATEWAY_ID)), role: 'gateway' as const },
+  ]
+  return devicesCache
+}
+
+export async function startTestBroker(
+  options: { settings?: Record<string, unknown>; logger?: Logger; id?: string } = {},
+): Promise<StandaloneBroker & { settings: BrokerSettings }> {
+  const settings = deepMerge(
+    { ...brokerDefaults, tcp: { host: '127.0.0.1', port: 0 }, persistence: { path: join(mkdtempSync(join(tmpdir(), 'gw-broker-')), 'broker.db'), synchronous: 'normal' } },
+    options.settings ?? {},
+  ) as BrokerSettings
+  const config: StandaloneConfig = { id: options.id ?? 'test-broker', broker: settings, devices: await devices(), http: null }
+  const running = await startStandalone(config, options.logger ?? silentLogger())
+  return Object.assign(running, { settings })
+}
+
+/** An MQTT.js client logged in with a device's password over `url`. */
+export function connectAs(url: string, id: string | undefined, extra: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(url, {
+    clientId: `${id ?? 'anon'}-${Math.random().toString(16).slice(2, 8)}`,
+    ...(id ? { username: id, password: passwordOf(id) } : {}),
+    reconnectPeriod: 0,
+    connectTimeout: 5000,
+    ...extra,
+  })
+}
