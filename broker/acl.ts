@@ -20,7 +20,8 @@ export function mayPublish(identity: Identity, topic: string, allowAnonymous: bo
 }
 
 export function maySubscribe(identity: Identity, filter: string, allowAnonymous: boolean): boolean {
-  if (identity.deviceId === undefined) return allowAnonymous && !filter.startsWith('$')
+  // Lab mode is an open ACL for reading, $SYS included, as Mosquitto's is.
+  if (identity.deviceId === undefined) return allowAnonymous
   if (identity.role === 'gateway') {
     // `$share/{group}/dev/#` lets two gateways split one office's load (MQTT 5 shared subscriptions).
     const shared = /^\$share\/[^/#+]+\/(.*)$/.exec(filter)

@@ -28,7 +28,13 @@ export async function startTestBroker(
   options: { settings?: Record<string, unknown>; logger?: Logger; id?: string } = {},
 ): Promise<StandaloneBroker & { settings: BrokerSettings }> {
   const settings = deepMerge(
-    { ...brokerDefaults, tcp: { host: '127.0.0.1', port: 0 }, persistence: { path: join(mkdtempSync(join(tmpdir(), 'gw-broker-')), 'broker.db'), synchronous: 'normal' } },
+    {
+      ...brokerDefaults,
+      // Every test client comes from 127.0.0.1; the connect-rate limit has its own test.
+      limits: { ...brokerDefaults.limits, connectsPerSecondPerAddress: 10_000 },
+      tcp: { host: '127.0.0.1', port: 0 },
+      persistence: { path: join(mkdtempSync(join(tmpdir(), 'gw-broker-')), 'broker.db'), synchronous: 'normal' },
+    },
     options.settings ?? {},
   ) as BrokerSettings
   const config: StandaloneConfig = { id: options.id ?? 'test-broker', broker: settings, devices: await devices(), http: null }
@@ -36,13 +42,32 @@ export async function startTestBroker(
   return Object.assign(running, { settings })
 }
 
-/** An MQTT.js client logged in with a device's password over `url`. */
+/**
+ * An MQTT.js client logged in with a device's password over `url`. Rejects when the broker closes
+ * the connection before CONNACK (a protection refusing it), which connectAsync would not.
+ */
 export function connectAs(url: string, id: string | undefined, extra: IClientOptions = {}): Promise<MqttClient> {
-  return mqtt.connectAsync(url, {
+  const client = mqtt.connect(url, {
     clientId: `${id ?? 'anon'}-${Math.random().toString(16).slice(2, 8)}`,
     ...(id ? { username: id, password: passwordOf(id) } : {}),
     reconnectPeriod: 0,
     connectTimeout: 5000,
     ...extra,
+  })
+  return new Promise((resolve, reject) => {
+    const fail = (err: Error) => {
+      client.off('connect', ok)
+      client.end(true)
+      reject(err)
+    }
+    const closed = () => fail(new Error('connection closed before CONNACK'))
+    const ok = () => {
+      client.off('error', fail)
+      client.off('close', closed)
+      resolve(client)
+    }
+    client.once('connect', ok)
+    client.once('error', fail)
+    client.once('close', closed)
   })
 }

@@ -1,0 +1,247 @@
+/**
+ * MQTT 3.1.1 behaviour the broker owes any client, checked with MQTT.js and raw packets:
+ * topic matching, retained messages, Wills, QoS 0/1/2, session present, clean versus persistent
+ * sessions, and SUBACK failure codes. Runs in lab mode (anonymous, open ACL), as an interop
+ * suite would; the ACL has its own tests in security.test.ts.
+ */
+import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { StandaloneBroker } from '../../broker/standalone.ts'
+import { connectAs, startTestBroker } from '../helpers/broker.ts'
+import { RawMqtt } from '../helpers/raw-mqtt.ts'
+
+interface Received {
+  topic: string
+  payload: string
+  qos: number
+  retain: boolean
+}
+
+describe('MQTT 3.1.1 conformance', () => {
+  let broker: StandaloneBroker
+  let url: string
+  const clients: MqttClient[] = []
+  let n = 0
+  const client = async (extra: IClientOptions = {}) => {
+    const c = await connectAs(url, undefined, { clientId: `conf-${n++}`, ...extra })
+    clients.push(c)
+    return c
+  }
+
+  beforeAll(async () => {
+    broker = await startTestBroker({ settings: { allowAnonymous: true } })
+    url = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+  })
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true)))
+    await broker.stop()
+  })
+
+  /** Everything `c` receives until a message on `sentinel`, which the caller then publishes. */
+  function collectUntil(c: MqttClient, sentinel: string): Promise<Received[]> {
+    const got: Received[] = []
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${sentinel}; got ${JSON.stringify(got)}`)), 5000)
+      const onMessage = (topic: string, payload: Buffer, packet: { qos: number; retain: boolean }) => {
+        if (topic === sentinel) {
+          clearTimeout(timer)
+          c.off('message', onMessage)
+          resolve(got)
+          return
+        }
+        got.push({ topic, payload: payload.toString(), qos: packet.qos, retain: packet.retain })
+      }
+      c.on('message', onMessage)
+    })
+  }
+
+  describe('topic matching', () => {
+    const topics = ['a/b/c', 'a//c', 'a/b/c/d', 'a/c', 'a', 'a/b', 'b/a', '/x', '$SYS/test']
+    it.each([
+      ['a/+/c', ['a/b/c', 'a//c']],
+      ['a/#', ['a/b/c', 'a//c', 'a/b/c/d', 'a/c', 'a', 'a/b']],
+      ['+/+', ['a//c', 'a/c', 'a/b', 'b/a', '/x'].filter((t) => t.split('/').length === 2)],
+      ['+', ['a']],
+      // MQTT-4.7.2-1: wildcards at the first level do not match topics starting with $.
+      ['#', topics.filter((t) => !t.startsWith('$'))],
+      ['a/b/c', ['a/b/c']],
+    ])('%s', async (filter, expected) => {
+      const sub = await client()
+      await sub.subscribeAsync([filter, 'end/of/test'], { qos: 1 })
+      const received = collectUntil(sub, 'end/of/test')
+      const pub = await client()
+      for (const topic of topics) {
+        // Clients may not publish to $ topics; the broker itself does ($SYS statistics).
+        if (topic.startsWith('$')) await new Promise<void>((resolve) => broker.broker.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(topic), qos: 0, retain: false, dup: false }, () => resolve()))
+        else await pub.publishAsync(topic, topic, { qos: 1 })
+      }
+      await pub.publishAsync('end/of/test', '', { qos: 1 })
+      expect((await received).map((m) => m.topic).sort()).toEqual([...expected].sort())
+    })
+
+    it('$SYS/# gets the broker\'s own $SYS topics and nothing else', async () => {
+      const sub = await client()
+      await sub.subscribeAsync(['$SYS/#', 'end/of/test'], { qos: 1 })
+      const received = collectUntil(sub, 'end/of/test')
+      await new Promise<void>((resolve) =>
+        broker.broker.aedes.publish({ cmd: 'publish', topic: '$SYS/test', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }, () => resolve()),
+      )
+      const pub = await client()
+      for (const topic of ['a', 'a/b', 'SYS/x']) await pub.publishAsync(topic, topic, { qos: 1 })
+      await pub.publishAsync('end/of/test', '', { qos: 1 })
+      const topics = (await received).map((m) => m.topic)
+      expect(topics).toContain('$SYS/test')
+      // Aedes also reports connects there ($SYS/{id}/new/clients); every topic must be a $SYS one.
+      expect(topics.filter((t) => !t.startsWith('$SYS/'))).toEqual([])
+    })
+  })
+
+  describe('retained messages', () => {
+    it('are kept per topic, replaced by a newer one, and cleared by an empty payload', async () => {
+      const pub = await client()
+      await pub.publishAsync('ret/a', 'one', { qos: 1, retain: true })
+      await pub.publishAsync('ret/a', 'two', { qos: 1, retain: true })
+      await pub.publishAsync('ret/b', 'bee', { qos: 0, retain: true })
+
+      const first = await client()
+      const got = collectUntil(first, 'ret/end')
+      await first.subscribeAsync(['ret/#', 'ret/end'], { qos: 1 })
+      await pub.publishAsync('ret/end', '', { qos: 1 })
+      // Delivered on subscribe with the RETAIN flag set (MQTT-3.3.1-8); QoS is the lower of the two.
+      expect((await got).sort((x, y) => x.topic.localeCompare(y.topic))).toEqual([
+        { topic: 'ret/a', payload: 'two', qos: 1, retain: true },
+        { topic: 'ret/b', payload: 'bee', qos: 0, retain: true },
+      ])
+
+      // A retained publish to a subscriber that is already there arrives without RETAIN (MQTT-3.3.1-9).
+      const live = collectUntil(first, 'ret/end')
+      await pub.publishAsync('ret/a', '', { qos: 1, retain: true })
+      await pub.publishAsync('ret/end', '', { qos: 1 })
+      expect(await live).toEqual([{ topic: 'ret/a', payload: '', qos: 1, retain: false }])
+
+      const later = await client()
+      const none = collectUntil(later, 'ret/end')
+      await later.subscribeAsync(['ret/a', 'ret/end'], { qos: 1 })
+      await pub.publishAsync('ret/end', '', { qos: 1 })
+      expect(await none).toEqual([])
+    })
+  })
+
+  describe('wills', () => {
+    it('fire when the connection is lost, and not after a DISCONNECT', async () => {
+      const watcher = await client()
+      await watcher.subscribeAsync(['will/#', 'will/end'], { qos: 1 })
+      const got = collectUntil(watcher, 'will/end')
+      const lost = await client({ will: { topic: 'will/lost', payload: Buffer.from('gone'), qos: 1, retain: false } })
+      const polite = await client({ will: { topic: 'will/polite', payload: Buffer.from('never'), qos: 1, retain: false } })
+      await polite.endAsync()
+      lost.stream.destroy()
+      // The Will is published when the broker notices the lost socket; wait for it, then end.
+      await new Promise<void>((resolve) => watcher.once('message', (topic) => topic === 'will/lost' && resolve()))
+      const pub = await client()
+      await pub.publishAsync('will/end', '', { qos: 1 })
+      expect(await got).toEqual([{ topic: 'will/lost', payload: 'gone', qos: 1, retain: false }])
+    })
+  })
+
+  describe('QoS', () => {
+    it.each([
+      [0, 2, 0],
+      [1, 2, 1],
+      [2, 2, 2],
+      [2, 1, 1],
+      [2, 0, 0],
+    ] as const)('subscription QoS %i, publish QoS %i → delivered at QoS %i', async (subQos, pubQos, delivered) => {
+      const topic = `qos/${subQos}/${pubQos}`
+      const sub = await client()
+      await sub.subscribeAsync([topic, 'qos/end'], { qos: subQos })
+      const got = collectUntil(sub, 'qos/end')
+      const pub = await client()
+      // publishAsync resolves on PUBACK (QoS 1) or PUBCOMP (QoS 2): the whole flow completed.
+      await pub.publishAsync(topic, 'x', { qos: pubQos })
+      // The sentinel at the same QoS: MQTT orders messages per QoS level, not across levels (§4.6).
+      await pub.publishAsync('qos/end', '', { qos: pubQos })
+      expect(await got).toEqual([{ topic, payload: 'x', qos: delivered, retain: false }])
+    })
+
+    it('a QoS 2 message is delivered once even if the publisher resends it before PUBREL', async () => {
+      const sub = await client()
+      await sub.subscribeAsync(['q2/once', 'q2/end'], { qos: 2 })
+      const got = collectUntil(sub, 'q2/end')
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw-q2', keepalive: 30 })
+      await raw.next((p) => p.cmd === 'connack')
+      const publish = { cmd: 'publish', topic: 'q2/once', payload: Buffer.from('once'), qos: 2, messageId: 7, retain: false, dup: false } as const
+      raw.send(publish)
+      await raw.next((p) => p.cmd === 'pubrec')
+      raw.send({ ...publish, dup: true })
+      raw.send({ cmd: 'pubrel', messageId: 7 })
+      await raw.next((p) => p.cmd === 'pubcomp')
+      raw.close()
+      const pub = await client()
+      await pub.publishAsync('q2/end', '', { qos: 2 })
+      expect((await got).map((m) => m.payload)).toEqual(['once'])
+    })
+  })
+
+  describe('sessions', () => {
+    it('session present follows the clean flag', async () => {
+      const id = 'conf-session'
+      const present = async (clean: boolean) => {
+        const c = await connectAs(url, undefined, { clientId: id, clean })
+        const sp = await new Promise<boolean>((resolve) => {
+          // connectAsync has resolved after CONNACK; MQTT.js keeps the last CONNACK on the client.
+          resolve(Boolean((c as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket?.sessionPresent))
+        })
+        if (!clean) await c.subscribeAsync('sess/x', { qos: 1 })
+        await c.endAsync()
+        return sp
+      }
+      expect(await present(false)).toBe(false)
+      expect(await present(false)).toBe(true)
+      expect(await present(true)).toBe(false)
+      // The clean connect discarded the session (MQTT-3.1.2-6).
+      expect(await present(false)).toBe(false)
+    })
+
+    it('a persistent session queues QoS 1 while offline; a clean one does not', async () => {
+      const persistent = await connectAs(url, undefined, { clientId: 'conf-persistent', clean: false })
+      await persistent.subscribeAsync('queue/q', { qos: 1 })
+      await persistent.endAsync()
+      const clean = await connectAs(url, undefined, { clientId: 'conf-clean', clean: true })
+      await clean.subscribeAsync('queue/q', { qos: 1 })
+      await clean.endAsync()
+
+      const pub = await client()
+      await pub.publishAsync('queue/q', 'while away', { qos: 1 })
+
+      // Listen before the CONNACK: the queued message follows it at once.
+      const back = mqtt.connect(url, { clientId: 'conf-persistent', clean: false, reconnectPeriod: 0 })
+      const got = new Promise<string>((resolve) => back.once('message', (_t, p) => resolve(p.toString())))
+      expect(await got).toBe('while away')
+      await back.endAsync()
+
+      const cleanBack = await client({ clientId: 'conf-clean', clean: true })
+      await cleanBack.subscribeAsync('queue/end', { qos: 1 })
+      const nothing = collectUntil(cleanBack, 'queue/end')
+      await pub.publishAsync('queue/end', '', { qos: 1 })
+      expect(await nothing).toEqual([])
+    })
+  })
+
+  describe('subscribe failures', () => {
+    // A refused filter beside a granted one (SUBACK 0x80) is in security.test.ts, where the ACL refuses.
+    it('a malformed filter (# not last, MQTT-4.7.1-2) closes the connection, as MQTT-4.8.0-1 requires', async () => {
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'raw-sub', keepalive: 30 })
+      await raw.next((p) => p.cmd === 'connack')
+      const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+      raw.send({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: 'bad/#/more', qos: 1 }] })
+      await closed
+      expect(raw.received.some((p) => p.cmd === 'suback')).toBe(false)
+      // The broker is fine: the next client is served.
+      const c = await client()
+      expect((await c.subscribeAsync('ok/+', { qos: 1 })).map((g) => g.qos)).toEqual([1])
+    })
+  })
+})

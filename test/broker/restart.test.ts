@@ -1,0 +1,69 @@
+/**
+ * The issue's restart test: a persistent-session subscriber is offline, 1,000 QoS 1 messages are
+ * published and acknowledged, the broker process is killed with SIGKILL and restarted, and the
+ * subscriber reconnects and receives every one of them.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import mqtt from 'mqtt'
+import { afterAll, describe, expect, it } from 'vitest'
+import { brokerDefaults } from '../../broker/config.ts'
+import { hashPassword } from '../../common/secrets.ts'
+import { freePort } from '../../common/ports.ts'
+import { connectAs, GATEWAY_ID, passwordOf } from '../helpers/broker.ts'
+import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../helpers/broker-process.ts'
+
+const MESSAGES = 1000
+
+describe('broker restart', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-broker-restart-'))
+  let broker: BrokerProcess | undefined
+  afterAll(async () => {
+    await broker?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a persistent session gets all 1,000 acknowledged QoS 1 messages after the broker is SIGKILLed', async () => {
+    const port = await freePort()
+    const configPath = writeBrokerConfig(dir, {
+      id: 'restart-broker',
+      broker: { ...brokerDefaults, tcp: { host: '127.0.0.1', port }, persistence: { path: join(dir, 'broker.db'), synchronous: 'full' } },
+      devices: [
+        { id: 'phone-001', secret: await hashPassword(passwordOf('phone-001')) },
+        { id: GATEWAY_ID, secret: await hashPassword(passwordOf(GATEWAY_ID)), role: 'gateway' },
+      ],
+      http: null,
+    })
+    broker = await startBrokerProcess(configPath)
+    const url = `mqtt://127.0.0.1:${port}`
+    const session = { clientId: 'phone-001-session', clean: false }
+
+    // 1. The subscriber's persistent session exists, and the subscriber goes offline.
+    const phone = await connectAs(url, 'phone-001', session)
+    await phone.subscribeAsync('cmd/phone-001/#', { qos: 1 })
+    await phone.endAsync()
+
+    // 2. 1,000 QoS 1 messages, each acknowledged by the broker.
+    const gateway = await connectAs(url, GATEWAY_ID)
+    await Promise.all(Array.from({ length: MESSAGES }, (_, i) => gateway.publishAsync('cmd/phone-001/task', String(i), { qos: 1 })))
+    await gateway.endAsync(true)
+
+    // 3. SIGKILL: no shutdown hook runs. Then the same config starts a new process.
+    await broker.kill()
+    broker = await startBrokerProcess(configPath)
+
+    // 4. The subscriber reconnects to its session and receives every message.
+    const received = new Set<string>()
+    const all = new Promise<void>((resolve) => {
+      const back = mqtt.connect(url, { ...session, username: 'phone-001', password: passwordOf('phone-001'), reconnectPeriod: 0 })
+      back.on('connect', (connack) => expect(connack.sessionPresent).toBe(true))
+      back.on('message', (_topic, payload) => {
+        received.add(payload.toString())
+        if (received.size === MESSAGES) back.end(() => resolve())
+      })
+    })
+    await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${received.size} of ${MESSAGES} arrived`)), 20_000))])
+    expect([...received].map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: MESSAGES }, (_, i) => i))
+  }, 60_000)
+})

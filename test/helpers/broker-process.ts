@@ -1,0 +1,60 @@
+/** The standalone broker as a real child process (`npm run broker`), for crash tests and benches. */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+export interface BrokerProcess {
+  child: ChildProcess
+  ports: Record<string, number>
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<void>
+  stop(): Promise<void>
+}
+
+export function writeBrokerConfig(dir: string, config: object): string {
+  const path = join(dir, 'broker.json')
+  writeFileSync(path, JSON.stringify(config, null, 2))
+  return path
+}
+
+export function startBrokerProcess(configPath: string, timeoutMs = 20_000): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LOG_LEVEL: 'info' },
+  })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error('broker did not report BROKER_READY'))
+    }, timeoutMs)
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`broker exited with ${code} before it was ready`))
+    })
+    const lines = createInterface({ input: child.stdout! })
+    lines.on('line', (line) => {
+      let entry: { code?: string; ports?: Record<string, number> }
+      try {
+        entry = JSON.parse(line) as typeof entry
+      } catch {
+        return
+      }
+      if (entry.code !== 'BROKER_READY' || !entry.ports) return
+      clearTimeout(timer)
+      resolve({
+        child,
+        ports: entry.ports,
+        async kill() {
+          child.kill('SIGKILL')
+          await exited
+        },
+        async stop() {
+          child.kill('SIGTERM')
+          await exited
+        },
+      })
+    })
+  })
+}
