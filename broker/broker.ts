@@ -95,9 +95,24 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     ...(persistence ? { persistence } : {}),
     // Aedes's default of 23 is MQTT 3.1's limit; 3.1.1 lets servers accept longer ids (§3.1.3.1).
     maxClientsIdLength: 128,
-    keepaliveLimit: limits.keepaliveMaxSeconds,
+    // Not Aedes's keepaliveLimit: it answers CONNACK 6, which MQTT 3.1.1 does not define. See preConnect.
     drainTimeout: limits.drainTimeoutMs,
     connectTimeout: limits.connectTimeoutMs,
+    preConnect(client, packet, done) {
+      // Keepalive enforcement, as Mosquitto's max_keepalive: a client must ask for one, and not a
+      // longer one than allowed, or a dead connection would hold its session for hours. 3.1.1 has
+      // no code for this, so like Mosquitto we answer 2 (identifier rejected) and close.
+      const max = limits.keepaliveMaxSeconds
+      const keepalive = (packet as { keepalive?: number }).keepalive ?? 0
+      if (max > 0 && (keepalive === 0 || keepalive > max)) {
+        const listener = listeners?.info(client.conn)?.listener ?? 'tcp'
+        metrics.connectionsRefused.inc({ listener, reason: 'keepalive' })
+        log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId: packet.clientId, keepalive, max, listener }, 'connection refused: keepalive out of range')
+        ;(client.conn as { write(b: Buffer): void }).write(Buffer.from([0x20, 0x02, 0x00, 0x02]))
+        return done(new Error('keepalive out of range'), false)
+      }
+      done(null, true)
+    },
     authenticate(client, username, password, done) {
       const info = listeners?.info(client.conn)
       const listener = info?.listener ?? 'tcp'
@@ -196,12 +211,14 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     if (state.identity.deviceId !== undefined) options.presence?.offline(state.identity, client, graceful)
   })
   aedes.on('clientError', (client, err) => {
-    if (/drain|slow/i.test(err.message)) {
-      metrics.dropped.inc({ reason: 'slow_consumer' })
-      log.warn({ code: 'BROKER_SLOW_CONSUMER', clientId: client.id, err: err.message }, 'slow consumer disconnected')
-      return
-    }
+    // Deliveries still queued for a client whose connection ended fail with 'connection closed'.
+    if (err.message === 'connection closed') metrics.dropped.inc({ reason: 'client_gone' })
     log.debug({ clientId: client.id, err: err.message }, 'client error')
+  })
+  aedes.on('keepaliveTimeout', (client) => {
+    const state = states.get(client)
+    metrics.disconnects.inc({ reason: 'keepalive_timeout' })
+    log.info({ code: 'BROKER_KEEPALIVE_TIMEOUT', clientId: client.id, device: state?.identity.deviceId }, 'client silent past 1.5× its keepalive; disconnected')
   })
   aedes.on('connectionError', (client, err) => {
     log.debug({ clientId: client.id, err: err.message }, 'connection error')

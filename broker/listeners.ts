@@ -59,6 +59,13 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
     metrics.connections.inc({ listener })
     stream.once('close', () => open--)
     instrument(stream, listener, settings.limits.maxPacketBytes, metrics, refuse)
+    // Aedes destroys a subscriber's stream with 'drain timeout' when its socket stayed full for
+    // drainTimeoutMs (lib/client.js); that error reaches only the stream, so it is counted here.
+    stream.on('error', (err) => {
+      if (err.message !== 'drain timeout') return
+      metrics.disconnects.inc({ reason: 'slow_consumer' })
+      log.warn({ code: 'BROKER_SLOW_CONSUMER', listener, remote, drainTimeoutMs: settings.limits.drainTimeoutMs }, 'slow consumer disconnected')
+    })
     infos.set(stream, { listener, remote, certificateNames })
     handle(stream, req)
   }

@@ -18,6 +18,7 @@ export class BrokerMetrics {
   readonly aclDenied: Counter<'action'>
   readonly dropped: Counter<'reason'>
   readonly backpressure: Counter<'reason'>
+  readonly disconnects: Counter<'reason'>
 
   constructor(registry: Registry | undefined) {
     const registers = registry ? [registry] : []
@@ -35,6 +36,7 @@ export class BrokerMetrics {
     this.authFailures = counter('broker_auth_failures_total', 'CONNECTs refused, by reason', ['reason'])
     this.aclDenied = counter('broker_acl_denied_total', 'Publishes, wills, retained messages and subscriptions refused by the topic ACL', ['action'])
     this.dropped = counter('broker_messages_dropped_total', 'Messages the broker did not route, by reason', ['reason'])
+    this.disconnects = counter('broker_forced_disconnects_total', 'Clients the broker disconnected, by reason', ['reason'])
     this.backpressure = counter('broker_backpressure_waits_total', 'Publishes held back to protect the broker, by reason', ['reason'])
   }
 }
