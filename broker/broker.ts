@@ -68,6 +68,9 @@ interface ClientState {
   identity: Identity
   listener: ListenerName
   rate: TokenBucket
+  /** Publishes held back by pace(), in arrival order. */
+  held: (() => void)[]
+  releaseTimer: NodeJS.Timeout | undefined
 }
 
 export async function startBroker(options: BrokerOptions): Promise<RunningBroker> {
@@ -134,6 +137,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
           identity,
           listener,
           rate: new TokenBucket(limits.messagesPerSecondPerClient, limits.messagesPerSecondPerClient),
+          held: [],
+          releaseTimer: undefined,
         })
         done(null, true)
       }
@@ -242,19 +247,31 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 }
 
 /**
- * Runs `proceed` now, or once the client's rate and the broker's routing queue allow. Waiting
- * here holds the client's socket unread (see the header), so a flood turns into TCP back-pressure.
+ * Runs `proceed` now, or once the client's rate and the broker's routing queue allow. Aedes hands
+ * over every packet of one socket read at once, so held packets wait in a per-client FIFO (MQTT
+ * keeps a client's messages in order, §4.6) released by one timer. While any wait, Aedes does
+ * not read that client's socket again (see the header): a flood becomes TCP back-pressure.
  */
 function pace(state: ClientState, aedes: Aedes, maxInFlightRouted: number, metrics: BrokerMetrics, proceed: () => void): void {
-  const queued = (aedes as unknown as { mq: { length: number } }).mq.length
-  if (queued > maxInFlightRouted) {
-    metrics.backpressure.inc({ reason: 'routing' })
-    setTimeout(() => pace(state, aedes, maxInFlightRouted, metrics, proceed), 2)
-    return
-  }
-  if (state.rate.take()) return proceed()
-  metrics.backpressure.inc({ reason: 'client_rate' })
-  setTimeout(() => pace(state, aedes, maxInFlightRouted, metrics, proceed), Math.max(1, state.rate.waitMs()))
+  if (state.held.length === 0 && routable(aedes, maxInFlightRouted) && state.rate.take()) return proceed()
+  state.held.push(proceed)
+  if (!state.releaseTimer) scheduleRelease(state, aedes, maxInFlightRouted, metrics)
+}
+
+function scheduleRelease(state: ClientState, aedes: Aedes, maxInFlightRouted: number, metrics: BrokerMetrics): void {
+  const routing = !routable(aedes, maxInFlightRouted)
+  metrics.backpressure.inc({ reason: routing ? 'routing' : 'client_rate' })
+  const delay = routing ? 2 : Math.max(1, state.rate.waitMs())
+  state.releaseTimer = setTimeout(() => {
+    state.releaseTimer = undefined
+    while (state.held.length > 0 && routable(aedes, maxInFlightRouted) && state.rate.take()) state.held.shift()!()
+    if (state.held.length > 0) scheduleRelease(state, aedes, maxInFlightRouted, metrics)
+  }, delay)
+}
+
+/** Whether Aedes's router has room: its queue beyond `concurrency` is below the cap. */
+function routable(aedes: Aedes, maxInFlightRouted: number): boolean {
+  return (aedes as unknown as { mq: { length: number } }).mq.length <= maxInFlightRouted
 }
 
 function willOwner(topic: string): Identity | undefined {

@@ -105,7 +105,7 @@ export const brokerDefaults: BrokerSettings = {
     maxPacketBytes: 256 * 1024,
     maxConnections: 5000,
     connectsPerSecondPerAddress: 20,
-    messagesPerSecondPerClient: 5000,
+    messagesPerSecondPerClient: 10_000,
     maxInFlightRouted: 2000,
     keepaliveMaxSeconds: 1200,
     drainTimeoutMs: 30_000,

@@ -91,6 +91,12 @@ export class SqlitePersistence extends MemoryPersistence {
   private ops: (() => void)[] = []
   private waiters: Waiter[] = []
   private flushScheduled = false
+  /**
+   * Row of each queued packet, by client, broker and broker counter (how Aedes names a queued
+   * message). Updates and clears then touch one row by primary key: no secondary index to keep
+   * up on every insert, and no index search per acknowledgement.
+   */
+  private readonly rowOf = new Map<string, number>()
   private closed = false
 
   constructor(options: SqlitePersistenceOptions) {
@@ -107,7 +113,8 @@ export class SqlitePersistence extends MemoryPersistence {
       subDel: prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
       subClean: prepare('DELETE FROM subscriptions WHERE client_id = ?'),
       outPut: prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, payload, meta) VALUES (?, ?, ?, NULL, ?, ?)'),
-      outSetId: prepare('UPDATE outgoing SET message_id = ? WHERE client_id = ? AND broker_id = ? AND broker_counter = ?'),
+      outSetId: prepare('UPDATE outgoing SET message_id = ? WHERE seq = ?'),
+      outDelete: prepare('DELETE FROM outgoing WHERE seq = ?'),
       outReplace: prepare(
         `UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, payload = ?, meta = ?
          WHERE seq = (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY seq LIMIT 1)`,
@@ -139,12 +146,14 @@ export class SqlitePersistence extends MemoryPersistence {
       subs.set(row.client_id, list)
     }
     for (const [clientId, list] of subs) await super.addSubscriptions({ id: clientId }, list)
-    const outgoing = this.db.prepare('SELECT client_id, message_id, payload, meta FROM outgoing ORDER BY seq').all() as (Row & {
+    const outgoing = this.db.prepare('SELECT seq, client_id, message_id, payload, meta FROM outgoing ORDER BY seq').all() as (Row & {
+      seq: number
       client_id: string
       message_id: number | null
     })[]
     for (const row of outgoing) {
       const packet = decode(row)
+      this.rowOf.set(rowKey(row.client_id, packet), row.seq)
       await super.outgoingEnqueue({ clientId: row.client_id }, packet)
       if (row.message_id !== null) await super.outgoingUpdate({ id: row.client_id }, { ...packet, messageId: row.message_id })
     }
@@ -203,9 +212,15 @@ export class SqlitePersistence extends MemoryPersistence {
   override async outgoingUpdate(client: ClientRef, packet: Packet): Promise<void> {
     // Throws 'no such packet' exactly as the reference does; then there is nothing to mirror.
     await super.outgoingUpdate(client, packet)
+    const key = rowKey(client.id, packet)
     await this.write(() => {
-      const byCounter = this.sql.outSetId.run(packet.messageId, client.id, packet.brokerId, packet.brokerCounter)
-      if (byCounter.changes > 0) return
+      const seq = this.rowOf.get(key)
+      if (seq !== undefined) {
+        this.sql.outSetId.run(packet.messageId, seq)
+        return
+      }
+      // The reference's other case: a packet from another broker id with the same packet id is
+      // replaced (after a restart). Rare, so a search of this client's rows is fine.
       this.sql.outReplace.run(
         packet.brokerId,
         packet.brokerCounter,
@@ -221,7 +236,17 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async outgoingClearMessageId(client: ClientRef, packet: Packet): Promise<Packet | undefined> {
     const cleared = await super.outgoingClearMessageId(client, packet)
-    if (cleared) await this.write(() => this.sql.outClear.run(client.id, packet.messageId))
+    if (!cleared) return cleared
+    const key = rowKey(client.id, cleared)
+    await this.write(() => {
+      const seq = this.rowOf.get(key)
+      if (seq === undefined) {
+        this.sql.outClear.run(client.id, packet.messageId)
+        return
+      }
+      this.rowOf.delete(key)
+      this.sql.outDelete.run(seq)
+    })
     return cleared
   }
 
@@ -259,7 +284,8 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   private insertOutgoing(clientId: string, packet: Packet): void {
-    this.sql.outPut.run(clientId, packet.brokerId ?? null, packet.brokerCounter ?? null, payloadOf(packet), meta(packet))
+    const { lastInsertRowid } = this.sql.outPut.run(clientId, packet.brokerId ?? null, packet.brokerCounter ?? null, payloadOf(packet), meta(packet))
+    this.rowOf.set(rowKey(clientId, packet), Number(lastInsertRowid))
   }
 
   /** Queues a mutation for the next group commit and resolves once it is committed. */
@@ -291,6 +317,10 @@ export class SqlitePersistence extends MemoryPersistence {
     }
     for (const w of waiters) w.resolve()
   }
+}
+
+function rowKey(clientId: string, packet: Pick<Packet, 'brokerId' | 'brokerCounter'>): string {
+  return `${clientId}\u0000${packet.brokerId}\u0000${packet.brokerCounter}`
 }
 
 function payloadOf(packet: Packet): Buffer {

@@ -12,6 +12,7 @@ import { build } from 'esbuild'
 const entries = {
   gateway: 'gateway/main.ts',
   'cloud-api': 'cloud-api/main.ts',
+  broker: 'broker/main.ts',
   'mqtt-load': 'devices/load/mqtt-load.ts',
 }
 

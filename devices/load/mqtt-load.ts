@@ -64,8 +64,17 @@ function run(client: MqttClient, deadline: number): Promise<ClientResult> {
         if (qos === 0 || acked === sent) done()
         return
       }
-      while (sent < perClientLimit && sent - acked < window) publishOne()
-      if (qos === 0) setImmediate(pump)
+      if (qos !== 0) {
+        while (sent < perClientLimit && sent - acked < window) publishOne()
+        return
+      }
+      // QoS 0 is never in flight, so the window is a burst size: `window` messages per turn.
+      for (let i = 0; i < window && sent < perClientLimit; i++) publishOne()
+      // QoS 0 has no acknowledgement to pace it; the socket does. A broker that applies
+      // back-pressure stops reading, and without this the generator would buffer without bound.
+      const stream = client.stream as { writableLength?: number; once(e: 'drain', f: () => void): void }
+      if ((stream.writableLength ?? 0) > 1 << 20) stream.once('drain', pump)
+      else setImmediate(pump)
     }
     if (perClientRate === 0) {
       pump()

@@ -12,7 +12,7 @@ import { brokerDefaults } from '../../broker/config.ts'
 import { hashPassword } from '../../common/secrets.ts'
 import { freePort } from '../../common/ports.ts'
 import { connectAs, GATEWAY_ID, passwordOf } from '../helpers/broker.ts'
-import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../helpers/broker-process.ts'
+import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../../bench/lib/broker-process.ts'
 
 const MESSAGES = 1000
 

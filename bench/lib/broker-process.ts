@@ -18,10 +18,16 @@ export function writeBrokerConfig(dir: string, config: object): string {
   return path
 }
 
-export function startBrokerProcess(configPath: string, timeoutMs = 20_000): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'broker/main.ts', '--config', configPath], {
+/**
+ * Starts the broker from source (tsx) or from the bundle (`npm run build`, dist/broker.mjs, as
+ * benchmarks run it) and resolves with its ports once it logs BROKER_READY.
+ */
+export function startBrokerProcess(configPath: string, options: { build?: 'source' | 'dist'; timeoutMs?: number; nodeFlags?: string[] } = {}): Promise<BrokerProcess> {
+  const timeoutMs = options.timeoutMs ?? 20_000
+  const entry = options.build === 'dist' ? ['dist/broker.mjs'] : ['--import', 'tsx', 'broker/main.ts']
+  const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...entry, '--config', configPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LOG_LEVEL: 'info' },
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   return new Promise((resolve, reject) => {
@@ -33,7 +39,7 @@ export function startBrokerProcess(configPath: string, timeoutMs = 20_000): Prom
       clearTimeout(timer)
       reject(new Error(`broker exited with ${code} before it was ready`))
     })
-    const lines = createInterface({ input: child.stdout! })
+    const lines = createInterface({ input: child.stdout })
     lines.on('line', (line) => {
       let entry: { code?: string; ports?: Record<string, number> }
       try {
