@@ -4,7 +4,7 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'var/**', 'artifacts/**', 'coverage/**', 'dist/**'] },
+  { ignores: ['node_modules/**', 'var/**', 'artifacts/**', 'coverage/**', 'dist/**', 'scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
