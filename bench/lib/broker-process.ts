@@ -41,7 +41,7 @@ export function startBrokerProcess(configPath: string, options: { build?: 'sourc
     })
     const lines = createInterface({ input: child.stdout })
     lines.on('line', (line) => {
-      let entry: { code?: string; ports?: Record<string, number> }
+      let entry: { code?: string; ports?: Record<string, number>; http?: number }
       try {
         entry = JSON.parse(line) as typeof entry
       } catch {
@@ -51,7 +51,7 @@ export function startBrokerProcess(configPath: string, options: { build?: 'sourc
       clearTimeout(timer)
       resolve({
         child,
-        ports: entry.ports,
+        ports: { ...entry.ports, ...(entry.http ? { http: entry.http } : {}) },
         async kill() {
           child.kill('SIGKILL')
           await exited
