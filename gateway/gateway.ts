@@ -8,6 +8,8 @@ import type { Logger } from '../common/logger.ts'
 import { parseQueryTime } from '../common/time.ts'
 import type { GatewayConfig } from './config/schema.ts'
 import { EmbeddedBrokerInput } from './inputs/mqtt/embedded-broker.ts'
+import { ExternalBrokerInput } from './inputs/mqtt/external-broker.ts'
+import type { MqttInput } from './inputs/mqtt/mqtt-input.ts'
 import type { Input } from './inputs/input.ts'
 import { createGatewayMetrics, withProcessMetrics, type GatewayMetrics } from './metrics.ts'
 import { Normalizer } from './normalize/normalize.ts'
@@ -37,7 +39,7 @@ export class Gateway {
   readonly evictor: Evictor
   readonly pipeline: Pipeline
   readonly forwarder: Forwarder
-  readonly mqtt: EmbeddedBrokerInput
+  readonly mqtt: MqttInput
   readonly raw: RawStore
   private readonly inputs: Input[]
   private http: FastifyInstance | undefined
@@ -97,7 +99,10 @@ export class Gateway {
       metrics: this.metrics,
       logger: log.child({ component: 'uplink' }),
     })
-    this.mqtt = new EmbeddedBrokerInput(config, this.pipeline, log, this.metrics.registry)
+    this.mqtt =
+      config.broker.mode === 'external'
+        ? new ExternalBrokerInput(config, this.pipeline, log, this.metrics.registry)
+        : new EmbeddedBrokerInput(config, this.pipeline, log, this.metrics.registry)
     this.inputs = [this.mqtt]
   }
 

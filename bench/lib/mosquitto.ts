@@ -2,9 +2,10 @@
  * A real Mosquitto broker on a free port, as the third-party peer benchmarks compare against.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { createConnection } from 'node:net'
+import { execFileSync } from 'node:child_process'
 import { freePort } from '../../common/ports.ts'
 import { startProcess, type Child } from './proc.ts'
 
@@ -14,13 +15,24 @@ export interface RunningMosquitto {
   stop(): Promise<void>
 }
 
-export async function startMosquitto(): Promise<RunningMosquitto> {
+/**
+ * Without options: lab settings for a pass-through comparison (anonymous, in memory, no
+ * per-client queue cap below what the load generator's window needs). With `users`, a password
+ * file made by mosquitto_passwd and no anonymous access, as an office would run it.
+ */
+export async function startMosquitto(options: { users?: Record<string, string>; port?: number } = {}): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-mosquitto-'))
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const conf = join(dir, 'mosquitto.conf')
-  // Lab settings for a pass-through comparison: anonymous, in memory, no per-client queue cap
-  // below what the load generator's window needs.
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\nlog_type error\n`)
+  let auth = 'allow_anonymous true\n'
+  if (options.users) {
+    const passwords = join(dir, 'passwords')
+    writeFileSync(passwords, '')
+    for (const [user, password] of Object.entries(options.users)) execFileSync('mosquitto_passwd', ['-b', passwords, user, password])
+    // Run as root, Mosquitto drops to user "mosquitto", which cannot read our private temp dir.
+    auth = `allow_anonymous false\npassword_file ${passwords}\nuser ${userInfo().username}\n`
+  }
+  writeFileSync(conf, `listener ${port} 127.0.0.1\n${auth}persistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\nlog_type error\n`)
   const child = startProcess('mosquitto', ['-c', conf])
   const deadline = Date.now() + 10_000
   for (;;) {

@@ -27,3 +27,4 @@ export function describeWith(binaries: { name: string; debianPackage: string }[]
 
 export const INFLUXD = { name: 'influxd', debianPackage: 'influxdb' }
 export const MOSQUITTO_CLIENTS = { name: 'mosquitto_pub', debianPackage: 'mosquitto-clients' }
+export const MOSQUITTO = { name: 'mosquitto', debianPackage: 'mosquitto' }

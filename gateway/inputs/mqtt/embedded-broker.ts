@@ -4,18 +4,19 @@
  * (see broker/broker.ts for how Aedes is made to wait).
  */
 import type { Client, PublishPacket } from 'aedes'
-import { commandTopic, parseDeviceTopic } from '../../../contracts/topics.ts'
+import { commandTopic } from '../../../contracts/topics.ts'
 import type { Logger } from '../../../common/logger.ts'
 import type { Registry } from 'prom-client'
 import { startBroker, type RunningBroker } from '../../../broker/broker.ts'
 import type { Identity } from '../../../broker/acl.ts'
 import { DeviceRegistry } from '../../../broker/registry.ts'
 import type { GatewayConfig } from '../../config/schema.ts'
-import type { Rejection } from '../../errors.ts'
 import type { Pipeline } from '../../pipeline.ts'
-import type { Input, InputHealth } from '../input.ts'
+import type { InputHealth } from '../input.ts'
+import { ingestDevicePublish } from './device-publish.ts'
+import type { MqttInput } from './mqtt-input.ts'
 
-export class EmbeddedBrokerInput implements Input {
+export class EmbeddedBrokerInput implements MqttInput {
   readonly name = 'mqtt'
   private running: RunningBroker | undefined
   private readonly registry: DeviceRegistry
@@ -65,28 +66,8 @@ export class EmbeddedBrokerInput implements Input {
   }
 
   private ingest(identity: Identity, packet: PublishPacket, client: Client | null, done: (err: Error | null) => void): void {
-    const receivedAt = Date.now()
-    const topic = parseDeviceTopic(packet.topic)
-    if (!topic) {
-      const deviceId = identity.deviceId ?? packet.topic.split('/')[1] ?? 'unknown'
-      this.pipeline.rejectedTopic('mqtt', deviceId, packet.topic)
-      this.nack(deviceId, packet.topic, { code: 'GW_TOPIC_INVALID', message: `"${packet.topic}" is not dev/{deviceId}/{kind}` })
-      done(null)
-      return
-    }
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload
-    // A QoS 1 packet's (client, packet id) is remembered with the commit, so a redelivery after a
-    // lost PUBACK is recognised (MQTT-4.3.2: the receiver may see a message more than once).
-    const transmission =
-      client && packet.qos > 0 && packet.messageId !== undefined ? { client: client.id, packet: packet.messageId, hash: fnv1a(payload) } : undefined
-    const msg = { input: 'mqtt', deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission }
-    this.pipeline.accept(msg, (err, rejection, receipt) => {
-      // A message that can never be accepted is still acknowledged (resending cannot fix it), and
-      // the device is told why on its command topic. A scan gets its receipt there too.
-      if (rejection) this.nack(topic.deviceId, packet.topic, rejection)
-      if (receipt) this.command(topic.deviceId, 'receipt', receipt)
-      done(err)
-    })
+    const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: client?.id, deviceId: identity.deviceId }
+    ingestDevicePublish(this.pipeline, 'mqtt', publish, (deviceId, command, body) => this.command(deviceId, command, body), done)
   }
 
   /**
@@ -115,24 +96,10 @@ export class EmbeddedBrokerInput implements Input {
     this.registry.replace(devices)
   }
 
-  private nack(deviceId: string, topic: string, rejection: Rejection): void {
-    this.command(deviceId, 'nack', { topic, ...rejection })
-  }
-
   private command(deviceId: string, command: string, body: object): void {
     this.running?.aedes.publish(
       { cmd: 'publish', topic: commandTopic(deviceId, command), payload: Buffer.from(JSON.stringify(body)), qos: 0, dup: false, retain: false },
       () => {},
     )
   }
-}
-
-/** 32-bit FNV-1a: a cheap fingerprint of a payload, to tell a redelivery from a reused packet id. */
-function fnv1a(bytes: Buffer): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i]
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
 }

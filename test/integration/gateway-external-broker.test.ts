@@ -1,0 +1,88 @@
+/**
+ * The gateway in external mode against a real Mosquitto: it logs in with its own identity, reads
+ * devices' topics with a persistent session, PUBACKs only after its outbox commit, answers devices
+ * on their command topics, and picks up what Mosquitto queued while the gateway was down.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, expect, it } from 'vitest'
+import { startMosquitto, type RunningMosquitto } from '../../bench/lib/mosquitto.ts'
+import type { Gateway } from '../../gateway/gateway.ts'
+import { describeWith, MOSQUITTO, MOSQUITTO_CLIENTS } from '../helpers/binaries.ts'
+import { startGateway } from '../helpers/stack.ts'
+import { waitFor } from '../helpers/wait.ts'
+
+const run = promisify(execFile)
+const users = { 'gw-tangquan': 'gateway-password-0123', 'gas-001': 'device-password-0123', 'phone-001': 'phone-password-0123' }
+
+describeWith([MOSQUITTO, MOSQUITTO_CLIENTS])('gateway with an external Mosquitto broker', () => {
+  let mosquitto: RunningMosquitto
+  let gateway: Gateway | undefined
+  const dataDir = mkdtempSync(join(tmpdir(), 'gw-external-'))
+  const start = () =>
+    startGateway({
+      dataDir,
+      overrides: {
+        broker: {
+          mode: 'external',
+          tcp: null,
+          external: { url: `mqtt://127.0.0.1:${mosquitto.port}`, username: 'gw-tangquan', password: users['gw-tangquan'], clientId: 'gw-tangquan', topic: 'dev/+/+' },
+        },
+      },
+    })
+  const pub = (device: keyof typeof users, topic: string, message: string) =>
+    run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(mosquitto.port), '-u', device, '-P', users[device], '-q', '1', '-t', topic, '-m', message])
+  const stored = (g: Gateway, pred: (e: { device: string; kind: string; payload: Record<string, unknown> }) => boolean) =>
+    g.outbox
+      .peek(100_000)
+      .map((r) => JSON.parse(r.body) as { device: string; kind: string; payload: Record<string, unknown> })
+      .filter(pred)
+
+  beforeAll(async () => {
+    mosquitto = await startMosquitto({ users })
+    gateway = await start()
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await mosquitto?.stop()
+  })
+
+  it('stores a QoS 1 reading a device sent through Mosquitto, and raises the alarm for it', async () => {
+    const ts = Date.now()
+    await pub('gas-001', 'dev/gas-001/reading', JSON.stringify({ ts, quantity: 'gas', value: 61 }))
+    const rows = await waitFor(() => {
+      const r = stored(gateway!, (e) => e.device === 'gas-001' && e.kind === 'reading' && e.payload.value === 61)
+      return r.length > 0 ? r : undefined
+    })
+    expect(rows).toHaveLength(1)
+    await waitFor(() => (stored(gateway!, (e) => e.kind === 'alert' && e.device === 'gas-001').length > 0 ? true : undefined), { what: 'the alarm' })
+  })
+
+  it('tells the device why its message was refused, on its command topic at Mosquitto', async () => {
+    const sub = run('mosquitto_sub', ['-h', '127.0.0.1', '-p', String(mosquitto.port), '-u', 'phone-001', '-P', users['phone-001'], '-q', '1', '-C', '1', '-W', '10', '-t', 'cmd/phone-001/#'])
+    // mosquitto_sub prints nothing until the SUBACK; publish until the nack gets through.
+    let done = false
+    void sub.finally(() => (done = true))
+    await waitFor(async () => {
+      if (done) return true
+      await pub('phone-001', 'dev/phone-001/scan', 'not json')
+      return undefined
+    }, { intervalMs: 200, what: 'a nack' })
+    const { stdout } = await sub
+    expect(JSON.parse(stdout)).toMatchObject({ code: 'GW_PAYLOAD_NOT_JSON', topic: 'dev/phone-001/scan' })
+  })
+
+  it('picks up what Mosquitto queued in its session while the gateway was stopped', async () => {
+    await gateway!.stop()
+    gateway = undefined
+    const values = [11.1, 11.2, 11.3]
+    for (const value of values) await pub('gas-001', 'dev/gas-001/reading', JSON.stringify({ ts: Date.now(), quantity: 'gas', value }))
+    gateway = await start()
+    const readings = () => stored(gateway!, (e) => e.kind === 'reading' && values.includes(e.payload.value as number))
+    await waitFor(() => (readings().length >= values.length ? true : undefined), { what: 'queued readings' })
+    expect(readings().map((e) => e.payload.value)).toEqual(values)
+  })
+})
