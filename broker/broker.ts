@@ -179,7 +179,12 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         return done(new Error('publish not authorized'))
       }
       if (state) metrics.messagesIn.inc({ listener: state.listener })
-      const proceed = () => (options.ingest ? options.ingest(identity, packet, client, done) : done(null))
+      const proceed = () => {
+        if (options.ingest) return options.ingest(identity, packet, client, done)
+        // Standalone: make the PUBACK mean "queued on disk for every persistent subscriber".
+        if (persistence && packet.qos === 1) return void persistence.journal(packet).then(() => done(null), (err: Error) => done(err))
+        done(null)
+      }
       if (!state) return proceed()
       pace(state, aedes, limits.maxInFlightRouted, metrics, proceed)
     },

@@ -22,6 +22,7 @@ import type { Aedes, Client, PublishPacket } from 'aedes'
 const require = createRequire(import.meta.url)
 // The reference in-memory implementation (CommonJS, no subpath typings).
 const MemoryPersistence = require('aedes-persistence/asyncPersistence.js') as new (opts?: object) => MemoryApi
+const AedesPacket = require('aedes-packet') as new (original: Packet, broker: Aedes) => Packet
 
 type Packet = PublishPacket & { brokerId?: string; brokerCounter?: number; clientId?: string; messageExpiry?: number }
 type ClientRef = Pick<Client, 'id'>
@@ -83,6 +84,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
 CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, meta TEXT NOT NULL);
 `
 
 export class SqlitePersistence extends MemoryPersistence {
@@ -97,6 +99,12 @@ export class SqlitePersistence extends MemoryPersistence {
    * up on every insert, and no index search per acknowledgement.
    */
   private readonly rowOf = new Map<string, number>()
+  /**
+   * Journal rows of acknowledged publishes not yet in their subscribers' queues, by payload: Aedes
+   * hands the enqueue a new packet object that shares the parsed payload Buffer. See journal().
+   */
+  private readonly journalOf = new WeakMap<object, { id: number | undefined }[]>()
+  private broker: Aedes | undefined
   private closed = false
 
   constructor(options: SqlitePersistenceOptions) {
@@ -125,12 +133,37 @@ export class SqlitePersistence extends MemoryPersistence {
       inClean: prepare('DELETE FROM incoming WHERE client_id = ?'),
       willPut: prepare('INSERT OR REPLACE INTO wills (client_id, payload, meta) VALUES (?, ?, ?)'),
       willDel: prepare('DELETE FROM wills WHERE client_id = ?'),
+      journalPut: prepare('INSERT INTO journal (payload, meta) VALUES (?, ?)'),
+      journalDel: prepare('DELETE FROM journal WHERE id = ?'),
     }
   }
 
   override async setup(broker: Aedes): Promise<void> {
+    this.broker = broker
     await super.setup(broker)
     await this.restore()
+  }
+
+  /**
+   * Aedes PUBACKs a QoS 1 publish before it routes it (lib/handlers/publish.js: PubAck, then
+   * broker.publish), so on its own a PUBACK would promise nothing. The broker calls this from
+   * `authorizePublish`, before the PUBACK: if any persistent session will queue the message, it
+   * is journaled and committed first. The enqueue that follows writes the queue rows and deletes
+   * the journal row in one transaction; after a crash in between, restore() routes what the
+   * journal still holds. Clean sessions end with the process anyway, so they cost nothing here.
+   */
+  async journal(packet: Packet): Promise<void> {
+    if (packet.qos !== 1) return
+    const subs = await this.subscriptionsByTopic(packet.topic)
+    if (subs.length === 0) return
+    const key = packet.payload as unknown as object
+    const entry: { id: number | undefined } = { id: undefined }
+    const entries = this.journalOf.get(key)
+    if (entries) entries.push(entry)
+    else this.journalOf.set(key, [entry])
+    await this.write(() => {
+      entry.id = Number(this.sql.journalPut.run(payloadOf(packet), meta(packet)).lastInsertRowid)
+    })
   }
 
   /** Replays the tables into the in-memory state, in their original order. */
@@ -166,6 +199,16 @@ export class SqlitePersistence extends MemoryPersistence {
       const will = decode(row)
       await super.putWill({ id: row.client_id }, will)
       will.brokerId = (JSON.parse(row.meta) as { brokerId?: string }).brokerId
+    }
+    // Publishes acknowledged just before a crash, before their queue rows were written.
+    for (const row of this.db.prepare('SELECT id, payload, meta FROM journal ORDER BY id').all() as (Row & { id: number })[]) {
+      const packet = new AedesPacket(decode(row), this.broker!)
+      const subs = await this.subscriptionsByTopic(packet.topic)
+      await super.outgoingEnqueueCombi(subs, packet)
+      this.db.transaction(() => {
+        for (const sub of subs) this.insertOutgoing(sub.clientId, packet)
+        this.sql.journalDel.run(row.id)
+      })()
     }
   }
 
@@ -203,9 +246,11 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void> {
     await super.outgoingEnqueueCombi(subs, packet)
-    if (subs.length === 0) return
+    const journaled = this.journalOf.get(packet.payload as unknown as object)?.shift()
+    if (subs.length === 0 && !journaled) return
     await this.write(() => {
       for (const sub of subs) this.insertOutgoing(sub.clientId, packet)
+      if (journaled?.id !== undefined) this.sql.journalDel.run(journaled.id)
     })
   }
 

@@ -6,12 +6,14 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import mqtt from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
 import { brokerDefaults } from '../../broker/config.ts'
 import { hashPassword } from '../../common/secrets.ts'
 import { freePort } from '../../common/ports.ts'
-import { connectAs, GATEWAY_ID, passwordOf } from '../helpers/broker.ts'
+import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
+import { RawMqtt } from '../helpers/raw-mqtt.ts'
 import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../../bench/lib/broker-process.ts'
 
 const MESSAGES = 1000
@@ -66,4 +68,36 @@ describe('broker restart', () => {
     await Promise.race([all, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${received.size} of ${MESSAGES} arrived`)), 20_000))])
     expect([...received].map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: MESSAGES }, (_, i) => i))
   }, 60_000)
+})
+
+describe('what a PUBACK from the standalone broker means', () => {
+  it('each QoS 1 message for an offline persistent subscriber is on disk when its PUBACK arrives', async () => {
+    const broker = await startTestBroker({ settings: { persistence: { synchronous: 'full' } } })
+    try {
+      const url = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+      const phone = await connectAs(url, 'phone-001', { clientId: 'phone-001-offline', clean: false })
+      await phone.subscribeAsync('cmd/phone-001/#', { qos: 1 })
+      await phone.endAsync()
+      // Read through a separate connection, synchronously at each PUBACK: what it sees is on disk.
+      const db = new Database(broker.settings.persistence.path!, { readonly: true })
+      const onDisk = db.prepare(
+        `SELECT (SELECT count(*) FROM outgoing WHERE client_id = 'phone-001-offline' AND payload = @p)
+              + (SELECT count(*) FROM journal WHERE payload = @p) AS n`,
+      )
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      await raw.login('gw-raw', GATEWAY_ID, passwordOf(GATEWAY_ID))
+      const missing: number[] = []
+      for (let id = 1; id <= 50; id++) {
+        const payload = Buffer.from(`task ${id}`)
+        raw.send({ cmd: 'publish', topic: 'cmd/phone-001/task', payload, qos: 1, messageId: id, retain: false, dup: false })
+        await raw.next((p) => p.cmd === 'puback' && (p as { messageId?: number }).messageId === id)
+        if ((onDisk.get({ p: payload }) as { n: number }).n === 0) missing.push(id)
+      }
+      raw.close()
+      db.close()
+      expect(missing).toEqual([])
+    } finally {
+      await broker.stop()
+    }
+  })
 })
