@@ -6,7 +6,8 @@
  * (lib/handlers/publish.js: authorizePublish → enqueuePublish → PubAck). Aedes's own `published`
  * hook runs only after the PUBACK has gone out, so it cannot carry a durability promise. Hence:
  * when the broker runs inside the gateway, a device's PUBACK means its message is committed to the
- * gateway's outbox.
+ * gateway's outbox. Standalone, the same place journals a QoS 1 message for persistent sessions
+ * (broker/persistence.ts), because Aedes PUBACKs before it routes.
  *
  * Aedes reads a client's next packets only after the current batch is handled, so holding back the
  * `authorizePublish` callback is real back-pressure: the client's socket is not read, TCP fills,
