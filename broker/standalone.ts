@@ -3,7 +3,9 @@
  * scrypt secrets, `npm run gateway -- hash-secret`), gateways among them with `role: gateway`,
  * and an optional `http:` endpoint for /healthz and /metrics.
  */
-import { createServer, type Server } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import Type, { type Static } from 'typebox'
 import { collectDefaultMetrics, Registry } from 'prom-client'
@@ -29,7 +31,18 @@ const StandaloneConfig = Type.Object(
         { additionalProperties: false },
       ),
     ),
-    http: Type.Union([Type.Object({ host: Type.String(), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }), Type.Null()]),
+    /** /healthz, /readyz and /metrics; `tls: { cert, key }` serves them over HTTPS. */
+    http: Type.Union([
+      Type.Object(
+        {
+          host: Type.String(),
+          port: Type.Integer({ minimum: 0, maximum: 65535 }),
+          tls: Type.Optional(Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }) }, { additionalProperties: false })),
+        },
+        { additionalProperties: false },
+      ),
+      Type.Null(),
+    ]),
   },
   { additionalProperties: false },
 )
@@ -58,7 +71,8 @@ export async function startStandalone(config: StandaloneConfig, log: Logger): Pr
   const broker = await startBroker({ id: config.id, settings: config.broker, registry: new DeviceRegistry(config.devices), logger: log, metrics: registry })
   let http: Server | undefined
   if (config.http) {
-    const server = createServer((req, res) => {
+    const tls = config.http.tls
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
       if (req.url === '/metrics') {
         registry.metrics().then((text) => {
           res.writeHead(200, { 'content-type': registry.contentType })
@@ -70,7 +84,8 @@ export async function startStandalone(config: StandaloneConfig, log: Logger): Pr
       } else {
         res.writeHead(404).end()
       }
-    })
+    }
+    const server = tls ? createHttpsServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) }, handler) : createServer(handler)
     http = server
     await new Promise<void>((resolve) => server.listen(config.http!.port, config.http!.host, resolve))
   }

@@ -4,6 +4,7 @@
  * refusal must be refused, counted and logged, and no password may appear in any log line.
  */
 import { execFile } from 'node:child_process'
+import { get as httpsGet } from 'node:https'
 import { connect as tcpConnect } from 'node:net'
 import { promisify } from 'node:util'
 import { readFileSync } from 'node:fs'
@@ -250,6 +251,34 @@ describeTls('mutual TLS required', () => {
       const dev = await connectAs(url, undefined, { ca: readFileSync(pki.ca), cert: readFileSync(cert.cert), key: readFileSync(cert.key) })
       await dev.publishAsync('dev/cam-009/status', '{"state":"online"}', { qos: 1 })
       await dev.endAsync()
+    } finally {
+      await broker.stop()
+    }
+  })
+})
+
+describeTls('WebSocket over TLS', () => {
+  it('serves MQTT over wss:// and counts it on the ws listener', async () => {
+    const pki = makeTestPki([])
+    const broker = await startTestBroker({
+      settings: { tcp: null, ws: { host: '127.0.0.1', port: 0, path: '/mqtt', tls: { cert: pki.serverCert, key: pki.serverKey } } },
+      http: { host: '127.0.0.1', port: 0, tls: { cert: pki.serverCert, key: pki.serverKey } },
+    })
+    try {
+      const dev = await connectAs(`wss://localhost:${broker.broker.ports.ws}/mqtt`, 'gas-001', { ca: readFileSync(pki.ca) })
+      await dev.publishAsync('dev/gas-001/reading', '{}', { qos: 1 })
+      await dev.endAsync()
+      expect(/^broker_messages_in_total\{listener="ws"\} 1$/m.test(await broker.metrics.metrics())).toBe(true)
+      // The metrics endpoint speaks HTTPS too.
+      const health = await new Promise<number>((resolve, reject) =>
+        httpsGet({ host: 'localhost', port: broker.httpPort, path: '/healthz', ca: readFileSync(pki.ca) }, (res) => {
+          res.resume()
+          resolve(res.statusCode ?? 0)
+        }).on('error', reject),
+      )
+      expect(health).toBe(200)
+      // Plain ws:// to the wss:// port is not MQTT to it.
+      await expect(connectAs(`ws://127.0.0.1:${broker.broker.ports.ws}/mqtt`, 'gas-001')).rejects.toThrow()
     } finally {
       await broker.stop()
     }

@@ -25,7 +25,7 @@ async function devices(): Promise<StandaloneConfig['devices']> {
 }
 
 export async function startTestBroker(
-  options: { settings?: Record<string, unknown>; logger?: Logger; id?: string } = {},
+  options: { settings?: Record<string, unknown>; logger?: Logger; id?: string; http?: StandaloneConfig['http'] } = {},
 ): Promise<StandaloneBroker & { settings: BrokerSettings }> {
   const settings = deepMerge(
     {
@@ -37,7 +37,7 @@ export async function startTestBroker(
     },
     options.settings ?? {},
   ) as BrokerSettings
-  const config: StandaloneConfig = { id: options.id ?? 'test-broker', broker: settings, devices: await devices(), http: null }
+  const config: StandaloneConfig = { id: options.id ?? 'test-broker', broker: settings, devices: await devices(), http: options.http ?? null }
   const running = await startStandalone(config, options.logger ?? silentLogger())
   return Object.assign(running, { settings })
 }
