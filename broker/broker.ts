@@ -6,8 +6,8 @@
  * (lib/handlers/publish.js: authorizePublish → enqueuePublish → PubAck). Aedes's own `published`
  * hook runs only after the PUBACK has gone out, so it cannot carry a durability promise. Hence:
  * when the broker runs inside the gateway, a device's PUBACK means its message is committed to the
- * gateway's outbox. Standalone, the same place journals a QoS 1 message for persistent sessions
- * (broker/persistence.ts), because Aedes PUBACKs before it routes.
+ * gateway's outbox. Standalone, the same place writes a QoS 1 message's queue rows for persistent
+ * sessions ahead (broker/persistence.ts), because Aedes PUBACKs before it routes.
  *
  * Aedes reads a client's next packets only after the current batch is handled, so holding back the
  * `authorizePublish` callback is real back-pressure: the client's socket is not read, TCP fills,
@@ -183,7 +183,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const proceed = () => {
         if (options.ingest) return options.ingest(identity, packet, client, done)
         // Standalone: make the PUBACK mean "queued on disk for every persistent subscriber".
-        if (persistence && packet.qos === 1) return void persistence.journal(packet).then(() => done(null), (err: Error) => done(err))
+        if (persistence && packet.qos === 1) return void persistence.queueAhead(packet).then(() => done(null), (err: Error) => done(err))
         done(null)
       }
       if (!state) return proceed()

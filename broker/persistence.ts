@@ -84,7 +84,6 @@ CREATE TABLE IF NOT EXISTS outgoing (
 CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB NOT NULL, meta TEXT NOT NULL);
 `
 
 export class SqlitePersistence extends MemoryPersistence {
@@ -100,10 +99,10 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   private readonly rowOf = new Map<string, number>()
   /**
-   * Journal rows of acknowledged publishes not yet in their subscribers' queues, by payload: Aedes
-   * hands the enqueue a new packet object that shares the parsed payload Buffer. See journal().
+   * Queue rows written ahead for a publish, by payload (Aedes hands the enqueue a new packet
+   * object that shares the parsed payload Buffer), then by subscriber. See queueAhead().
    */
-  private readonly journalOf = new WeakMap<object, { id: number | undefined }[]>()
+  private readonly ahead = new WeakMap<object, Map<string, number>[]>()
   private broker: Aedes | undefined
   private closed = false
 
@@ -133,8 +132,6 @@ export class SqlitePersistence extends MemoryPersistence {
       inClean: prepare('DELETE FROM incoming WHERE client_id = ?'),
       willPut: prepare('INSERT OR REPLACE INTO wills (client_id, payload, meta) VALUES (?, ?, ?)'),
       willDel: prepare('DELETE FROM wills WHERE client_id = ?'),
-      journalPut: prepare('INSERT INTO journal (payload, meta) VALUES (?, ?)'),
-      journalDel: prepare('DELETE FROM journal WHERE id = ?'),
     }
   }
 
@@ -147,22 +144,24 @@ export class SqlitePersistence extends MemoryPersistence {
   /**
    * Aedes PUBACKs a QoS 1 publish before it routes it (lib/handlers/publish.js: PubAck, then
    * broker.publish), so on its own a PUBACK would promise nothing. The broker calls this from
-   * `authorizePublish`, before the PUBACK: if any persistent session will queue the message, it
-   * is journaled and committed first. The enqueue that follows writes the queue rows and deletes
-   * the journal row in one transaction; after a crash in between, restore() routes what the
-   * journal still holds. Clean sessions end with the process anyway, so they cost nothing here.
+   * `authorizePublish`, before the PUBACK: the message's queue rows for every persistent session
+   * that will queue it are written and committed now. The enqueue that follows only adopts them
+   * (no second write); after a crash in between, restore() finds them like any queued message.
+   * Clean sessions end with the process anyway, so they cost nothing here.
    */
-  async journal(packet: Packet): Promise<void> {
+  async queueAhead(packet: Packet): Promise<void> {
     if (packet.qos !== 1) return
     const subs = await this.subscriptionsByTopic(packet.topic)
     if (subs.length === 0) return
+    const rows = new Map<string, number>()
     const key = packet.payload as unknown as object
-    const entry: { id: number | undefined } = { id: undefined }
-    const entries = this.journalOf.get(key)
-    if (entries) entries.push(entry)
-    else this.journalOf.set(key, [entry])
+    const pending = this.ahead.get(key)
+    if (pending) pending.push(rows)
+    else this.ahead.set(key, [rows])
+    const payload = payloadOf(packet)
+    const text = meta(packet)
     await this.write(() => {
-      entry.id = Number(this.sql.journalPut.run(payloadOf(packet), meta(packet)).lastInsertRowid)
+      for (const sub of subs) rows.set(sub.clientId, Number(this.sql.outPut.run(sub.clientId, null, null, payload, text).lastInsertRowid))
     })
   }
 
@@ -185,7 +184,9 @@ export class SqlitePersistence extends MemoryPersistence {
       message_id: number | null
     })[]
     for (const row of outgoing) {
-      const packet = decode(row)
+      // Rows written ahead of their enqueue (queueAhead) have no broker identity yet: give them one.
+      const stored = decode(row)
+      const packet = stored.brokerId === undefined ? new AedesPacket(stored, this.broker!) : stored
       this.rowOf.set(rowKey(row.client_id, packet), row.seq)
       await super.outgoingEnqueue({ clientId: row.client_id }, packet)
       if (row.message_id !== null) await super.outgoingUpdate({ id: row.client_id }, { ...packet, messageId: row.message_id })
@@ -199,16 +200,6 @@ export class SqlitePersistence extends MemoryPersistence {
       const will = decode(row)
       await super.putWill({ id: row.client_id }, will)
       will.brokerId = (JSON.parse(row.meta) as { brokerId?: string }).brokerId
-    }
-    // Publishes acknowledged just before a crash, before their queue rows were written.
-    for (const row of this.db.prepare('SELECT id, payload, meta FROM journal ORDER BY id').all() as (Row & { id: number })[]) {
-      const packet = new AedesPacket(decode(row), this.broker!)
-      const subs = await this.subscriptionsByTopic(packet.topic)
-      await super.outgoingEnqueueCombi(subs, packet)
-      this.db.transaction(() => {
-        for (const sub of subs) this.insertOutgoing(sub.clientId, packet)
-        this.sql.journalDel.run(row.id)
-      })()
     }
   }
 
@@ -246,11 +237,21 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void> {
     await super.outgoingEnqueueCombi(subs, packet)
-    const journaled = this.journalOf.get(packet.payload as unknown as object)?.shift()
-    if (subs.length === 0 && !journaled) return
+    const written = this.ahead.get(packet.payload as unknown as object)?.shift()
+    const fresh = written ? subs.filter((sub) => !written.has(sub.clientId)) : subs
+    if (written) {
+      for (const sub of subs) {
+        const seq = written.get(sub.clientId)
+        if (seq === undefined) continue
+        this.rowOf.set(rowKey(sub.clientId, packet), seq)
+        written.delete(sub.clientId)
+      }
+    }
+    // Left in `written`: sessions that unsubscribed in between, whose rows must go.
+    if (fresh.length === 0 && (!written || written.size === 0)) return
     await this.write(() => {
-      for (const sub of subs) this.insertOutgoing(sub.clientId, packet)
-      if (journaled?.id !== undefined) this.sql.journalDel.run(journaled.id)
+      for (const sub of fresh) this.insertOutgoing(sub.clientId, packet)
+      for (const seq of written?.values() ?? []) this.sql.outDelete.run(seq)
     })
   }
 

@@ -74,21 +74,21 @@ describe('SQLite broker persistence', () => {
       await second.destroy()
     })
 
-    it('routes a journaled publish after a crash between its PUBACK and its enqueue', async () => {
+    it('keeps a publish queued ahead of its PUBACK through a crash before its enqueue', async () => {
       dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
       const path = join(dir, 'broker.db')
       const first = new SqlitePersistence({ path })
       await first.setup(fakeBroker('broker-a'))
       await first.addSubscriptions({ id: 'phone-7' }, [{ topic: 'cmd/phone-7/#', qos: 1 }])
       // What the broker does before the PUBACK; the process dies before Aedes enqueues it.
-      await first.journal({ cmd: 'publish', topic: 'cmd/phone-7/task', payload: Buffer.from('walk R2'), qos: 1, retain: false, dup: false } as never)
+      await first.queueAhead({ cmd: 'publish', topic: 'cmd/phone-7/task', payload: Buffer.from('walk R2'), qos: 1, retain: false, dup: false } as never)
 
       const second = new SqlitePersistence({ path })
       await second.setup(fakeBroker('broker-b'))
       const queued = (await drain(second.outgoingStream({ id: 'phone-7' }))) as { payload: Buffer; brokerId: string }[]
       expect(queued.map((p) => [p.payload.toString(), p.brokerId])).toEqual([['walk R2', 'broker-b']])
       await second.destroy()
-      // Routed once: a third start finds the queue row, and no journal row to route again.
+      // Queued once: a third start finds the same single row.
       const third = new SqlitePersistence({ path })
       await third.setup(fakeBroker('broker-c'))
       expect(((await drain(third.outgoingStream({ id: 'phone-7' }))) as unknown[]).length).toBe(1)
