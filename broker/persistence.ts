@@ -90,8 +90,7 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly db: Database.Database
   private readonly sql: Record<string, Statement>
   private ops: (() => void)[] = []
-  private waiters: Waiter[] = []
-  private flushScheduled = false
+  private batch: { committed: Promise<void>; settle: Waiter } | undefined
   /**
    * Row of each queued packet, by client, broker and broker counter (how Aedes names a queued
    * message). Updates and clears then touch one row by primary key: no secondary index to keep
@@ -334,34 +333,37 @@ export class SqlitePersistence extends MemoryPersistence {
     this.rowOf.set(rowKey(clientId, packet), Number(lastInsertRowid))
   }
 
-  /** Queues a mutation for the next group commit and resolves once it is committed. */
+  /**
+   * Queues a mutation for the next group commit and resolves once it is committed. Every
+   * mutation of one batch shares one promise: one allocation per commit, not one per message.
+   */
   private write(op: () => void): Promise<void> {
     if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
     this.ops.push(op)
-    const committed = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }))
-    if (!this.flushScheduled) {
-      this.flushScheduled = true
+    if (!this.batch) {
+      let settle!: Waiter
+      const committed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }))
+      this.batch = { committed, settle }
       setImmediate(() => this.flush())
     }
-    return committed
+    return this.batch.committed
   }
 
   private flush(): void {
-    this.flushScheduled = false
-    if (this.ops.length === 0) return
+    const batch = this.batch
+    this.batch = undefined
+    if (!batch) return
     const ops = this.ops
-    const waiters = this.waiters
     this.ops = []
-    this.waiters = []
     try {
       this.db.transaction(() => {
         for (const op of ops) op()
       })()
     } catch (err) {
-      for (const w of waiters) w.reject(err)
+      batch.settle.reject(err)
       return
     }
-    for (const w of waiters) w.resolve()
+    batch.settle.resolve()
   }
 }
 
