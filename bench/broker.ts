@@ -25,6 +25,7 @@ import { hashPassword } from '../common/secrets.ts'
 import { startBrokerProcess, writeBrokerConfig } from './lib/broker-process.ts'
 import { startMosquitto } from './lib/mosquitto.ts'
 import { cpuSeconds, peakRssMb, runForJson } from './lib/proc.ts'
+import { brokerEnv, brokerNodeFlags } from './lib/runtime.ts'
 
 const quick = process.argv.includes('--quick')
 const seconds = quick ? 5 : 15
@@ -98,7 +99,8 @@ async function benchOurs(): Promise<{ runs: Run[]; rssMb: number }> {
     ],
     http: null,
   })
-  const broker = await startBrokerProcess(config, { build: 'dist' })
+  // Production settings from deploy/gridwatch-broker.service (memory flags and glibc environment).
+  const broker = await startBrokerProcess(config, { build: 'dist', nodeFlags: brokerNodeFlags(), env: brokerEnv() })
   const pid = broker.child.pid!
   try {
     const url = `mqtt://127.0.0.1:${port}`

@@ -24,6 +24,7 @@ import { argValue } from '../common/process.ts'
 import { hashPassword } from '../common/secrets.ts'
 import { startBrokerProcess, writeBrokerConfig } from './lib/broker-process.ts'
 import { runForJson } from './lib/proc.ts'
+import { brokerEnv, brokerNodeFlags } from './lib/runtime.ts'
 
 export interface FloodResult {
   bench: 'flood'
@@ -57,7 +58,7 @@ export async function runFlood(options: { messages: number; unprotected?: boolea
     ),
     http: null,
   })
-  const broker = await startBrokerProcess(config, { build })
+  const broker = await startBrokerProcess(config, build === 'dist' ? { build, nodeFlags: brokerNodeFlags(), env: brokerEnv() } : { build })
   const pid = broker.child.pid!
   let exit: string | null = null
   broker.child.once('exit', (code, signal) => (exit = signal ?? String(code)))

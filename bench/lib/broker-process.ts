@@ -22,12 +22,15 @@ export function writeBrokerConfig(dir: string, config: object): string {
  * Starts the broker from source (tsx) or from the bundle (`npm run build`, dist/broker.mjs, as
  * benchmarks run it) and resolves with its ports once it logs BROKER_READY.
  */
-export function startBrokerProcess(configPath: string, options: { build?: 'source' | 'dist'; timeoutMs?: number; nodeFlags?: string[] } = {}): Promise<BrokerProcess> {
+export function startBrokerProcess(
+  configPath: string,
+  options: { build?: 'source' | 'dist'; timeoutMs?: number; nodeFlags?: string[]; env?: Record<string, string> } = {},
+): Promise<BrokerProcess> {
   const timeoutMs = options.timeoutMs ?? 20_000
   const entry = options.build === 'dist' ? ['dist/broker.mjs'] : ['--import', 'tsx', 'broker/main.ts']
   const child = spawn(process.execPath, [...(options.nodeFlags ?? []), ...entry, '--config', configPath], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { ...process.env, ...options.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   return new Promise((resolve, reject) => {

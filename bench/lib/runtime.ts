@@ -1,23 +1,31 @@
 /**
- * The gateway's production runtime settings, read from deploy/gridwatch-gateway.service so the
- * benchmarks and chaos runs use exactly what a street office runs.
+ * Production runtime settings, read from the systemd units in deploy/ so the benchmarks and
+ * chaos runs use exactly what a street office runs.
  */
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
-const unit = readFileSync(fileURLToPath(new URL('../../deploy/gridwatch-gateway.service', import.meta.url)), 'utf8')
+const unitOf = (name: string) => readFileSync(fileURLToPath(new URL(`../../deploy/${name}.service`, import.meta.url)), 'utf8')
+const gatewayUnit = unitOf('gridwatch-gateway')
+const brokerUnit = unitOf('gridwatch-broker')
 
 /** Node flags from ExecStart (between the node binary and the script). */
-export function gatewayNodeFlags(): string[] {
+function nodeFlags(unit: string): string[] {
   const exec = /^ExecStart=\S+\s+(.*)$/m.exec(unit)?.[1] ?? ''
-  return exec.split(/\s+/).filter((a) => a.startsWith('--'))
+  const args = exec.split(/\s+/)
+  return args.slice(0, args.findIndex((a) => !a.startsWith('--'))).filter((a) => a.startsWith('--'))
 }
 
-/** Environment= lines, except the config path (benchmarks bring their own). */
-export function gatewayEnv(): Record<string, string> {
+/** Environment= lines, except config paths (benchmarks bring their own). */
+function environment(unit: string): Record<string, string> {
   const env: Record<string, string> = {}
   for (const m of unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)) {
-    if (m[1] !== 'GRIDWATCH_GATEWAY_CONFIG') env[m[1]] = m[2]!
+    if (!m[1].endsWith('_CONFIG')) env[m[1]] = m[2]!
   }
   return env
 }
+
+export const gatewayNodeFlags = () => nodeFlags(gatewayUnit)
+export const gatewayEnv = () => environment(gatewayUnit)
+export const brokerNodeFlags = () => nodeFlags(brokerUnit)
+export const brokerEnv = () => environment(brokerUnit)
