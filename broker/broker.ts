@@ -15,6 +15,7 @@
  */
 import { Aedes, type AedesOptions, type AuthenticateError, type Client, type PublishPacket } from 'aedes'
 import type { Registry } from 'prom-client'
+import { LogLimiter } from '../common/log-limiter.ts'
 import { silentLogger, type Logger } from '../common/logger.ts'
 import { mayPublish, maySubscribe, type Identity } from './acl.ts'
 import type { BrokerSettings } from './config.ts'
@@ -80,6 +81,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const metrics = new BrokerMetrics(options.metrics)
   const states = new WeakMap<Client, ClientState>()
   const limits = settings.limits
+  const warnings = new LogLimiter()
   let listeners: Listeners | undefined
 
   if (settings.allowAnonymous) {
@@ -122,8 +124,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const listener = info?.listener ?? 'tcp'
       const fail = (reason: string, code: number) => {
         metrics.authFailures.inc({ reason })
-        // Never the password: only who tried, from where, and why it failed.
-        log.warn({ code: 'BROKER_AUTH_REFUSED', reason, clientId: client.id, username, listener, remote: info?.remote }, 'connection refused')
+        // Never the password: only who tried, from where, and why it failed. A client retrying in
+        // a loop gets one line per 10 s with the count held back; the metric counts every try.
+        const heldBack = warnings.take(`auth:${reason}:${username}:${info?.remote}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_AUTH_REFUSED', reason, clientId: client.id, username, listener, remote: info?.remote, heldBack }, 'connection refused')
         done(refuse(code, reason), false)
       }
       const admit = (identity: Identity) => {
@@ -176,7 +180,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         const action = packet.retain ? 'retain' : 'publish'
         metrics.aclDenied.inc({ action })
         metrics.dropped.inc({ reason: 'acl' })
-        log.warn({ code: 'BROKER_PUBLISH_DENIED', action, clientId: client?.id, device: identity?.deviceId, topic: packet.topic }, 'publish denied')
+        const heldBack = warnings.take(`publish:${identity?.deviceId}:${packet.topic}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_PUBLISH_DENIED', action, clientId: client?.id, device: identity?.deviceId, topic: packet.topic, heldBack }, 'publish denied')
         return done(new Error('publish not authorized'))
       }
       if (state) metrics.messagesIn.inc({ listener: state.listener })
@@ -193,7 +198,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const identity = states.get(client)?.identity
       if (!identity || !maySubscribe(identity, subscription.topic, settings.allowAnonymous)) {
         metrics.aclDenied.inc({ action: 'subscribe' })
-        log.warn({ code: 'BROKER_SUBSCRIBE_DENIED', clientId: client.id, device: identity?.deviceId, topic: subscription.topic }, 'subscribe denied')
+        const heldBack = warnings.take(`subscribe:${identity?.deviceId}:${subscription.topic}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_SUBSCRIBE_DENIED', clientId: client.id, device: identity?.deviceId, topic: subscription.topic, heldBack }, 'subscribe denied')
         // A null subscription makes Aedes answer SUBACK 0x80 for this filter (3.1.1 §3.9.3).
         return done(null, null)
       }

@@ -14,6 +14,7 @@ import { createServer as createNetServer, type AddressInfo, type Server as NetSe
 import type { Duplex } from 'node:stream'
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { WebSocketServer, createWebSocketStream } from 'ws'
+import { LogLimiter } from '../common/log-limiter.ts'
 import type { Logger } from '../common/logger.ts'
 import type { BrokerSettings } from './config.ts'
 import { KeyedRateLimit, PacketSizeGuard } from './limits.ts'
@@ -45,12 +46,16 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
   const closers: (() => Promise<void>)[] = []
   const ports: Partial<Record<ListenerName, number>> = {}
   const sockets = new Set<Socket>()
+  const warnings = new LogLimiter()
 
   /** Admits or refuses a new connection; on admission instruments the stream and hands it to Aedes. */
   const admit = (listener: ListenerName, stream: Duplex, remote: string | undefined, certificateNames: string[], req?: IncomingMessage) => {
     const refuse = (reason: string) => {
       metrics.connectionsRefused.inc({ listener, reason })
-      log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener, remote, reason }, 'connection refused')
+      // A connect storm is thousands of these a second: one line per address and reason per 10 s,
+      // with the count held back; the metric counts every one.
+      const heldBack = warnings.take(`${listener}:${reason}:${remote}`)
+      if (heldBack >= 0) log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener, remote, reason, heldBack }, 'connection refused')
       stream.destroy()
     }
     if (open >= settings.limits.maxConnections) return refuse('max_connections')

@@ -10,6 +10,7 @@ import { brokerDefaults } from '../../broker/config.ts'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
 import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { RawMqtt } from '../helpers/raw-mqtt.ts'
+import { capturingLogger } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
 
 const metricOf = async (broker: StandaloneBroker, name: string, labels: string) => {
@@ -20,8 +21,11 @@ const metricOf = async (broker: StandaloneBroker, name: string, labels: string) 
 describe('broker protections', () => {
   let broker: StandaloneBroker | undefined
   const clients: MqttClient[] = []
+  let lines: string[] = []
   const start = async (limits: Partial<typeof brokerDefaults.limits>) => {
-    broker = await startTestBroker({ settings: { limits: { ...brokerDefaults.limits, connectsPerSecondPerAddress: 10_000, ...limits } } })
+    const captured = capturingLogger('broker')
+    lines = captured.lines
+    broker = await startTestBroker({ logger: captured.logger, settings: { limits: { ...brokerDefaults.limits, connectsPerSecondPerAddress: 10_000, ...limits } } })
     return { broker, url: `mqtt://127.0.0.1:${broker.broker.ports.tcp}` }
   }
   const track = (c: MqttClient) => (clients.push(c), c)
@@ -82,6 +86,8 @@ describe('broker protections', () => {
     const refused = await metricOf(broker, 'broker_connections_refused_total', 'listener="tcp",reason="connect_rate"')
     expect(refused).toBeGreaterThanOrEqual(20)
     expect(sockets.filter((s) => s.closedByBroker).length).toBe(refused)
+    // Every refusal counted, but the storm does not flood the log: one line per address and reason.
+    expect(lines.filter((l) => l.includes('BROKER_CONNECTION_REFUSED')).length).toBe(1)
   })
 
   it('slows a publisher over messagesPerSecondPerClient with back-pressure, and drops none of its messages', async () => {
