@@ -117,9 +117,15 @@ export class Fleet {
     return `sent ${this.sent}, acked ${this.acked.size}, publish errors ${JSON.stringify(Object.fromEntries(this.publishErrors))}; ${clients}`
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops publishing, then waits for the PUBACKs of what is in flight before closing: a message
+   * the gateway committed but whose PUBACK the fleet never waited for would count as delivered
+   * and not acknowledged. Forced after `drainMs` (a gateway that is down never answers).
+   */
+  async stop(drainMs = 15_000): Promise<void> {
     this.stopped = true
     clearInterval(this.timer)
+    await waitUntil(async () => (this.clients.every((c) => c.inFlight === 0) ? true : undefined), drainMs, 'in-flight PUBACKs').catch(() => undefined)
     await Promise.all(this.clients.map((c) => c.client.endAsync(true)))
   }
 }
