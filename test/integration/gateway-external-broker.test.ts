@@ -8,12 +8,13 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startMosquitto, type RunningMosquitto } from '../../bench/lib/mosquitto.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
 import { describeWith, MOSQUITTO, MOSQUITTO_CLIENTS } from '../helpers/binaries.ts'
 import { startGateway } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 
 const run = promisify(execFile)
 const users = { 'gw-tangquan': 'gateway-password-0123', 'gas-001': 'device-password-0123', 'phone-001': 'phone-password-0123' }
@@ -84,5 +85,35 @@ describeWith([MOSQUITTO, MOSQUITTO_CLIENTS])('gateway with an external Mosquitto
     const readings = () => stored(gateway!, (e) => e.kind === 'reading' && values.includes(e.payload.value as number))
     await waitFor(() => (readings().length >= values.length ? true : undefined), { what: 'queued readings' })
     expect(readings().map((e) => e.payload.value)).toEqual(values)
+  })
+})
+
+describe('gateway with GridWatch\'s own standalone broker, in external mode', () => {
+  it('reads a device\'s QoS 1 reading with its gateway identity and answers the device on its command topic', async () => {
+    const broker = await startTestBroker()
+    const gateway = await startGateway({
+      overrides: {
+        broker: {
+          mode: 'external',
+          tcp: null,
+          external: { url: `mqtt://127.0.0.1:${broker.broker.ports.tcp}`, username: GATEWAY_ID, password: passwordOf(GATEWAY_ID), clientId: 'gw-external', topic: 'dev/+/+' },
+        },
+      },
+    })
+    try {
+      const device = await connectAs(`mqtt://127.0.0.1:${broker.broker.ports.tcp}`, 'gas-001')
+      await device.subscribeAsync('cmd/gas-001/#', { qos: 1 })
+      const nack = new Promise<Record<string, unknown>>((resolve) => device.once('message', (_t, p) => resolve(JSON.parse(p.toString()) as Record<string, unknown>)))
+      await device.publishAsync('dev/gas-001/reading', JSON.stringify({ ts: Date.now(), quantity: 'gas', value: 7.25 }), { qos: 1 })
+      await waitFor(() =>
+        gateway.outbox.peek(1000).some((r) => (JSON.parse(r.body) as { kind: string; payload: { value?: number } }).payload.value === 7.25) ? true : undefined,
+      )
+      await device.publishAsync('dev/gas-001/reading', 'not json', { qos: 1 })
+      expect(await nack).toMatchObject({ code: 'GW_PAYLOAD_NOT_JSON', topic: 'dev/gas-001/reading' })
+      await device.endAsync()
+    } finally {
+      await gateway.stop()
+      await broker.stop()
+    }
   })
 })
