@@ -82,6 +82,10 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const states = new WeakMap<Client, ClientState>()
   const limits = settings.limits
   const warnings = new LogLimiter()
+  // Counted once per message in and once per delivery: resolve the label children once, not per call.
+  const listenerNames: ListenerName[] = ['tcp', 'tls', 'ws']
+  const messagesIn = Object.fromEntries(listenerNames.map((l) => [l, metrics.messagesIn.labels(l)])) as Record<ListenerName, { inc(): void }>
+  const messagesOut = Object.fromEntries(listenerNames.map((l) => [l, metrics.messagesOut.labels(l)])) as Record<ListenerName, { inc(): void }>
   let listeners: Listeners | undefined
 
   if (settings.allowAnonymous) {
@@ -184,7 +188,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         if (heldBack >= 0) log.warn({ code: 'BROKER_PUBLISH_DENIED', action, clientId: client?.id, device: identity?.deviceId, topic: packet.topic, heldBack }, 'publish denied')
         return done(new Error('publish not authorized'))
       }
-      if (state) metrics.messagesIn.inc({ listener: state.listener })
+      if (state) messagesIn[state.listener].inc()
       const proceed = () => {
         if (options.ingest) return options.ingest(identity, packet, client, done)
         // Standalone: make the PUBACK mean "queued on disk for every persistent subscriber".
@@ -207,7 +211,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
     authorizeForward(client, packet) {
       const state = states.get(client)
-      if (state) metrics.messagesOut.inc({ listener: state.listener })
+      if (state) messagesOut[state.listener].inc()
       return packet
     },
   }
