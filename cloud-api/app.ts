@@ -12,6 +12,20 @@ import { ApiError, CloudErrorStatus, type CloudErrorCode } from './errors.ts'
 import { LiveBus } from './live/bus.ts'
 import { createCloudMetrics, type CloudMetrics } from './metrics.ts'
 import { createAuth, type Auth } from './plugins/auth.ts'
+import { Organization } from './access/organization.ts'
+import { Directory } from './access/directory.ts'
+import { openCenterDb } from './center/db.ts'
+import { FieldIndex } from './center/field.ts'
+import { Feed } from './live/feed.ts'
+import { Casebook } from './lifecycle/casebook.ts'
+import { registerProtection } from './plugins/protection.ts'
+import { registerDocs } from './plugins/docs.ts'
+import { sessionRoutes } from './routes/session.ts'
+import { caseRoutes } from './routes/cases.ts'
+import { fieldRoutes } from './routes/field.ts'
+import { patrolRoutes } from './routes/patrol.ts'
+import { statsRoutes } from './routes/stats.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { healthRoutes } from './routes/health.ts'
 import { ingestRoutes } from './routes/ingest.ts'
 import { queryRoutes } from './routes/queries.ts'
@@ -24,6 +38,13 @@ export interface AppDeps {
   auth: Auth
   bus: LiveBus
   metrics: CloudMetrics
+  org: Organization
+  directory: Directory
+  feed: Feed
+  casebook: Casebook
+  field: FieldIndex
+  log: Logger
+  now: () => number
 }
 
 export interface BuildOptions {
@@ -31,9 +52,11 @@ export interface BuildOptions {
   store: EventStore
   logger: Logger
   metrics?: CloudMetrics
+  /** The clock for lifecycle and escalation (tests move it). */
+  now?: () => number
 }
 
-/** Fastify's and @fastify/compress's own error codes, mapped into our catalogue. */
+/** Fastify's and its plugins' error codes, mapped into our catalogue. */
 const frameworkErrors: Record<string, CloudErrorCode> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'CLOUD_BODY_TOO_LARGE',
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'CLOUD_UNSUPPORTED_MEDIA_TYPE',
@@ -42,6 +65,7 @@ const frameworkErrors: Record<string, CloudErrorCode> = {
   FST_ERR_CTP_EMPTY_JSON_BODY: 'CLOUD_REQUEST_INVALID',
   FST_ERR_CTP_INVALID_JSON_BODY: 'CLOUD_REQUEST_INVALID',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'CLOUD_REQUEST_INVALID',
+  FST_UNDER_PRESSURE: 'CLOUD_BUSY',
 }
 
 class SchemaValidationError extends Error {
@@ -55,22 +79,52 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What was just stored, for the live stream and the demo's feed. */
     bus: LiveBus
+    /** The center's parts, for the CLI, the demo and tests. */
+    center: AppDeps
   }
 }
 
 export async function buildApp(options: BuildOptions): Promise<FastifyInstance> {
   const { config, store, logger } = options
   const metrics = options.metrics ?? createCloudMetrics()
-  const deps: AppDeps = { config, store, auth: createAuth(config), bus: new LiveBus(), metrics }
+  const now = options.now ?? Date.now
+  const org = new Organization(config.organization)
+  const db = openCenterDb(config.center.path)
+  const directory = new Directory(db, config, org, now)
+  const feed = new Feed(db, now)
+  const casebook = new Casebook(db, store, feed, {
+    ackMinutes: config.escalation.ackMinutes,
+    departments: config.departments.map((d) => d.id),
+    log: logger,
+    now,
+  })
+  const field = new FieldIndex(db)
+  const deps: AppDeps = {
+    config,
+    store,
+    auth: createAuth(directory, { openReads: config.reads.open }),
+    bus: new LiveBus(),
+    metrics,
+    org,
+    directory,
+    feed,
+    casebook,
+    field,
+    log: logger,
+    now,
+  }
+  metrics.trackCenter(() => ({ auditPending: casebook.pendingAudit() }))
 
   // Typed as Fastify's logger so the instance type is the default FastifyInstance the routes take.
   const loggerInstance: FastifyBaseLogger = logger
   const app = Fastify({
     loggerInstance,
     // Per-request info lines at thousands of ingests a second would drown the log; failures are
-    // logged in onResponse below, and everything is counted in metrics.
+    // logged in onResponse below (with the request id), and everything is counted in metrics.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
+    // The SSE stream and sign-in carry tokens in headers only; never in logs (see common/logger.ts redaction).
+    trustProxy: false,
   })
 
   // One validator for both ends: the same TypeBox checker the gateway uses, so a 400 names the
@@ -87,6 +141,8 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   // Gateways gzip their batches; the body limit applies to the decompressed stream, so a small
   // compressed bomb is still refused with 413.
   await app.register(compress, { global: true, encodings: ['gzip'], requestEncodings: ['gzip', 'deflate'] })
+  await registerProtection(app, config)
+  await registerDocs(app)
 
   app.setErrorHandler((err: FastifyError & { problems?: SchemaProblem[]; retryAfter?: number }, req, reply) => {
     let code: CloudErrorCode
@@ -95,6 +151,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     let retryAfter = err.retryAfter
     if (err instanceof ApiError) {
       code = err.code as CloudErrorCode
+      retryAfter ??= err.retryAfter
     } else if (err instanceof StoreUnavailableError) {
       code = 'CLOUD_STORE_UNAVAILABLE'
       retryAfter = 5
@@ -112,6 +169,10 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       code = 'CLOUD_INTERNAL'
       message = 'internal error'
       req.log.error({ err, code }, 'unhandled error')
+    }
+    if (code === 'CLOUD_BUSY') {
+      retryAfter ??= 5
+      metrics.shed.inc({ route: req.routeOptions.url ?? 'unmatched' })
     }
     if (req.routeOptions.url === '/v1/ingest' && code !== 'CLOUD_INGEST_INVALID' && code !== 'CLOUD_FORBIDDEN') {
       metrics.ingestRejected.inc({ code })
@@ -137,16 +198,46 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     metrics.httpRequests.inc({ route, status: reply.statusCode })
     metrics.httpSeconds.observe({ route }, reply.elapsedTime / 1000)
     if (reply.statusCode >= 400) {
-      req.log.warn({ route, method: req.method, status: reply.statusCode, gateway: req.gatewayPrincipal?.id, ms: Math.round(reply.elapsedTime) }, 'request failed')
+      req.log.warn(
+        { route, method: req.method, status: reply.statusCode, gateway: req.gatewayPrincipal?.id, user: req.user?.name, ms: Math.round(reply.elapsedTime) },
+        'request failed',
+      )
     }
   })
 
   healthRoutes(app, deps)
   ingestRoutes(app, deps)
+  sessionRoutes(app, deps)
+  caseRoutes(app, deps, 'alert')
+  caseRoutes(app, deps, 'incident')
   queryRoutes(app, deps)
+  fieldRoutes(app, deps)
+  patrolRoutes(app, deps)
+  statsRoutes(app, deps)
+  adminRoutes(app, deps)
   streamRoutes(app, deps)
 
+  // Escalation by SLA, and the audit trail's copy into the event store while it was down.
+  const escalation = setInterval(() => {
+    try {
+      casebook.escalateDue()
+    } catch (err) {
+      logger.error({ code: 'CLOUD_ESCALATION_FAILED', err: (err as Error).message }, 'escalation check failed')
+    }
+  }, config.escalation.checkSeconds * 1000)
+  const audit = setInterval(() => void casebook.flushAudit(), 10_000)
+  escalation.unref()
+  audit.unref()
+  app.addHook('onClose', async () => {
+    clearInterval(escalation)
+    clearInterval(audit)
+    field.close()
+    await casebook.flushAudit().catch(() => 0)
+    db.close()
+  })
+
   app.decorate('bus', deps.bus)
+  app.decorate('center', deps)
   return app
 }
 
@@ -157,6 +248,7 @@ function httpReason(status: number): string {
       401: 'Unauthorized',
       403: 'Forbidden',
       404: 'Not Found',
+      409: 'Conflict',
       413: 'Payload Too Large',
       415: 'Unsupported Media Type',
       429: 'Too Many Requests',

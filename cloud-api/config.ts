@@ -2,15 +2,62 @@
  * cloud-api configuration: a YAML/JSON file (`--config`, or GRIDWATCH_CLOUD_CONFIG), then
  * environment overrides. With neither, the built-in demo config runs, with a warning.
  *
- * Environment: PORT, HOST, STORE=sqlite|influx, SQLITE_PATH, INFLUX_URL, INFLUX_DB.
+ * Environment: PORT, HOST, STORE=sqlite|influx, SQLITE_PATH, INFLUX_URL, INFLUX_DB, CENTER_DB.
+ *
+ * The organization (districts → offices → enterprises and patrol routes) is what scoping and
+ * patrol compliance are computed from. People and gateways can be declared here (hashes only,
+ * for infrastructure-as-code) and/or managed at run time with the CLI and the admin API, which
+ * keep them in the center database.
  */
 import Type, { type Static } from 'typebox'
 import { Ident } from '../contracts/envelope.ts'
 import { ConfigError, checkConfig, deepMerge, readConfigFile } from '../common/config-file.ts'
 import { hashToken } from '../common/secrets.ts'
+import { RouteSchema } from '../gateway/config/schema.ts'
+import { DEMO_CONFIG_PATH } from '../gateway/config/load.ts'
+import { Severities } from '../contracts/envelope.ts'
 import { DEMO_GATEWAY_TOKEN, DEMO_VIEWER_TOKEN } from '../devices/demo-credentials.ts'
+import { Roles } from './access/principal.ts'
 
-const TokenHash = Type.String({ pattern: '^sha256\\$[A-Za-z0-9_-]{43}$' })
+export const TokenHash = Type.String({ pattern: '^sha256\\$[A-Za-z0-9_-]{43}$' })
+export const PasswordHash = Type.String({ pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9_-]+\\$[A-Za-z0-9_-]+$' })
+const Name = Type.String({ minLength: 1, maxLength: 128 })
+
+const Enterprise = Type.Object({ id: Ident, name: Name }, { additionalProperties: false })
+const Office = Type.Object(
+  {
+    id: Ident,
+    name: Name,
+    /** Local time of the office, for patrol days and schedules (China: 480). */
+    utcOffsetMinutes: Type.Integer({ minimum: -720, maximum: 840 }),
+    enterprises: Type.Array(Enterprise),
+    /** The office's patrol routes, in the gateway's own route format, for compliance. */
+    routes: Type.Array(RouteSchema),
+  },
+  { additionalProperties: false },
+)
+const District = Type.Object({ id: Ident, name: Name, offices: Type.Array(Office) }, { additionalProperties: false })
+
+/** Who a user is and what they may see: admins all, center staff one district, and so on. */
+export const UserScopeSchema = Type.Object(
+  {
+    district: Type.Optional(Ident),
+    offices: Type.Optional(Type.Array(Ident, { maxItems: 500 })),
+    enterprises: Type.Optional(Type.Array(Ident, { maxItems: 5000 })),
+  },
+  { additionalProperties: false },
+)
+export const UserSchema = Type.Object(
+  {
+    name: Ident,
+    role: Type.Enum([...Roles]),
+    scope: UserScopeSchema,
+    passwordHash: Type.Optional(PasswordHash),
+    tokenHashes: Type.Optional(Type.Array(TokenHash)),
+  },
+  { additionalProperties: false },
+)
+export type UserConfig = Static<typeof UserSchema>
 
 export const CloudConfigSchema = Type.Object(
   {
@@ -18,17 +65,54 @@ export const CloudConfigSchema = Type.Object(
     store: Type.Union([
       Type.Object({ type: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
       Type.Object(
-        { type: Type.Literal('influx'), url: Type.String({ pattern: '^https?://' }), database: Ident },
+        {
+          type: Type.Literal('influx'),
+          url: Type.String({ pattern: '^https?://' }),
+          database: Ident,
+          /** InfluxQL durations (docs/influxdb.md): raw points (default 90d), hourly rollups and the audit trail (default 1825d). */
+          rawRetention: Type.Optional(Type.String({ pattern: '^(INF|[0-9]+[hdw])$' })),
+          longTermRetention: Type.Optional(Type.String({ pattern: '^(INF|[0-9]+[hdw])$' })),
+        },
         { additionalProperties: false },
       ),
     ]),
     /** The gateways allowed to ingest, each bound to its office. Tokens are kept only as hashes. */
     gateways: Type.Array(Type.Object({ id: Ident, office: Ident, tokenHash: TokenHash }, { additionalProperties: false })),
+    /** The center's own state: people, tokens, gateways seen, alert and incident lifecycle, live feed. */
+    center: Type.Object({ path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    organization: Type.Object({ districts: Type.Array(District) }, { additionalProperties: false }),
+    users: Type.Array(UserSchema),
     reads: Type.Object(
       {
-        /** Lab and demo only: anyone may read alerts and series without a token. Logged as a warning. */
+        /** Lab and demo only: anyone may read (not act) without a token, as an admin sees. Logged as a warning. */
         open: Type.Boolean(),
-        tokens: Type.Array(Type.Object({ name: Ident, tokenHash: TokenHash }, { additionalProperties: false })),
+      },
+      { additionalProperties: false },
+    ),
+    /** Where an alert or incident can be dispatched. */
+    departments: Type.Array(Type.Object({ id: Ident, name: Name }, { additionalProperties: false }), { minItems: 1 }),
+    escalation: Type.Object(
+      {
+        /** Minutes an alert may wait for acknowledgement at each level, by severity; incidents use `major`. */
+        ackMinutes: Type.Object(
+          Object.fromEntries(Severities.map((s) => [s, Type.Number({ exclusiveMinimum: 0 })])) as Record<(typeof Severities)[number], ReturnType<typeof Type.Number>>,
+          { additionalProperties: false },
+        ),
+        /** How often the SLA is checked. */
+        checkSeconds: Type.Number({ minimum: 0.05 }),
+      },
+      { additionalProperties: false },
+    ),
+    sessions: Type.Object({ ttlHours: Type.Number({ exclusiveMinimum: 0, maximum: 720 }) }, { additionalProperties: false }),
+    limits: Type.Object(
+      {
+        /** Ingest requests per gateway per minute; 0 turns the limit off. */
+        ingestPerGatewayPerMinute: Type.Integer({ minimum: 0 }),
+        /** Requests per address per minute for everything else (sign-in included); 0 turns it off. */
+        requestsPerAddressPerMinute: Type.Integer({ minimum: 0 }),
+        /** Under-pressure: refuse with 503 beyond this event-loop delay (ms) or heap (MB); 0 is off. */
+        maxEventLoopDelayMs: Type.Number({ minimum: 0 }),
+        maxHeapUsedMb: Type.Number({ minimum: 0 }),
       },
       { additionalProperties: false },
     ),
@@ -43,20 +127,70 @@ const base = {
   listen: { host: '127.0.0.1', port: 8080 },
   store: { type: 'sqlite', path: 'var/cloud/events.db' },
   gateways: [],
-  reads: { open: false, tokens: [] },
+  center: { path: 'var/cloud/center.db' },
+  organization: { districts: [] },
+  users: [],
+  reads: { open: false },
   bodyLimitBytes: 4 * 1024 * 1024,
+  departments: [
+    { id: 'city-management', name: '城市管理 City management' },
+    { id: 'hotline-12345', name: '12345 热线 12345 hotline' },
+    { id: 'police', name: '公安 Police' },
+    { id: 'fire', name: '消防 Fire and rescue' },
+    { id: 'work-safety', name: '安全生产 Work safety' },
+    { id: 'environment', name: '生态环境 Environment' },
+  ],
+  escalation: { ackMinutes: { critical: 5, major: 15, minor: 60 }, checkSeconds: 15 },
+  sessions: { ttlHours: 12 },
+  // A gateway sends a few batches a second, more while a backlog drains and alerts go one by one.
+  limits: { ingestPerGatewayPerMinute: 6000, requestsPerAddressPerMinute: 3000, maxEventLoopDelayMs: 1000, maxHeapUsedMb: 0 },
+}
+
+/**
+ * The demo district: the demo street office's enterprises and patrol routes, read from the demo
+ * gateway's own config (gateway/config/demo-office.yaml) so the two cannot disagree.
+ */
+function demoOrganization() {
+  const office = readConfigFile(DEMO_CONFIG_PATH) as {
+    office: { id: string; name: string; utcOffsetMinutes: number }
+    enterprises: { id: string; name: string }[]
+    routes: unknown[]
+  }
+  return {
+    districts: [
+      {
+        id: 'pukou',
+        name: '浦口区 (demo)',
+        offices: [
+          {
+            id: office.office.id,
+            name: office.office.name,
+            utcOffsetMinutes: office.office.utcOffsetMinutes,
+            enterprises: office.enterprises.map((e) => ({ id: e.id, name: e.name })),
+            routes: office.routes,
+          },
+        ],
+      },
+    ],
+  }
 }
 
 /** The demo center: one known gateway, open reads. Never for production. */
-export const demoCloudConfig = {
+export const demoCloudConfig = () => ({
   ...base,
   store: { type: 'sqlite', path: 'var/cloud-demo/events.db' },
+  center: { path: 'var/cloud-demo/center.db' },
+  organization: demoOrganization(),
   gateways: [{ id: 'gw-tangquan-01', office: 'tangquan', tokenHash: hashToken(DEMO_GATEWAY_TOKEN) }],
-  reads: { open: true, tokens: [{ name: 'demo-viewer', tokenHash: hashToken(DEMO_VIEWER_TOKEN) }] },
-}
+  reads: { open: true },
+  // Demo passwords are hashed when the demo config is built (scrypt at start, about 50 ms each).
+  users: [
+    { name: 'demo-viewer', role: 'admin', scope: {}, tokenHashes: [hashToken(DEMO_VIEWER_TOKEN)] },
+  ] as UserConfig[],
+})
 
 export function loadCloudConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env, overrides?: unknown): CloudConfig {
-  let merged: unknown = path ? deepMerge(base, readConfigFile(path)) : demoCloudConfig
+  let merged: unknown = path ? deepMerge(base, readConfigFile(path)) : demoCloudConfig()
   const fromEnv: Record<string, unknown> = {}
   if (env.PORT || env.HOST) {
     fromEnv.listen = { ...(env.PORT ? { port: Number(env.PORT) } : {}), ...(env.HOST ? { host: env.HOST } : {}) }
@@ -68,6 +202,7 @@ export function loadCloudConfig(path: string | undefined, env: NodeJS.ProcessEnv
   } else if (env.STORE !== undefined) {
     throw new ConfigError('environment', [{ path: 'STORE', message: `must be "sqlite" or "influx", not "${env.STORE}"` }])
   }
+  if (env.CENTER_DB) fromEnv.center = { path: env.CENTER_DB }
   merged = deepMerge(merged, fromEnv)
   if (overrides !== undefined) merged = deepMerge(merged, overrides)
   // A store section is one choice (sqlite or influx), so a later one replaces an earlier whole

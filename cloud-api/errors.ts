@@ -12,10 +12,15 @@ export const CloudErrorStatus = {
   CLOUD_UNAUTHENTICATED: 401,
   CLOUD_FORBIDDEN: 403,
   CLOUD_NOT_FOUND: 404,
+  /** The alert or incident is not in a state that allows this action, or a name is taken. */
+  CLOUD_CONFLICT: 409,
   CLOUD_BODY_TOO_LARGE: 413,
   CLOUD_UNSUPPORTED_MEDIA_TYPE: 415,
+  CLOUD_RATE_LIMITED: 429,
   CLOUD_INTERNAL: 500,
   CLOUD_STORE_UNAVAILABLE: 503,
+  /** The API itself is overloaded (event loop or memory); retry later. */
+  CLOUD_BUSY: 503,
 } as const
 export type CloudErrorCode = keyof typeof CloudErrorStatus
 

@@ -1,10 +1,47 @@
 /** Every cloud-api metric in one place. */
-import { Counter, Histogram, Registry } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 export function createCloudMetrics(registry = new Registry()) {
   const registers = [registry]
+  let center: () => { auditPending: number } = () => ({ auditPending: 0 })
   return {
     registry,
+    /** The center's own state, read when scraped. */
+    trackCenter(read: typeof center) {
+      center = read
+    },
+    auditPending: new Gauge({
+      name: 'cloud_audit_pending',
+      help: 'Lifecycle transitions not yet copied to the event store (it was down)',
+      registers,
+      collect() {
+        this.set(center().auditPending)
+      },
+    }),
+    transitions: new Counter({
+      name: 'cloud_lifecycle_transitions_total',
+      help: 'Alert and incident lifecycle transitions, by kind and action',
+      labelNames: ['kind', 'action'],
+      registers,
+    }),
+    authFailures: new Counter({
+      name: 'cloud_auth_failures_total',
+      help: 'Requests refused for authentication (401) or authorization (403), by route',
+      labelNames: ['route', 'status'],
+      registers,
+    }),
+    shed: new Counter({
+      name: 'cloud_requests_shed_total',
+      help: 'Requests refused with 503 because the API was under pressure (event loop or heap)',
+      labelNames: ['route'],
+      registers,
+    }),
+    rateLimited: new Counter({
+      name: 'cloud_rate_limited_total',
+      help: 'Requests refused with 429, by route',
+      labelNames: ['route'],
+      registers,
+    }),
     httpRequests: new Counter({
       name: 'cloud_http_requests_total',
       help: 'HTTP requests, by route and status code',

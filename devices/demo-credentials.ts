@@ -9,3 +9,8 @@ export function demoDevicePassword(deviceId: string): string {
 
 export const DEMO_GATEWAY_TOKEN = 'demo-gateway-token-tangquan-01-not-for-production'
 export const DEMO_VIEWER_TOKEN = 'demo-center-viewer-token-not-for-production'
+
+/** Demo sign-in for the center's console: users admin, center, inspector and supervisor. */
+export function demoUserPassword(name: string): string {
+  return `demo-${name}-password`
+}

@@ -96,6 +96,7 @@ export class Gateway {
       outbox: this.outbox,
       ...config.uplink,
       token: config.uplink.token,
+      version: GATEWAY_VERSION,
       metrics: this.metrics,
       logger: log.child({ component: 'uplink' }),
     })

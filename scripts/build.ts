@@ -26,7 +26,8 @@ await build({
   target: 'node20',
   format: 'esm',
   sourcemap: true,
-  external: ['better-sqlite3'],
+  // swagger-ui serves its static files from its own package directory.
+  external: ['better-sqlite3', '@fastify/swagger-ui'],
   // CommonJS dependencies inside an ES module bundle still call require().
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -178,9 +178,10 @@ async function main(): Promise<void> {
   summary.unref()
 
   console.log(`  Cloud API      ${cloudUrl}`)
-  console.log(`  Alerts         ${cloudUrl}/v1/alerts`)
+  console.log(`  Alerts         ${cloudUrl}/v1/alerts?state=open`)
+  console.log(`  API docs       ${cloudUrl}/docs   (sign in: POST /v1/session {"name":"center","password":"demo-center-password"})`)
   console.log(`  Gas series     ${cloudUrl}/v1/series?device=gas-001`)
-  console.log(`  Live stream    ${cloudUrl}/v1/stream?kinds=alert`)
+  console.log(`  Live stream    ${cloudUrl}/v1/stream`)
   console.log(`  Gateway        http://127.0.0.1:${gatewayHttpPort}/healthz   metrics: /metrics`)
   console.log(`  MQTT broker    mqtt://127.0.0.1:${mqttPort}  (devices log in with their own credentials)`)
   console.log(`  Try:           curl -s '${cloudUrl}/v1/alerts' | head -c 2000\n`)

@@ -2,24 +2,29 @@
  * Liveness (/healthz: the process answers), readiness (/readyz: the store answers, so ingest can
  * succeed; a load balancer should stop sending here otherwise) and Prometheus metrics.
  */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { AppDeps } from '../app.ts'
 
 export const CLOUD_VERSION = '0.1.0'
 
 export function healthRoutes(app: FastifyInstance, deps: AppDeps): void {
-  app.get('/healthz', async () => ({ status: 'ok', version: CLOUD_VERSION, store: deps.store.kind }))
+  const live = async () => ({ status: 'ok', version: CLOUD_VERSION, store: deps.store.kind })
+  const ops = { schema: { tags: ['operation'], security: [] } }
+  app.get('/healthz', { ...ops, schema: { ...ops.schema, summary: 'Liveness: the process answers' } }, live)
+  app.get('/health', { ...ops, schema: { ...ops.schema, summary: 'Liveness (alias of /healthz)' } }, live)
 
-  app.get('/readyz', async (_req, reply) => {
+  const ready = async (_req: FastifyRequest, reply: FastifyReply) => {
     try {
       await deps.store.ping()
       return { ready: true, store: deps.store.kind }
     } catch (err) {
       return reply.code(503).header('retry-after', '5').send({ ready: false, store: deps.store.kind, reason: (err as Error).message })
     }
-  })
+  }
+  app.get('/readyz', { ...ops, schema: { ...ops.schema, summary: 'Readiness: the event store answers' } }, ready)
+  app.get('/ready', { ...ops, schema: { ...ops.schema, summary: 'Readiness (alias of /readyz)' } }, ready)
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', { ...ops, schema: { ...ops.schema, summary: 'Prometheus metrics' } }, async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType)
     return deps.metrics.registry.metrics()
   })

@@ -11,13 +11,33 @@ import { IngestRequest, IngestResponse } from '../../contracts/ingest.ts'
 import { idProblems, payloadProblems, type SchemaProblem } from '../../contracts/validate.ts'
 import { ApiError } from '../errors.ts'
 import type { AppDeps } from '../app.ts'
+import { ingestRateLimit } from '../plugins/protection.ts'
+
+/** What a gateway says about itself in its request headers. */
+function reported(headers: Record<string, string | string[] | undefined>): { version?: string; backlog?: number } {
+  const version = headers['x-gridwatch-version']
+  const backlog = Number(headers['x-gridwatch-backlog'])
+  return {
+    ...(typeof version === 'string' && version.length <= 64 ? { version } : {}),
+    ...(Number.isSafeInteger(backlog) && backlog >= 0 ? { backlog } : {}),
+  }
+}
 
 export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.withTypeProvider<TypeBoxTypeProvider>().post(
     '/v1/ingest',
     {
       onRequest: deps.auth.requireGateway,
-      schema: { body: IngestRequest, response: { 200: IngestResponse } },
+      config: ingestRateLimit(deps.config),
+      schema: {
+        summary: 'A gateway delivers a batch of envelopes',
+        description:
+          'Idempotent by envelope id, answered per id. All or nothing for an invalid batch (400 naming each problem). ' +
+          'Gateways may report themselves in the headers x-gridwatch-version and x-gridwatch-backlog (envelopes still waiting in their outbox).',
+        tags: ['ingest'],
+        body: IngestRequest,
+        response: { 200: IngestResponse },
+      },
     },
     async (req) => {
       const gateway = req.gatewayPrincipal!
@@ -51,6 +71,10 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
         if (status === 'stored') fresh.push(e)
         return { id: e.id, status }
       })
+      deps.field.noteEnvelopes(envelopes)
+      deps.field.noteBatch(gateway, deps.now(), envelopes.length, reported(req.headers))
+      // Alerts and incidents join the casebook; a replay changes nothing there (it tracks sequences).
+      if (fresh.some((e) => e.kind === 'alert' || e.kind === 'incident')) deps.casebook.applyEnvelopes(fresh)
       deps.bus.publish(fresh)
       return { results }
     },

@@ -1,31 +1,22 @@
 /**
- * Read endpoints: GET /v1/alerts and GET /v1/series.
+ * Sensor history and data gaps.
+ *
+ *   GET /v1/series?device&quantity&from&to&window=1m|1h|1d   per-window mean, min, max, count
+ *   GET /v1/series?device[&quantity]&from&to[&limit]         raw readings, oldest first
+ *   GET /v1/gaps?office&device&from&to                       what gateways had to drop
+ *
+ * Series are for admins, center staff (their district's devices) and inspectors (their
+ * enterprises' devices). A device the caller may not see is answered 404, like an unknown one.
  */
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
-import { Ident, Severities } from '../../contracts/envelope.ts'
-import { parseQueryTime } from '../../common/time.ts'
-import { foldAlerts } from '../alerts/fold.ts'
+import { Ident } from '../../contracts/envelope.ts'
+import { canSee, officeFilter, type UserPrincipal } from '../access/principal.ts'
+import { windowMs } from '../store/store.ts'
 import { ApiError } from '../errors.ts'
 import type { AppDeps } from '../app.ts'
-
-const QueryTime = Type.String({ maxLength: 40, description: 'ISO 8601, or epoch milliseconds' })
-const Limit = Type.String({ pattern: '^[0-9]{1,6}$' })
-
-const AlertsQuery = Type.Object(
-  {
-    office: Type.Optional(Ident),
-    device: Type.Optional(Ident),
-    type: Type.Optional(Type.String({ maxLength: 64 })),
-    state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('cleared')])),
-    severity: Type.Optional(Type.Enum([...Severities])),
-    from: Type.Optional(QueryTime),
-    to: Type.Optional(QueryTime),
-    limit: Type.Optional(Limit),
-  },
-  { additionalProperties: false },
-)
+import { boundedLimit, Limit, QueryTime, timeWindow } from './params.ts'
 
 const SeriesQuery = Type.Object(
   {
@@ -33,6 +24,7 @@ const SeriesQuery = Type.Object(
     quantity: Type.Optional(Ident),
     from: Type.Optional(QueryTime),
     to: Type.Optional(QueryTime),
+    window: Type.Optional(Type.Enum(['1m', '1h', '1d'])),
     limit: Type.Optional(Limit),
   },
   { additionalProperties: false },
@@ -50,82 +42,73 @@ const GapsQuery = Type.Object(
 )
 
 const DAY = 86_400_000
-/** How many alert events one list request folds at most. */
-const MAX_ALERT_EVENTS = 100_000
+/** Most windows one series request may span, so a 1 m series cannot ask for a year. */
+const MAX_BUCKETS = 50_000
 
 export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
   const api = app.withTypeProvider<TypeBoxTypeProvider>()
-  gapRoutes(app, deps)
 
-  api.get('/v1/alerts', { onRequest: deps.auth.requireReader, schema: { querystring: AlertsQuery } }, async (req) => {
-    const q = req.query
-    const { from, to } = timeWindow(q.from, q.to, 7 * DAY)
-    const limit = boundedLimit(q.limit, 200, 5000)
-    const events = await deps.store.alertEvents({ ...(q.office ? { office: q.office } : {}), from, to, limit: MAX_ALERT_EVENTS })
-    const alerts = foldAlerts(events, {
-      ...(q.state ? { state: q.state } : {}),
-      ...(q.severity ? { severity: q.severity } : {}),
-      ...(q.device ? { device: q.device } : {}),
-      ...(q.type ? { type: q.type } : {}),
-    })
-    return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), total: alerts.length, alerts: alerts.slice(0, limit) }
-  })
-
-  api.get('/v1/series', { onRequest: deps.auth.requireReader, schema: { querystring: SeriesQuery } }, async (req) => {
-    const q = req.query
-    const { from, to } = timeWindow(q.from, q.to, DAY)
-    const limit = boundedLimit(q.limit, 10_000, 100_000)
-    const points = await deps.store.readings({ device: q.device, from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
-    return {
-      device: q.device,
-      ...(q.quantity ? { quantity: q.quantity } : {}),
-      from: new Date(from).toISOString(),
-      to: new Date(to).toISOString(),
-      truncated: points.length >= limit,
-      points: points.map((p) => ({ time: new Date(p.ts).toISOString(), quantity: p.quantity, value: p.value, unit: p.unit, id: p.id })),
-    }
-  })
-}
-
-/**
- * GET /v1/gaps: what gateways had to drop (disk quota reached or TTL passed during a long outage),
- * per device, so nobody mistakes missing data for quiet sensors.
- */
-function gapRoutes(app: FastifyInstance, deps: AppDeps): void {
-  app.withTypeProvider<TypeBoxTypeProvider>().get(
-    '/v1/gaps',
-    { onRequest: deps.auth.requireReader, schema: { querystring: GapsQuery } },
+  api.get(
+    '/v1/series',
+    { onRequest: deps.auth.requireUser(['admin', 'center', 'inspector']), schema: { summary: "One device's readings, raw or per window", tags: ['series'], querystring: SeriesQuery } },
     async (req) => {
       const q = req.query
-      const { from, to } = timeWindow(q.from, q.to, 7 * DAY)
+      const device = visibleDevice(deps, req.user!, q.device)
+      const { from, to } = timeWindow(q.from, q.to, DAY, deps.now())
+      const frame = { device: q.device, ...(device?.enterprise ? { enterprise: device.enterprise } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
+      if (q.window !== undefined) {
+        if (q.quantity === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'a windowed series needs a quantity', [{ path: '/quantity', message: 'required with window' }])
+        const window = q.window
+        if ((to - from) / windowMs[window] > MAX_BUCKETS) {
+          throw new ApiError('CLOUD_REQUEST_INVALID', 'too many windows', [{ path: '/window', message: `at most ${MAX_BUCKETS} windows per request; use a wider window` }])
+        }
+        const buckets = await deps.store.series({ device: q.device, quantity: q.quantity, from, to, window })
+        return {
+          ...frame,
+          quantity: q.quantity,
+          unit: device?.latest[q.quantity]?.unit,
+          window,
+          buckets: buckets.map((b) => ({ time: new Date(b.ts).toISOString(), mean: b.mean, min: b.min, max: b.max, count: b.count })),
+        }
+      }
+      const limit = boundedLimit(q.limit, 10_000, 100_000)
+      const points = await deps.store.readings({ device: q.device, from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
+      return {
+        ...frame,
+        ...(q.quantity ? { quantity: q.quantity } : {}),
+        truncated: points.length >= limit,
+        points: points.map((p) => ({ time: new Date(p.ts).toISOString(), quantity: p.quantity, value: p.value, unit: p.unit, id: p.id })),
+      }
+    },
+  )
+
+  api.get(
+    '/v1/gaps',
+    { onRequest: deps.auth.requireUser(['admin', 'center']), schema: { summary: 'What gateways had to drop (quota, TTL), per device', tags: ['series'], querystring: GapsQuery } },
+    async (req) => {
+      const q = req.query
+      const { from, to } = timeWindow(q.from, q.to, 7 * DAY, deps.now())
       const limit = boundedLimit(q.limit, 1000, 10_000)
+      const offices = officeFilter(req.user!)
+      if (q.office !== undefined && offices && !offices.has(q.office)) return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), gaps: [] }
       const gaps = await deps.store.gaps({ ...(q.office ? { office: q.office } : {}), from, to, limit })
-      const selected = q.device ? gaps.filter((g) => g.device === q.device) : gaps
+      const selected = gaps.filter((g) => (!offices || offices.has(g.office)) && (q.device === undefined || g.device === q.device))
       return {
         from: new Date(from).toISOString(),
         to: new Date(to).toISOString(),
-        gaps: selected.map((g) => ({
-          ...g,
-          recordedAt: new Date(g.ts).toISOString(),
-          from: new Date(g.from).toISOString(),
-          to: new Date(g.to).toISOString(),
-        })),
+        gaps: selected.map((g) => ({ ...g, recordedAt: new Date(g.ts).toISOString(), from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString() })),
       }
     },
   )
 }
 
-function timeWindow(fromText: string | undefined, toText: string | undefined, defaultSpan: number) {
-  const to = toText === undefined ? Date.now() : parseQueryTime(toText)
-  if (to === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad time', [{ path: '/to', message: 'must be ISO 8601 or epoch milliseconds' }])
-  const from = fromText === undefined ? to - defaultSpan : parseQueryTime(fromText)
-  if (from === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad time', [{ path: '/from', message: 'must be ISO 8601 or epoch milliseconds' }])
-  if (from > to) throw new ApiError('CLOUD_REQUEST_INVALID', 'empty time range', [{ path: '/from', message: 'must not be after to' }])
-  return { from, to }
-}
-
-function boundedLimit(text: string | undefined, fallback: number, max: number): number {
-  const n = text === undefined ? fallback : Number(text)
-  if (n < 1 || n > max) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad limit', [{ path: '/limit', message: `must be 1..${max}` }])
-  return n
+/** The device's record when the caller may see its readings; 404 otherwise (admins may ask for any). */
+function visibleDevice(deps: AppDeps, user: UserPrincipal, id: string) {
+  const device = deps.field.device(id)
+  if (!device) {
+    if (user.role === 'admin') return undefined
+    throw new ApiError('CLOUD_NOT_FOUND', `no device "${id}"`)
+  }
+  if (!canSee(user, { office: device.office, enterprise: device.enterprise, kind: 'reading' })) throw new ApiError('CLOUD_NOT_FOUND', `no device "${id}"`)
+  return device
 }

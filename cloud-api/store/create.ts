@@ -4,5 +4,10 @@ import { SqliteStore } from './sqlite-store.ts'
 import type { EventStore } from './store.ts'
 
 export function createStore(config: CloudConfig['store']): EventStore {
-  return config.type === 'influx' ? new InfluxStore({ url: config.url, database: config.database }) : new SqliteStore(config.path)
+  return config.type === 'influx' ? new InfluxStore({
+        url: config.url,
+        database: config.database,
+        ...(config.rawRetention ? { rawRetention: config.rawRetention } : {}),
+        ...(config.longTermRetention ? { longTermRetention: config.longTermRetention } : {}),
+      }) : new SqliteStore(config.path)
 }

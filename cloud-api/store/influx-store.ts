@@ -15,24 +15,76 @@
  *   data_gap       tags office, gateway, device, class, reason            fields from_ms, to_ms, count, kinds, id
  *   reading_1m     tags office, gateway, enterprise, device, quantity   fields min, max, mean, count, unit, to_ms, id
  *   incident       tags office, gateway, device, category, level        fields incident_id, description, reporter, lat, lon, photo, cause, id
- * Every measurement also carries the `grid` tag when the device has one.
+ * Every measurement also carries the `grid` tag when the device has one. All of the above live in
+ * the raw retention policy (the database's DEFAULT, `autogen`, 90 days by default). The long-term
+ * policy (`long_term`, 5 years by default) holds:
+ *   reading_1h     the tags of `reading` (GROUP BY *)                   fields mean, min, max, count, sum
+ *                  written hourly by the continuous query `reading_1h` (RESAMPLE FOR 7d by default)
+ *   lifecycle      tags office, enterprise, subject, action             fields subject_id, actor, state, note, department, level, id
+ * open() creates or aligns both policies and the continuous query (docs/influxdb.md).
  *
  * Idempotence: InfluxDB identifies a point by measurement, tag set and timestamp, and a second
  * write of the same point overwrites it. Every tag comes from the envelope, and the timestamp is
  * the envelope's source time in ms followed by six digits of its sequence (ts·10⁶ + seq mod 10⁶,
  * in ns). So a replay rewrites the very same point, while two envelopes of one device in one
  * millisecond remain two points. Sub-millisecond digits therefore carry no time meaning.
+ * Lifecycle rows have no sequence: their six digits come from the row id (lifecycleTime).
  */
 import { InfluxDB, escape, type INanoDate, type IPoint } from 'influx'
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
-import { StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
+import { InfluxWriter } from './influx-http.ts'
+import { envelopeBodies, escapeMeasurement, escapeTag, quoteString } from './line-protocol.ts'
+import {
+  StoreUnavailableError,
+  windowMs,
+  type AggregateQuery,
+  type AlertEventQuery,
+  type AlertEventRow,
+  type EventStore,
+  type GapQuery,
+  type GapRow,
+  type LifecycleQuery,
+  type LifecycleRow,
+  type ReadingPoint,
+  type ScanQuery,
+  type ScanRow,
+  type SeriesBucket,
+  type SeriesQuery,
+} from './store.ts'
 
 export interface InfluxStoreOptions {
   /** e.g. http://127.0.0.1:8086 (credentials may be in the URL: http://user:pass@host:8086) */
   url: string
   database: string
   timeoutMs?: number
+  /**
+   * The retention policy of the raw data, made the database's DEFAULT (so every write and query
+   * that names no policy uses it). Default `autogen`, the one CREATE DATABASE makes, so data
+   * written before retention was configured stays where queries look.
+   */
+  rawPolicy?: string
+  /** How long raw points are kept, as an InfluxQL duration (`90d`, `12w`, `INF`). Default `90d`. */
+  rawRetention?: string
+  /** The retention policy of the hourly rollups (`reading_1h`) and the lifecycle audit trail. Default `long_term`. */
+  longTermPolicy?: string
+  /** How long the long-term policy keeps its points. Default `1825d` (5 years). */
+  longTermRetention?: string
+  /**
+   * How far back each hourly run of the rollup continuous query recomputes (`RESAMPLE FOR`), so
+   * readings that arrive late (a gateway's backlog after an outage) still reach their hour. At
+   * least 1h. Default `7d`, the gateway's default telemetry TTL.
+   */
+  rollupResample?: string
+  /**
+   * `series()` with 1h and 1d windows reads the part of the range older than this from the
+   * rollups, the rest from raw points. Default: the raw retention, i.e. rollups serve only what
+   * raw data may no longer hold. Shorter is faster for long ranges but misses readings that
+   * arrived after their hour's last recomputation (see `rollupResample`); `INF` never reads rollups.
+   */
+  rollupsOlderThan?: string
+  /** The clock (epoch ms) that places the rollup horizon; for tests. */
+  now?: () => number
 }
 
 export const Measurements = {
@@ -57,10 +109,88 @@ export function sourceMs(nanos: string): number {
   return Number(nanos.slice(0, -6) || '0')
 }
 
+/** Measurements of the long-term retention policy. */
+export const LongTermMeasurements = {
+  /** Hourly rollups of `reading`, written by the continuous query ROLLUP_QUERY. */
+  readingHourly: 'reading_1h',
+  /** The lifecycle audit trail (EventStore.writeLifecycle). */
+  lifecycle: 'lifecycle',
+} as const
+
+/** The name of the continuous query that fills `reading_1h`. */
+export const ROLLUP_QUERY = 'reading_1h'
+
+const HOUR_MS = 3_600_000
+
+/**
+ * The point timestamp in ns of a lifecycle row: its ms, then six digits from its id. An id that
+ * ends in `:<n>` gives (FNV-1a of what precedes the `:<n>` + n) mod 10⁶, so the center's ids
+ * (`lc:<global seq>`) give the sequence plus a constant: transitions within one millisecond get
+ * distinct timestamps in sequence order, like envelopes (pointTime). Ids of the form
+ * `<prefix>:<n>` with many prefixes (`act:<case>:<n>`) are spread by the prefix; any other id is
+ * FNV-1a of the whole id. The same row always gets the same timestamp, so a rewrite overwrites it.
+ */
+export function lifecycleTime(ts: number, id: string): string {
+  const m = /^(.*):(\d+)$/s.exec(id)
+  const digits = m ? (fnv1a(m[1]) + Number(m[2].slice(-6))) % 1_000_000 : fnv1a(id) % 1_000_000
+  return pointTime(ts, digits)
+}
+
+/** FNV-1a, 32 bits, of the UTF-8 bytes. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5
+  for (const byte of Buffer.from(text, 'utf8')) h = Math.imul(h ^ byte, 0x01000193) >>> 0
+  return h
+}
+
+const DURATION_UNIT_MS: Record<string, number> = { ns: 1e-6, u: 1e-3, µ: 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS, d: 24 * HOUR_MS, w: 7 * 24 * HOUR_MS }
+
+/** Milliseconds of an InfluxQL duration literal (`90d`, `12w`, `1h`); `INF` is Infinity. Throws on anything else. */
+export function durationMs(literal: string): number {
+  if (/^inf$/i.test(literal)) return Infinity
+  const m = /^(\d+)(ns|u|µ|ms|s|m|h|d|w)$/.exec(literal)
+  if (!m) throw new Error(`not an InfluxQL duration: ${JSON.stringify(literal)} (e.g. 90d, 12w, INF)`)
+  return Number(m[1]) * DURATION_UNIT_MS[m[2]]
+}
+
+/** How InfluxDB writes a duration back (influxql.FormatDuration), for whole-ms durations: the largest unit that divides it. */
+function formatDuration(ms: number): string {
+  if (ms === Infinity || ms === 0) return 'INF'
+  for (const [unit, size] of [['w', 7 * 24 * HOUR_MS], ['d', 24 * HOUR_MS], ['h', HOUR_MS], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`
+  }
+  return `${ms}ms`
+}
+
+/** Milliseconds of a Go duration as SHOW RETENTION POLICIES prints it (`2160h0m0s`; `0s` is infinite). */
+function goDurationMs(text: string): number {
+  const units: Record<string, number> = { h: HOUR_MS, m: 60_000, s: 1000, ms: 1, us: 1e-3, µs: 1e-3, ns: 1e-6 }
+  let ms = 0
+  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/g)) ms += Number(n) * units[unit]
+  return ms === 0 ? Infinity : ms
+}
+
+/** InfluxDB's default shard group duration for a retention policy of this length. */
+function shardDurationMs(retentionMs: number): number {
+  if (retentionMs < 2 * 24 * HOUR_MS) return HOUR_MS
+  if (retentionMs < 180 * 24 * HOUR_MS) return 24 * HOUR_MS
+  return 7 * 24 * HOUR_MS
+}
+
 export class InfluxStore implements EventStore {
   readonly kind = 'influx'
   private readonly influx: InfluxDB
+  private readonly schema: {
+    rawPolicy: string
+    rawRetentionMs: number
+    longTermPolicy: string
+    longTermRetentionMs: number
+    resampleMs: number
+    rollupsOlderThanMs: number
+  }
   private opened = false
+  private writer: InfluxWriter | undefined
+  private lifecycleWriter: InfluxWriter | undefined
 
   constructor(private readonly options: InfluxStoreOptions) {
     const url = new URL(options.url)
@@ -74,18 +204,150 @@ export class InfluxStore implements EventStore {
       // API can answer 503 with Retry-After instead of hanging.
       pool: { maxRetries: 0, requestTimeout: options.timeoutMs ?? 10_000 },
     })
+    this.schema = {
+      rawPolicy: options.rawPolicy ?? 'autogen',
+      rawRetentionMs: durationMs(options.rawRetention ?? '90d'),
+      longTermPolicy: options.longTermPolicy ?? 'long_term',
+      longTermRetentionMs: durationMs(options.longTermRetention ?? '1825d'),
+      resampleMs: durationMs(options.rollupResample ?? '7d'),
+      rollupsOlderThanMs: durationMs(options.rollupsOlderThan ?? options.rawRetention ?? '90d'),
+    }
+    for (const [name, ms] of [['rawRetention', this.schema.rawRetentionMs], ['longTermRetention', this.schema.longTermRetentionMs]] as const) {
+      if (ms < HOUR_MS) throw new Error(`InfluxStore ${name} must be at least 1h (InfluxDB's minimum) or INF`)
+    }
+    if (this.schema.resampleMs < HOUR_MS || this.schema.resampleMs === Infinity) throw new Error('InfluxStore rollupResample must be a finite duration of at least 1h')
+    if (this.schema.rawPolicy === this.schema.longTermPolicy) throw new Error('InfluxStore rawPolicy and longTermPolicy must differ')
   }
 
+  /**
+   * Creates the database, its retention policies and the rollup continuous query, or brings
+   * existing ones in line with the options. Safe to run again, by several API instances at once.
+   */
   async open(): Promise<void> {
     await this.guard('create database', () => this.influx.createDatabase(this.options.database))
+    await this.guard('retention setup', async () => {
+      await this.ensurePolicy(this.schema.rawPolicy, this.schema.rawRetentionMs, true)
+      await this.ensurePolicy(this.schema.longTermPolicy, this.schema.longTermRetentionMs, false)
+      await this.ensureRollupQuery()
+    })
     this.opened = true
+  }
+
+  /**
+   * Creates the retention policy, or alters it when its duration differs or it should be the
+   * default and is not. The shard group duration is InfluxDB's own default for the duration, set
+   * only along with a duration (so an operator's tuning of it survives restarts).
+   */
+  private async ensurePolicy(name: string, retentionMs: number, isDefault: boolean): Promise<void> {
+    const on = `${escape.quoted(name)} ON ${escape.quoted(this.options.database)}`
+    const duration = `DURATION ${formatDuration(retentionMs)}`
+    const shard = `SHARD DURATION ${formatDuration(shardDurationMs(retentionMs))}`
+    const asDefault = isDefault ? ' DEFAULT' : ''
+    const existing = (await this.influx.showRetentionPolicies(this.options.database)).find((p) => p.name === name)
+    if (!existing) {
+      try {
+        await this.ddl(`CREATE RETENTION POLICY ${on} ${duration} REPLICATION 1 ${shard}${asDefault}`)
+        return
+      } catch (err) {
+        // Another instance created it just now, maybe from other options: make it ours.
+        if (!/already exists/.test((err as Error).message)) throw err
+      }
+    } else if (goDurationMs(existing.duration) === retentionMs) {
+      if (isDefault && !existing.default) await this.ddl(`ALTER RETENTION POLICY ${on} DEFAULT`)
+      return
+    }
+    await this.ddl(`ALTER RETENTION POLICY ${on} ${duration} ${shard}${asDefault}`)
+  }
+
+  /**
+   * The rollup query: hourly mean, min, max, count and sum of `reading` per series (GROUP BY *
+   * keeps every tag), from the raw policy into the long-term one. `sum` lets coarser windows be
+   * rolled up exactly (mean = Σsum / Σcount).
+   */
+  private rollupSelect(where = ''): string {
+    const db = escape.quoted(this.options.database)
+    const into = `${db}.${escape.quoted(this.schema.longTermPolicy)}.${escape.quoted(LongTermMeasurements.readingHourly)}`
+    const from = `${db}.${escape.quoted(this.schema.rawPolicy)}.${escape.quoted(Measurements.reading)}`
+    return (
+      'SELECT mean("value") AS "mean", min("value") AS "min", max("value") AS "max", count("value") AS "count", sum("value") AS "sum" ' +
+      `INTO ${into} FROM ${from}${where} GROUP BY time(1h), *`
+    )
+  }
+
+  /** The continuous query's definition, as InfluxDB would print it back but for quoting. */
+  private rollupStatement(): string {
+    return (
+      `CREATE CONTINUOUS QUERY ${escape.quoted(ROLLUP_QUERY)} ON ${escape.quoted(this.options.database)} ` +
+      `RESAMPLE EVERY 1h FOR ${formatDuration(this.schema.resampleMs)} BEGIN ${this.rollupSelect()} END`
+    )
+  }
+
+  /**
+   * Creates the continuous query; one of that name with another definition (other options, an
+   * older version) is dropped and created anew. CREATE of an identical query is a no-op in
+   * InfluxDB 1.x, and an "already exists" from a concurrent instance is taken as done.
+   */
+  private async ensureRollupQuery(): Promise<void> {
+    const wanted = this.rollupStatement()
+    const found = await this.continuousQuery(ROLLUP_QUERY)
+    if (found !== undefined && normalisedStatement(found) === normalisedStatement(wanted)) return
+    if (found) await this.ddl(`DROP CONTINUOUS QUERY ${escape.quoted(ROLLUP_QUERY)} ON ${escape.quoted(this.options.database)}`)
+    try {
+      await this.ddl(wanted)
+    } catch (err) {
+      if (!/already exists/.test((err as Error).message)) throw err
+    }
+  }
+
+  /**
+   * Runs the rollup query over the whole hours overlapping [from, to], a day per statement: for
+   * readings written before the continuous query existed, or later than its RESAMPLE window
+   * reaches back (docs/influxdb.md). Rewrites those hours' rollups from the raw points.
+   */
+  async backfillRollups(from: number, to: number): Promise<void> {
+    if (!this.opened) await this.open()
+    const start = Math.floor(from / HOUR_MS) * HOUR_MS
+    const end = Math.floor(to / HOUR_MS) * HOUR_MS + HOUR_MS
+    for (let t = start; t < end; t += 24 * HOUR_MS) {
+      const until = Math.min(t + 24 * HOUR_MS, end)
+      await this.guard('rollup backfill', () => this.ddl(this.rollupSelect(` WHERE time >= ${t}ms AND time < ${until}ms`)))
+    }
+  }
+
+  /** The definition of this database's continuous query of that name, as InfluxDB prints it. */
+  private async continuousQuery(name: string): Promise<string | undefined> {
+    const res = (await this.influx.queryRaw('SHOW CONTINUOUS QUERIES')) as {
+      results: { error?: string; series?: { name: string; columns: string[]; values?: unknown[][] }[] }[]
+    }
+    const result = res.results[0]
+    if (result?.error) throw new Error(result.error)
+    const series = result?.series?.find((s) => s.name === this.options.database)
+    const [nameAt, queryAt] = [series?.columns.indexOf('name') ?? -1, series?.columns.indexOf('query') ?? -1]
+    const row = series?.values?.find((v) => v[nameAt] === name)
+    return row ? String(row[queryAt]) : undefined
+  }
+
+  /** A statement that changes something (POST /query), throwing on an error in its result. */
+  private async ddl(statement: string): Promise<void> {
+    await this.influx.query(statement, { method: 'POST' })
   }
 
   async write(envelopes: readonly Envelope[]): Promise<IngestStatus[]> {
     // InfluxDB may have been down when the API started; create the database on first success.
     if (!this.opened) await this.open()
-    const points = envelopes.map(toPoint)
-    await this.guard('write', () => this.influx.writePoints(points, { precision: 'n' }))
+    // Line protocol written directly (line-protocol.ts: the points toPoint describes) and POSTed
+    // over keep-alive HTTP, bodies of at most 5,000 lines in turn. Failures are StoreUnavailableError;
+    // a point InfluxDB refuses is its subclass StoreRejectedError (influx-http.ts says which is which).
+    this.writer ??= new InfluxWriter({ url: this.options.url, database: this.options.database, timeoutMs: this.options.timeoutMs })
+    for (const { body, lines, first } of envelopeBodies(envelopes, 5000)) {
+      try {
+        await this.writer.write(body, lines, first)
+      } catch (err) {
+        // The database was dropped under us: create it again on the next write.
+        if (/database not found/.test((err as Error).message)) this.opened = false
+        throw err
+      }
+    }
     // InfluxDB cannot tell a replay from a first write; both leave exactly one point.
     return envelopes.map(() => 'stored')
   }
@@ -135,12 +397,136 @@ export class InfluxStore implements EventStore {
     }))
   }
 
+  async series(q: AggregateQuery): Promise<SeriesBucket[]> {
+    const size = windowMs[q.window]
+    // Rollups serve the part of the range before the horizon, raw points the rest; the horizon is
+    // a window boundary, so no window is split between the two.
+    const olderThan = this.schema.rollupsOlderThanMs
+    const horizon = q.window === '1m' || olderThan === Infinity ? -Infinity : Math.ceil(((this.options.now ?? Date.now)() - olderThan) / size) * size
+    const buckets: SeriesBucket[] = []
+    if (q.from < horizon) buckets.push(...(await this.rollupSeries(q, Math.min(q.to, horizon - 1))))
+    if (q.to >= horizon) buckets.push(...(await this.rawSeries(q, Math.max(q.from, horizon))))
+    return buckets
+  }
+
+  /** Windows of raw points in [from, q.to]; fill(none) leaves out the empty ones. */
+  private async rawSeries(q: AggregateQuery, from: number): Promise<SeriesBucket[]> {
+    const where = `"device" = ${escape.stringLit(q.device)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, q.to)}`
+    const rows = await this.guard('query', () =>
+      this.influx.query<{ time: INanoDate; mean: number; min: number; max: number; count: number }>(
+        `SELECT mean("value") AS "mean", min("value") AS "min", max("value") AS "max", count("value") AS "count" FROM "${Measurements.reading}" ` +
+          `WHERE ${where} GROUP BY time(${q.window}) fill(none)`,
+      ),
+    )
+    return rows.map((r) => ({ ts: r.time.getTime(), mean: r.mean, min: r.min, max: r.max, count: r.count }))
+  }
+
+  /**
+   * Windows of the hourly rollups overlapping [q.from, to]: whole hours, so a `from` or `to`
+   * within an hour counts all of that hour. A window's mean is Σsum / Σcount, as exact as a mean
+   * of the raw points.
+   */
+  private async rollupSeries(q: AggregateQuery, to: number): Promise<SeriesBucket[]> {
+    if (!this.opened) await this.open()
+    const from = Math.floor(q.from / HOUR_MS) * HOUR_MS
+    const where = `"device" = ${escape.stringLit(q.device)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, to)}`
+    const rows = await this.guard('query', () =>
+      this.influx.query<{ time: INanoDate; sum: number; min: number; max: number; count: number }>(
+        `SELECT sum("sum") AS "sum", min("min") AS "min", max("max") AS "max", sum("count") AS "count" FROM ${this.longTerm(LongTermMeasurements.readingHourly)} ` +
+          `WHERE ${where} GROUP BY time(${q.window}) fill(none)`,
+      ),
+    )
+    return rows.map((r) => ({ ts: r.time.getTime(), mean: r.sum / r.count, min: r.min, max: r.max, count: r.count }))
+  }
+
+  async scans(q: ScanQuery): Promise<ScanRow[]> {
+    const where = `"office" = ${escape.stringLit(q.office)} AND ${timeRange(q.from, q.to)}`
+    const rows = await this.guard('query', () =>
+      this.influx.query<Record<string, unknown> & { time: INanoDate }>(
+        `SELECT * FROM "${Measurements.scan}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
+      ),
+    )
+    return rows.map((r) => {
+      const row: ScanRow = {
+        id: r.id as string,
+        ts: sourceMs(r.time.getNanoTime()),
+        office: r.office as string,
+        device: r.device as string,
+        tag: r.tag as string,
+        method: r.method as string,
+      }
+      if (typeof r.checkpoint === 'string' && r.checkpoint !== '') row.checkpoint = r.checkpoint
+      if (typeof r.staff === 'string') row.staff = r.staff
+      return row
+    })
+  }
+
+  /**
+   * Lifecycle rows go to the long-term policy (an audit trail outlives raw readings), at
+   * lifecycleTime(ts, id): rewriting a row rewrites the same point. Line protocol as write()'s
+   * (line-protocol.ts escaping; the `influx` package would alter a `\'` in a note), at most 5,000
+   * lines a request.
+   */
+  async writeLifecycle(rows: readonly LifecycleRow[]): Promise<void> {
+    if (rows.length === 0) return
+    if (!this.opened) await this.open()
+    this.lifecycleWriter ??= new InfluxWriter({
+      url: this.options.url,
+      database: this.options.database,
+      retentionPolicy: this.schema.longTermPolicy,
+      timeoutMs: this.options.timeoutMs,
+    })
+    const lines = rows.map(lifecycleLine)
+    for (let i = 0; i < lines.length; i += 5000) {
+      const chunk = lines.slice(i, i + 5000)
+      await this.lifecycleWriter.write(chunk.join('\n'), chunk, i)
+    }
+  }
+
+  async lifecycle(q: LifecycleQuery): Promise<LifecycleRow[]> {
+    if (!this.opened) await this.open()
+    const where: string[] = []
+    if (q.office !== undefined) where.push(`"office" = ${escape.stringLit(q.office)}`)
+    if (q.subjectId !== undefined) where.push(`"subject_id" = ${escape.stringLit(q.subjectId)}`)
+    where.push(timeRange(q.from, q.to))
+    const rows = await this.guard('query', () =>
+      this.influx.query<Record<string, unknown> & { time: INanoDate }>(
+        `SELECT * FROM ${this.longTerm(LongTermMeasurements.lifecycle)} WHERE ${where.join(' AND ')} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
+      ),
+    )
+    return rows.map((r) => {
+      const row: LifecycleRow = {
+        id: r.id as string,
+        ts: sourceMs(r.time.getNanoTime()),
+        office: r.office as string,
+        subject: r.subject as LifecycleRow['subject'],
+        subjectId: r.subject_id as string,
+        action: r.action as string,
+        actor: r.actor as string,
+        state: r.state as string,
+      }
+      if (typeof r.enterprise === 'string' && r.enterprise !== '') row.enterprise = r.enterprise
+      if (typeof r.note === 'string') row.note = r.note
+      if (typeof r.department === 'string') row.department = r.department
+      if (typeof r.level === 'string') row.level = r.level
+      return row
+    })
+  }
+
+  /** A measurement of the long-term policy, qualified for FROM. */
+  private longTerm(measurement: string): string {
+    return `${escape.quoted(this.schema.longTermPolicy)}.${escape.quoted(measurement)}`
+  }
+
   async ping(): Promise<void> {
     const hosts = await this.influx.ping(this.options.timeoutMs ?? 5000)
     if (!hosts.some((h) => h.online)) throw new StoreUnavailableError(`InfluxDB at ${this.options.url} does not answer /ping`)
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.lifecycleWriter?.close()
+    this.lifecycleWriter = undefined
+  }
 
   private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
@@ -149,6 +535,29 @@ export class InfluxStore implements EventStore {
       throw new StoreUnavailableError(`InfluxDB ${what} failed: ${(err as Error).message}`, { cause: err })
     }
   }
+}
+
+/** One lifecycle row as a line: tags and fields in key order, empty tags and absent fields left out. */
+function lifecycleLine(r: LifecycleRow): string {
+  let line = escapeMeasurement(LongTermMeasurements.lifecycle)
+  const tagSet: [string, string | undefined][] = [['action', r.action], ['enterprise', r.enterprise], ['office', r.office], ['subject', r.subject]]
+  for (const [key, value] of tagSet) if (value !== undefined && value !== '') line += `,${key}=${escapeTag(value)}`
+  const fieldSet: [string, string | undefined][] = [
+    ['actor', r.actor],
+    ['department', r.department],
+    ['id', r.id],
+    ['level', r.level],
+    ['note', r.note],
+    ['state', r.state],
+    ['subject_id', r.subjectId],
+  ]
+  line += ' ' + fieldSet.filter(([, v]) => v !== undefined).map(([key, value]) => `${key}=${quoteString(value!)}`).join(',')
+  return `${line} ${lifecycleTime(r.ts, r.id)}`
+}
+
+/** A statement for comparison with what SHOW CONTINUOUS QUERIES prints: no quotes, one space, lower case. */
+function normalisedStatement(statement: string): string {
+  return statement.replaceAll('"', '').replace(/\s+/g, ' ').trim().toLowerCase()
 }
 
 /** [from, to] in ms, inclusive of every point stamped within the `to` millisecond. */

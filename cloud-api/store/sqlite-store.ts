@@ -9,7 +9,25 @@ import { dirname } from 'node:path'
 import type { Envelope } from '../../contracts/envelope.ts'
 import { Checkpointer } from '../../common/checkpointer.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
-import { alertEventRow, gapRow, StoreUnavailableError, type AlertEventQuery, type AlertEventRow, type EventStore, type GapQuery, type GapRow, type ReadingPoint, type SeriesQuery } from './store.ts'
+import {
+  alertEventRow,
+  gapRow,
+  StoreUnavailableError,
+  windowMs,
+  type AggregateQuery,
+  type AlertEventQuery,
+  type AlertEventRow,
+  type EventStore,
+  type GapQuery,
+  type GapRow,
+  type LifecycleQuery,
+  type LifecycleRow,
+  type ReadingPoint,
+  type ScanQuery,
+  type ScanRow,
+  type SeriesBucket,
+  type SeriesQuery,
+} from './store.ts'
 
 /**
  * Breaks ties between rows of the same millisecond in the gateway's sequence order: ids are
@@ -37,6 +55,8 @@ export class SqliteStore implements EventStore {
       db.pragma('wal_autocheckpoint = 0')
       this.checkpointer = new Checkpointer(this.path, 250)
     }
+    // A database from before the scans projection: fill it from the envelopes once, below.
+    const scansToFill = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scans'").get() === undefined
     db.exec(`
       CREATE TABLE IF NOT EXISTS envelopes (
         id TEXT PRIMARY KEY,
@@ -70,9 +90,41 @@ export class SqliteStore implements EventStore {
         row TEXT NOT NULL
       ) STRICT;
       CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps (ts);
+      CREATE TABLE IF NOT EXISTS scans (
+        id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        office TEXT NOT NULL,
+        row TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS scans_by_office ON scans (office, ts);
+      CREATE TABLE IF NOT EXISTS lifecycle (
+        id TEXT PRIMARY KEY,
+        ts INTEGER NOT NULL,
+        office TEXT NOT NULL,
+        subject_id TEXT NOT NULL,
+        -- the n of an id ending in ':<n>' (the center's 'lc:<seq>'), to order one millisecond's rows
+        seq INTEGER NOT NULL,
+        row TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS lifecycle_by_time ON lifecycle (ts);
+      CREATE INDEX IF NOT EXISTS lifecycle_by_office ON lifecycle (office, ts);
+      CREATE INDEX IF NOT EXISTS lifecycle_by_subject ON lifecycle (subject_id, ts);
     `)
     this.db = db
     this.stmt = this.prepare(db)
+    if (scansToFill) {
+      // scanRow in SQL; json_patch onto {} drops the keys of absent (null) optional fields.
+      db.exec(`
+        INSERT OR IGNORE INTO scans (id, ts, office, row)
+        SELECT id, ts, office, json_patch('{}', json_object(
+          'id', id, 'ts', ts, 'office', office, 'device', device,
+          'tag', json_extract(body, '$.payload.tag'),
+          'checkpoint', json_extract(body, '$.payload.checkpoint'),
+          'staff', json_extract(body, '$.payload.staff'),
+          'method', json_extract(body, '$.payload.method')))
+        FROM envelopes WHERE kind = 'scan'
+      `)
+    }
   }
 
   private prepare(db: Database.Database) {
@@ -81,6 +133,13 @@ export class SqliteStore implements EventStore {
       reading: db.prepare('INSERT INTO readings (device, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?)'),
       alertEvent: db.prepare('INSERT OR IGNORE INTO alert_events (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       gap: db.prepare('INSERT OR IGNORE INTO gaps (id, ts, office, row) VALUES (?, ?, ?, ?)'),
+      scan: db.prepare('INSERT OR IGNORE INTO scans (id, ts, office, row) VALUES (?, ?, ?, ?)'),
+      lifecycle: db.prepare('INSERT OR IGNORE INTO lifecycle (id, ts, office, subject_id, seq, row) VALUES (?, ?, ?, ?, ?, ?)'),
+      series: db.prepare<{ size: number; device: string; quantity: string; from: number; to: number }, SeriesBucket>(
+        `SELECT ts - ts % @size AS ts, avg(value) AS mean, min(value) AS min, max(value) AS max, count(*) AS count
+           FROM readings WHERE device = @device AND quantity = @quantity AND ts >= @from AND ts <= @to
+           GROUP BY 1 ORDER BY 1`,
+      ),
     }
   }
 
@@ -104,6 +163,8 @@ export class SqliteStore implements EventStore {
             stmt.alertEvent.run(e.id, e.ts, e.office, JSON.stringify(alertEventRow(e)))
           } else if (e.kind === 'gap') {
             stmt.gap.run(e.id, e.ts, e.office, JSON.stringify(gapRow(e)))
+          } else if (e.kind === 'scan') {
+            stmt.scan.run(e.id, e.ts, e.office, JSON.stringify(scanRow(e)))
           }
         }
       })()
@@ -126,6 +187,43 @@ export class SqliteStore implements EventStore {
     return db.prepare(sql).all(...args) as ReadingPoint[]
   }
 
+  async series(q: AggregateQuery): Promise<SeriesBucket[]> {
+    const { stmt } = this.ready
+    return stmt.series.all({ size: windowMs[q.window], device: q.device, quantity: q.quantity, from: q.from, to: q.to })
+  }
+
+  async scans(q: ScanQuery): Promise<ScanRow[]> {
+    return this.officeRows<ScanRow>('scans', q)
+  }
+
+  async writeLifecycle(rows: readonly LifecycleRow[]): Promise<void> {
+    const { db, stmt } = this.ready
+    try {
+      db.transaction(() => {
+        for (const r of rows) stmt.lifecycle.run(r.id, r.ts, r.office, r.subjectId, idSeq(r.id), JSON.stringify(r))
+      })()
+    } catch (err) {
+      throw new StoreUnavailableError(`sqlite lifecycle write failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  async lifecycle(q: LifecycleQuery): Promise<LifecycleRow[]> {
+    const { db } = this.ready
+    const args: (string | number)[] = [q.from, q.to]
+    let sql = 'SELECT row FROM lifecycle WHERE ts >= ? AND ts <= ?'
+    if (q.office !== undefined) {
+      sql += ' AND office = ?'
+      args.push(q.office)
+    }
+    if (q.subjectId !== undefined) {
+      sql += ' AND subject_id = ?'
+      args.push(q.subjectId)
+    }
+    sql += ' ORDER BY ts, seq, id LIMIT ?'
+    args.push(q.limit)
+    return (db.prepare(sql).all(...args) as { row: string }[]).map((r) => JSON.parse(r.row) as LifecycleRow)
+  }
+
   async alertEvents(q: AlertEventQuery): Promise<AlertEventRow[]> {
     return this.officeRows<AlertEventRow>('alert_events', q)
   }
@@ -134,8 +232,8 @@ export class SqliteStore implements EventStore {
     return this.officeRows<GapRow>('gaps', q)
   }
 
-  /** Rows of a projection table (alert_events, gaps) in [from, to], optionally of one office. */
-  private officeRows<T>(table: 'alert_events' | 'gaps', q: { office?: string; from: number; to: number; limit: number }): T[] {
+  /** Rows of a projection table (alert_events, gaps, scans) in [from, to], optionally of one office. */
+  private officeRows<T>(table: 'alert_events' | 'gaps' | 'scans', q: { office?: string; from: number; to: number; limit: number }): T[] {
     const { db } = this.ready
     const args: (string | number)[] = [q.from, q.to]
     let sql = `SELECT row FROM ${table} WHERE ts >= ? AND ts <= ?`
@@ -159,4 +257,28 @@ export class SqliteStore implements EventStore {
     this.db = undefined
     this.stmt = undefined
   }
+}
+
+/** A scan as the scans projection keeps it. */
+function scanRow(e: Envelope & { kind: 'scan' }): ScanRow {
+  const p = e.payload
+  return {
+    id: e.id,
+    ts: e.ts,
+    office: e.office,
+    device: e.device,
+    tag: p.tag,
+    ...(p.checkpoint !== undefined ? { checkpoint: p.checkpoint } : {}),
+    ...(p.staff !== undefined ? { staff: p.staff } : {}),
+    method: p.method,
+  }
+}
+
+/**
+ * The n of an id ending in `:<n>`, else 0: orders one millisecond's lifecycle rows as InfluxStore's
+ * lifecycleTime does for ids of one prefix, such as the center's `lc:<seq>`.
+ */
+function idSeq(id: string): number {
+  const m = /:(\d+)$/.exec(id)
+  return m ? Number(m[1].slice(-15)) : 0
 }

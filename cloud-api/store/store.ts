@@ -77,6 +77,78 @@ export interface AlertEventQuery {
   limit: number
 }
 
+export type SeriesWindow = '1m' | '1h' | '1d'
+export const windowMs: Record<SeriesWindow, number> = { '1m': 60_000, '1h': 3_600_000, '1d': 86_400_000 }
+
+export interface AggregateQuery {
+  device: string
+  quantity: string
+  /** Inclusive bounds, epoch ms. Buckets are aligned to the window in UTC (epoch multiples). */
+  from: number
+  to: number
+  window: SeriesWindow
+}
+
+/** One window of one device's quantity; windows with no reading are left out. */
+export interface SeriesBucket {
+  /** Start of the window, epoch ms. */
+  ts: number
+  mean: number
+  min: number
+  max: number
+  count: number
+}
+
+/** A scan as stored, for patrol compliance. */
+export interface ScanRow {
+  id: string
+  ts: number
+  office: string
+  device: string
+  tag: string
+  checkpoint?: string
+  staff?: string
+  method: string
+}
+
+export interface ScanQuery {
+  office: string
+  from: number
+  to: number
+  limit: number
+}
+
+/**
+ * One step of an alert's or incident's lifecycle at the center (acknowledged, assigned, escalated,
+ * ...): the audit trail. The center's own state database is authoritative for the current state;
+ * every transition is also written here so the trail lives with the rest of the history.
+ */
+export interface LifecycleRow {
+  /** Unique per transition, e.g. `act:<case id>:<n>`; writing the same id again leaves one copy. */
+  id: string
+  ts: number
+  office: string
+  enterprise?: string
+  subject: 'alert' | 'incident'
+  subjectId: string
+  action: string
+  /** The user name, or `system` (escalation) or `gateway:<id>` (auto-clear). */
+  actor: string
+  /** State after the transition. */
+  state: string
+  note?: string
+  department?: string
+  level?: string
+}
+
+export interface LifecycleQuery {
+  office?: string
+  subjectId?: string
+  from: number
+  to: number
+  limit: number
+}
+
 /** The store could not be reached or failed: the API answers 503 and the gateway retries. */
 export class StoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -99,6 +171,14 @@ export interface EventStore {
   alertEvents(query: AlertEventQuery): Promise<AlertEventRow[]>
   /** Data-gap records in [from, to], oldest first. */
   gaps(query: GapQuery): Promise<GapRow[]>
+  /** Per-window mean, min, max and count of one device's quantity in [from, to], oldest first. */
+  series(query: AggregateQuery): Promise<SeriesBucket[]>
+  /** Scans of one office in [from, to], oldest first. */
+  scans(query: ScanQuery): Promise<ScanRow[]>
+  /** Appends lifecycle transitions (idempotent by row id). Throws StoreUnavailableError on failure. */
+  writeLifecycle(rows: readonly LifecycleRow[]): Promise<void>
+  /** Lifecycle transitions in [from, to], oldest first, optionally of one office or one subject. */
+  lifecycle(query: LifecycleQuery): Promise<LifecycleRow[]>
   /** Resolves when the store answers; throws StoreUnavailableError otherwise. */
   ping(): Promise<void>
   close(): Promise<void>

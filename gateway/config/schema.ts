@@ -123,7 +123,7 @@ const Schedule = Type.Object(
   { additionalProperties: false },
 )
 
-const Route = Type.Object(
+export const RouteSchema = Type.Object(
   {
     id: Ident,
     name: Name,
@@ -207,7 +207,7 @@ export const GatewayConfigSchema = Type.Object(
     devices: Type.Array(Device),
     staff: Type.Array(Staff),
     checkpoints: Type.Array(Checkpoint),
-    routes: Type.Array(Route),
+    routes: Type.Array(RouteSchema),
     thresholds: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }), Threshold),
     /** What reaches the center: every reading is judged by the rules and kept locally; not all are sent. */
     reduction: Type.Object(

@@ -53,6 +53,8 @@ export interface ForwarderOptions {
   breakerHalfOpenMs: number
   metrics: GatewayMetrics
   logger: Logger
+  /** Reported to the center with every batch (x-gridwatch-version), for its gateway health view. */
+  version?: string
 }
 
 export interface UplinkState {
@@ -250,6 +252,9 @@ export class Forwarder {
           'content-type': 'application/json',
           ...(compress ? { 'content-encoding': 'gzip' } : {}),
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
+          // The center shows each gateway's backlog and version; both are cheap to report.
+          'x-gridwatch-backlog': String(outbox.pendingCount()),
+          ...(this.options.version ? { 'x-gridwatch-version': this.options.version } : {}),
         },
         body,
         signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs)]),

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Envelope } from '../../contracts/envelope.ts'
-import type { EventStore } from '../../cloud-api/store/store.ts'
+import type { EventStore, LifecycleRow } from '../../cloud-api/store/store.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
 
 export interface StoreUnderTest {
@@ -21,6 +21,12 @@ function fresh() {
   caseNo++
   return new EnvelopeFactory(`gw-c${caseNo}`, `office-c${caseNo}`)
 }
+/** A lifecycle row id as the center makes them (`lc:<seq>`), unique to the current test. */
+function lcId(n: number): string {
+  return `lc:${caseNo * 1000 + n}`
+}
+/** A minute boundary after T0 (epoch multiple of 60 s), for the windowed series. */
+const M0 = Date.UTC(2026, 10, 26, 9, 0, 0)
 
 export function storeContract(name: string, setup: () => Promise<StoreUnderTest>): void {
   describe(`EventStore contract: ${name}`, () => {
@@ -239,6 +245,187 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       expect(statuses.every((s) => s === 'stored')).toBe(true)
       const points = await store.readings({ device: `${f.gateway}-gas`, from: T0, to: T0 + 999, limit: 5000 })
       expect(points).toHaveLength(1000)
+    })
+
+    it('series: 1m windows aligned to UTC minutes, with exact mean/min/max/count, empty windows left out, bounds inclusive', async () => {
+      const f = fresh()
+      const dev = `${f.gateway}-gas`
+      await store.write([
+        f.reading(dev, M0 - 1, 100), // before `from`
+        f.reading(dev, M0, 1), // at `from`
+        f.reading(dev, M0 + 20_000, 2),
+        f.reading(dev, M0 + 59_999, 4.5),
+        // minute M0+1 has no reading
+        f.reading(dev, M0 + 120_000, 7),
+        f.reading(dev, M0 + 120_000, -1), // same millisecond: both count
+        f.reading(dev, M0 + 180_500, 10), // at `to`
+        f.reading(dev, M0 + 180_501, 1000), // after `to`
+        f.reading(dev, M0 + 30_000, 50, 'temperature', '°C'), // another quantity
+        f.reading(`${dev}-other`, M0 + 30_000, 60), // another device
+      ])
+      expect(await store.series({ device: dev, quantity: 'gas', from: M0, to: M0 + 180_500, window: '1m' })).toStrictEqual([
+        { ts: M0, mean: 2.5, min: 1, max: 4.5, count: 3 },
+        { ts: M0 + 120_000, mean: 3, min: -1, max: 7, count: 2 },
+        { ts: M0 + 180_000, mean: 10, min: 10, max: 10, count: 1 },
+      ])
+      // A `from` within a window: the window still starts at the minute, and counts only what is in range.
+      expect(await store.series({ device: dev, quantity: 'gas', from: M0 + 1, to: M0 + 180_499, window: '1m' })).toStrictEqual([
+        { ts: M0, mean: 3.25, min: 2, max: 4.5, count: 2 },
+        { ts: M0 + 120_000, mean: 3, min: -1, max: 7, count: 2 },
+      ])
+      expect(await store.series({ device: dev, quantity: 'temperature', from: M0, to: M0 + 180_500, window: '1m' })).toStrictEqual([
+        { ts: M0, mean: 50, min: 50, max: 50, count: 1 },
+      ])
+      expect(await store.series({ device: dev, quantity: 'gas', from: M0 + 60_000, to: M0 + 119_999, window: '1m' })).toStrictEqual([])
+    })
+
+    it('series: 1h and 1d windows aligned to UTC hours and days', async () => {
+      const f = fresh()
+      const dev = `${f.gateway}-gas`
+      const day = Date.UTC(2026, 10, 25) // midnight UTC
+      const hour = 3_600_000
+      await store.write([
+        f.reading(dev, day + 22 * hour + 600_000, 1), // 22:10
+        f.reading(dev, day + 22 * hour + 3_000_000, 3), // 22:50
+        // 23:00-23:59 empty
+        f.reading(dev, day + 24 * hour, 6), // next day 00:00:00.000
+        f.reading(dev, day + 25 * hour - 1, 0), // 00:59:59.999
+        f.reading(dev, day + 26 * hour + 1_800_000, 9), // 02:30
+      ])
+      const range = { device: dev, quantity: 'gas', from: day + 22 * hour, to: day + 26 * hour + 1_800_000 }
+      expect(await store.series({ ...range, window: '1h' })).toStrictEqual([
+        { ts: day + 22 * hour, mean: 2, min: 1, max: 3, count: 2 },
+        { ts: day + 24 * hour, mean: 3, min: 0, max: 6, count: 2 },
+        { ts: day + 26 * hour, mean: 9, min: 9, max: 9, count: 1 },
+      ])
+      expect(await store.series({ ...range, window: '1d' })).toStrictEqual([
+        { ts: day, mean: 2, min: 1, max: 3, count: 2 },
+        { ts: day + 24 * hour, mean: 5, min: 0, max: 9, count: 3 },
+      ])
+      // `to` one millisecond before the 02:30 reading leaves the 02:00 window out.
+      expect(await store.series({ ...range, to: day + 26 * hour + 1_799_999, window: '1h' })).toHaveLength(2)
+    })
+
+    it('scans: one office within [from, to] inclusive, oldest first in sequence order, every field round-tripped', async () => {
+      const f = fresh()
+      const other = new EnvelopeFactory(`${f.gateway}-o`, `${f.office}-other`)
+      const dev = `${f.gateway}-phone`
+      const first = f.scan(dev, T0, 'TAG-A', 'cp-gate')
+      const bare = f.stamp({ gateway: f.gateway, office: f.office, device: `${f.gateway}-reader`, ts: T0, kind: 'scan', payload: { tag: '04:A2:19:7F', method: 'qr' } })
+      const last = f.scan(dev, T0 + 60_000, 'TAG-B')
+      await store.write([
+        last,
+        f.scan(dev, T0 - 1, 'TAG-EARLY', 'cp-gate'),
+        bare,
+        first,
+        f.scan(dev, T0 + 60_001, 'TAG-LATE'),
+        other.scan(dev, T0 + 1, 'TAG-OTHER', 'cp-gate'),
+        f.reading(`${f.gateway}-gas`, T0 + 2, 3),
+      ])
+      // `bare` was stamped after `first` but written before it: same millisecond, sequence order.
+      expect(await store.scans({ office: f.office, from: T0, to: T0 + 60_000, limit: 100 })).toStrictEqual([
+        { id: first.id, ts: T0, office: f.office, device: dev, tag: 'TAG-A', checkpoint: 'cp-gate', staff: 'staff-1', method: 'nfc' },
+        { id: bare.id, ts: T0, office: f.office, device: `${f.gateway}-reader`, tag: '04:A2:19:7F', method: 'qr' },
+        { id: last.id, ts: T0 + 60_000, office: f.office, device: dev, tag: 'TAG-B', staff: 'staff-1', method: 'nfc' },
+      ])
+      expect((await store.scans({ office: f.office, from: T0, to: T0 + 60_000, limit: 2 })).map((s) => s.id)).toEqual([first.id, bare.id])
+      expect((await store.scans({ office: `${f.office}-other`, from: T0, to: T0 + 60_000, limit: 100 })).map((s) => s.tag)).toEqual(['TAG-OTHER'])
+      expect(await store.scans({ office: f.office, from: T0 + 1, to: T0 + 59_999, limit: 100 })).toStrictEqual([])
+    })
+
+    it('lifecycle: round-trips every field, Chinese text, quotes and newlines in notes; oldest first', async () => {
+      const f = fresh()
+      const full: LifecycleRow = {
+        id: lcId(1),
+        ts: T0,
+        office: f.office,
+        enterprise: 'ent-燃气-1',
+        subject: 'alert',
+        subjectId: `${f.gateway}:17`,
+        action: 'assigned',
+        actor: '张伟',
+        state: 'assigned',
+        note: '老街东口 "north, gate" a=b \\ back\nslash 第二行\n可燃气体,已通知 it\\\'s \'单引号\' trailing\\',
+        department: '城管 "一队"',
+        level: 'street',
+      }
+      const bare: LifecycleRow = { id: lcId(2), ts: T0 + 1, office: f.office, subject: 'incident', subjectId: `${f.gateway}:18`, action: 'escalated', actor: 'system', state: 'escalated' }
+      const gatewayClear: LifecycleRow = { id: lcId(3), ts: T0 + 5000, office: f.office, subject: 'alert', subjectId: `${f.gateway}:17`, action: 'auto-cleared', actor: `gateway:${f.gateway}`, state: 'closed', note: '' }
+      await store.writeLifecycle([gatewayClear, bare, full])
+      expect(await store.lifecycle({ office: f.office, from: T0, to: T0 + 5000, limit: 100 })).toStrictEqual([full, bare, gatewayClear])
+    })
+
+    it('lifecycle: rows of one millisecond come back in id sequence order', async () => {
+      const f = fresh()
+      const rows: LifecycleRow[] = [5, 3, 4].map((n) => ({
+        id: lcId(n),
+        ts: T0,
+        office: f.office,
+        subject: 'alert',
+        subjectId: `${f.gateway}:1`,
+        action: n === 3 ? 'acknowledged' : 'assigned',
+        actor: 'li',
+        state: `s${n}`,
+      }))
+      await store.writeLifecycle(rows)
+      expect((await store.lifecycle({ office: f.office, from: T0, to: T0, limit: 100 })).map((r) => r.id)).toEqual([lcId(3), lcId(4), lcId(5)])
+    })
+
+    it('lifecycle: idempotent by id, so a rewritten row (alone or in another batch) leaves one copy', async () => {
+      const f = fresh()
+      const row = (n: number, ts: number): LifecycleRow => ({
+        id: lcId(n),
+        ts,
+        office: f.office,
+        subject: 'incident',
+        subjectId: `${f.gateway}:9`,
+        action: 'acknowledged',
+        actor: 'wang',
+        state: 'acknowledged',
+        note: `n${n}`,
+      })
+      await store.writeLifecycle([row(1, T0), row(2, T0)])
+      await store.writeLifecycle([row(2, T0)])
+      await store.writeLifecycle([row(3, T0 + 1), row(1, T0), row(2, T0)])
+      await store.writeLifecycle([])
+      expect((await store.lifecycle({ subjectId: `${f.gateway}:9`, from: T0, to: T0 + 1, limit: 100 })).map((r) => [r.id, r.note])).toEqual([
+        [lcId(1), 'n1'],
+        [lcId(2), 'n2'],
+        [lcId(3), 'n3'],
+      ])
+    })
+
+    it('lifecycle: filters by office and by subject, within [from, to] inclusive, with a limit', async () => {
+      const f = fresh()
+      const otherOffice = `${f.office}-other`
+      const s1 = `${f.office}-case-1`
+      const s2 = `${f.office}-case-2`
+      const row = (n: number, ts: number, office: string, subjectId: string): LifecycleRow => ({
+        id: lcId(n),
+        ts,
+        office,
+        subject: 'incident',
+        subjectId,
+        action: 'noted',
+        actor: 'zhao',
+        state: 'open',
+      })
+      await store.writeLifecycle([
+        row(1, T0 - 1, f.office, s1),
+        row(2, T0, f.office, s1),
+        row(3, T0 + 1, f.office, s2),
+        row(4, T0 + 2, otherOffice, s1), // the same subject id in another office
+        row(5, T0 + 3, f.office, s1),
+        row(6, T0 + 4, f.office, s2),
+      ])
+      const ids = async (q: { office?: string; subjectId?: string; from: number; to: number; limit?: number }) =>
+        (await store.lifecycle({ limit: 100, ...q })).map((r) => r.id)
+      expect(await ids({ office: f.office, from: T0, to: T0 + 3 })).toEqual([lcId(2), lcId(3), lcId(5)])
+      expect(await ids({ subjectId: s1, from: T0, to: T0 + 3 })).toEqual([lcId(2), lcId(4), lcId(5)])
+      expect(await ids({ office: f.office, subjectId: s1, from: T0 - 1, to: T0 + 4 })).toEqual([lcId(1), lcId(2), lcId(5)])
+      expect(await ids({ office: otherOffice, subjectId: s2, from: T0 - 1, to: T0 + 4 })).toEqual([])
+      expect(await ids({ office: f.office, from: T0 - 1, to: T0 + 4, limit: 2 })).toEqual([lcId(1), lcId(2)])
+      expect(await ids({ office: f.office, from: T0 + 2, to: T0 + 2 })).toEqual([])
     })
   })
 }

@@ -14,7 +14,7 @@ import { connectDevice, readJson, startCloud, startGateway, type RunningCloud } 
 import { waitFor } from '../helpers/wait.ts'
 
 interface Alerts {
-  alerts: { alertId: string; type: string; severity: string; state: string; device: string; peak?: number }[]
+  alerts: { id: string; type: string; severity: string; state: string; device: string; clearedAt?: string; detail: { peak?: number } }[]
 }
 
 describeWith([INFLUXD])('device → gateway → cloud → InfluxDB', () => {
@@ -59,12 +59,14 @@ describeWith([INFLUXD])('device → gateway → cloud → InfluxDB', () => {
     }
     const alert = await waitFor(
       async () => {
-        const list = await readJson<Alerts>(`${cloud.url}/v1/alerts?office=tangquan&device=gas-001&state=cleared`)
+        const list = await readJson<Alerts>(`${cloud.url}/v1/alerts?office=tangquan&device=gas-001&cleared=true`)
         return list.alerts[0]
       },
       { what: 'a cleared gas alert' },
     )
-    expect(alert).toMatchObject({ type: 'sensor.threshold', severity: 'critical', state: 'cleared', peak: 62 })
+    // Cleared by the gateway, but still raised: a person resolves it.
+    expect(alert).toMatchObject({ type: 'sensor.threshold', severity: 'critical', state: 'raised', detail: { peak: 62 } })
+    expect(alert.clearedAt).toEqual(expect.any(String))
   })
 
   it('the demo scenario: alerts from the gas detector, the patrol phone and the camera all reach the cloud', async () => {
@@ -76,7 +78,7 @@ describeWith([INFLUXD])('device → gateway → cloud → InfluxDB', () => {
           const list = await readJson<Alerts>(`${cloud.url}/v1/alerts?office=tangquan`)
           const seen = new Set(list.alerts.map((a) => a.type))
           const wanted = ['camera.intrusion', 'patrol.unknown_tag', 'patrol.sos', 'sensor.threshold']
-          return wanted.every((t) => seen.has(t)) && list.alerts.some((a) => a.device === 'gas-001' && a.state === 'active') ? seen : undefined
+          return wanted.every((t) => seen.has(t)) && list.alerts.some((a) => a.device === 'gas-001' && a.clearedAt === undefined) ? seen : undefined
         },
         { timeoutMs: 15_000, what: 'alerts from all three device kinds' },
       )

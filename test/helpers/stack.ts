@@ -31,7 +31,9 @@ export async function startCloud(options: { store?: EventStore; port?: number; l
   const store = options.store ?? new SqliteStore(join(mkdtempSync(join(tmpdir(), 'gridwatch-cloud-')), 'events.db'))
   const config: CloudConfig = loadCloudConfig(undefined, {}, {
     gateways: [{ id: 'gw-tangquan-01', office: 'tangquan', tokenHash: hashToken(TEST_GATEWAY_TOKEN) }],
-    reads: { open: false, tokens: [{ name: 'tests', tokenHash: hashToken(TEST_READER_TOKEN) }] },
+    users: [{ name: 'tests', role: 'admin', scope: {}, tokenHashes: [hashToken(TEST_READER_TOKEN)] }],
+    reads: { open: false },
+    center: { path: ':memory:' },
   })
   await store.open()
   const app = await buildApp({ config, store, logger: options.logger ?? silentLogger() })

@@ -24,7 +24,9 @@ const config = loadCloudConfig(undefined, {}, {
     { id: 'gw-test-01', office: 'office-test', tokenHash: hashToken(GW_TOKEN) },
     { id: 'gw-other', office: 'office-other', tokenHash: hashToken(OTHER_GW_TOKEN) },
   ],
-  reads: { open: false, tokens: [{ name: 'staff', tokenHash: hashToken(READER_TOKEN) }] },
+  users: [{ name: 'staff', role: 'admin', scope: {}, tokenHashes: [hashToken(READER_TOKEN)] }],
+  reads: { open: false },
+  center: { path: ':memory:' },
   bodyLimitBytes: 256 * 1024,
 })
 
@@ -87,8 +89,8 @@ describe('cloud-api', () => {
       expect(wrong.statusCode).toBe(401)
     })
 
-    it('a reader token cannot ingest', async () => {
-      expect((await ingest(app, [f.reading('g', T, 1)], READER_TOKEN)).statusCode).toBe(401)
+    it('a user token cannot ingest: 403, only gateways may', async () => {
+      expect((await ingest(app, [f.reading('g', T, 1)], READER_TOKEN)).json()).toMatchObject({ statusCode: 403, message: 'only gateways may ingest' })
     })
 
     it('403 for envelopes of another gateway or office, and nothing of the batch is stored', async () => {
@@ -178,16 +180,16 @@ describe('cloud-api', () => {
   })
 
   describe('reads', () => {
-    it('GET /v1/alerts lists alerts folded from their events, filtered by state', async () => {
+    it('GET /v1/alerts lists an alert once, whatever its events; a gateway clear marks it cleared but leaves it to a person', async () => {
       const raise = f.alert('gas-alerts', T, { alertId: '', state: 'raised', severity: 'major', message: 'low alarm', value: 26, quantity: 'gas', unit: '%LEL' })
       const raiseWithId = { ...raise, payload: { ...raise.payload, alertId: raise.id } } as Envelope
       const clear = f.alert('gas-alerts', T + 5000, { alertId: raise.id, state: 'cleared', severity: 'major', message: 'normal', value: 4 })
       await ingest(app, [raiseWithId, clear])
-      const res = await app.inject({ url: '/v1/alerts?office=office-test&state=cleared', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+      const res = await app.inject({ url: '/v1/alerts?office=office-test&cleared=true', headers: { authorization: `Bearer ${READER_TOKEN}` } })
       expect(res.statusCode).toBe(200)
-      const alerts = res.json<{ alerts: { alertId: string; state: string; message: string; device: string }[] }>().alerts
+      const alerts = res.json<{ alerts: { id: string; state: string; device: string; clearedAt?: string; detail: { message: string } }[] }>().alerts
       expect(alerts.filter((a) => a.device === 'gas-alerts')).toEqual([
-        expect.objectContaining({ alertId: raise.id, state: 'cleared', message: 'low alarm', device: 'gas-alerts' }),
+        expect.objectContaining({ id: raise.id, state: 'raised', clearedAt: new Date(T + 5000).toISOString(), detail: expect.objectContaining({ message: 'low alarm' }) }),
       ])
     })
 
@@ -250,6 +252,10 @@ describe('cloud-api with its store down', () => {
     readings: () => Promise.reject(new StoreUnavailableError('connection refused')),
     alertEvents: () => Promise.reject(new StoreUnavailableError('connection refused')),
     gaps: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    series: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    scans: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    writeLifecycle: () => Promise.reject(new StoreUnavailableError('connection refused')),
+    lifecycle: () => Promise.reject(new StoreUnavailableError('connection refused')),
     ping: () => Promise.reject(new StoreUnavailableError('connection refused')),
     close: () => Promise.resolve(),
   }

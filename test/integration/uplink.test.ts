@@ -11,6 +11,7 @@ import type { Envelope } from '../../contracts/envelope.ts'
 import { freePort } from '../../common/ports.ts'
 import { readSse } from '../../common/sse.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
+import { GATEWAY_VERSION } from '../../gateway/gateway.ts'
 import { connectDevice, readJson, startCloud, startGateway, TEST_READER_TOKEN, type RunningCloud } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -18,7 +19,7 @@ interface Series {
   points: { time: string; value: number; id: string }[]
 }
 interface Alerts {
-  alerts: { alertId: string; type: string; severity: string; state: string; device: string }[]
+  alerts: { id: string; type: string; severity: string; state: string; device: string; clearedAt?: string }[]
 }
 
 const teardown: (() => Promise<unknown>)[] = []
@@ -67,7 +68,11 @@ describe('uplink', () => {
     }, { what: 'three readings in the cloud' })
     expect(series.points.map((p) => p.value)).toEqual([4, 5, 27])
     const listed = await readJson<Alerts>(`${cloud.url}/v1/alerts?office=tangquan`)
-    expect(listed.alerts).toEqual([expect.objectContaining({ alertId: alert.id, device: 'gas-001', state: 'active', severity: 'major' })])
+    expect(listed.alerts).toEqual([expect.objectContaining({ id: alert.id, device: 'gas-001', state: 'raised', severity: 'major' })])
+    expect(listed.alerts[0].clearedAt).toBeUndefined()
+    // The gateway reports itself with every batch; the center's health view shows it.
+    const health = await readJson<{ gateways: { id: string; link: string; version?: string; backlog?: number }[] }>(`${cloud.url}/v1/gateways`)
+    expect(health.gateways).toEqual([expect.objectContaining({ id: 'gw-tangquan-01', link: 'up', version: GATEWAY_VERSION, backlog: expect.any(Number) })])
   })
 
   it('holds everything through a cloud outage and delivers it exactly once, in order, when the cloud returns', async () => {

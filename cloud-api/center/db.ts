@@ -1,0 +1,131 @@
+/**
+ * The center database: the linked-service center's own working state, in one SQLite file next to
+ * the API. The event store (InfluxDB) holds what the field reported; this holds what the center
+ * decided and who may ask:
+ *
+ *   users, tokens        people and credentials (hashes only)
+ *   gateways             gateways managed at run time (config-declared ones live in the config)
+ *   gateway_health       last seen, backlog reported, version, per gateway
+ *   devices              which office and enterprise a device belongs to, and its latest readings
+ *   cases                alerts and incidents with their lifecycle state (authoritative)
+ *   transitions          every lifecycle step (the audit trail; copied to the event store)
+ *   feed                 what the live stream announced, for Last-Event-ID replay
+ *
+ * One process owns the file (WAL, synchronous=FULL): a staff action is answered only once it is
+ * on disk, and two concurrent actions are serialized by the single writer.
+ */
+import Database from 'better-sqlite3'
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+
+export type CenterDb = Database.Database
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    password_hash TEXT,
+    created_at INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    owner_kind TEXT NOT NULL CHECK (owner_kind IN ('user', 'gateway')),
+    owner TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('session', 'api', 'gateway')),
+    label TEXT,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS tokens_by_owner ON tokens (owner_kind, owner);
+  CREATE TABLE IF NOT EXISTS gateways (
+    id TEXT PRIMARY KEY,
+    office TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS gateway_health (
+    id TEXT PRIMARY KEY,
+    office TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    version TEXT,
+    backlog INTEGER,
+    batches INTEGER NOT NULL,
+    envelopes INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    office TEXT NOT NULL,
+    enterprise TEXT,
+    gateway TEXT NOT NULL,
+    last_seen INTEGER NOT NULL,
+    status TEXT,
+    latest TEXT NOT NULL DEFAULT '{}'
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS devices_by_office ON devices (office);
+  CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('alert', 'incident')),
+    office TEXT NOT NULL,
+    enterprise TEXT,
+    device TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    level TEXT NOT NULL,
+    state TEXT NOT NULL,
+    raised_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    cleared_at INTEGER,
+    acknowledged_at INTEGER,
+    acknowledged_by TEXT,
+    assigned_at INTEGER,
+    assigned_to TEXT,
+    resolved_at INTEGER,
+    closed_at INTEGER,
+    escalations INTEGER NOT NULL DEFAULT 0,
+    ack_due INTEGER,
+    last_seq INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    detail TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS cases_open ON cases (state, raised_at) WHERE state <> 'closed';
+  CREATE INDEX IF NOT EXISTS cases_by_time ON cases (raised_at);
+  CREATE INDEX IF NOT EXISTS cases_due ON cases (ack_due) WHERE ack_due IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS transitions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    case_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    state TEXT NOT NULL,
+    note TEXT,
+    department TEXT,
+    level TEXT,
+    flushed INTEGER NOT NULL DEFAULT 0
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS transitions_by_case ON transitions (case_id, seq);
+  CREATE INDEX IF NOT EXISTS transitions_unflushed ON transitions (seq) WHERE flushed = 0;
+  CREATE TABLE IF NOT EXISTS feed (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    office TEXT NOT NULL,
+    enterprise TEXT,
+    type TEXT,
+    kind TEXT,
+    data TEXT NOT NULL
+  ) STRICT;
+`
+
+/** Opens (creating if needed) the center database. `:memory:` gives a throwaway one for tests. */
+export function openCenterDb(path: string): CenterDb {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.pragma('busy_timeout = 5000')
+  db.exec(SCHEMA)
+  return db
+}

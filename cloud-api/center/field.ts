@@ -1,0 +1,148 @@
+/**
+ * What the center knows of the field without asking the event store: each gateway's last
+ * contact (last seen, backlog it reported, version) and each device's office, enterprise, status
+ * and latest reading per quantity.
+ *
+ * Kept in memory for the ingest path (a Map lookup per envelope) and written to the center
+ * database every few seconds, so a restart remembers it. A device's owner (office, enterprise)
+ * is written at once when first seen or changed, because scope checks depend on it.
+ */
+import type { Envelope } from '../../contracts/envelope.ts'
+import type { CenterDb } from './db.ts'
+
+export interface DeviceInfo {
+  id: string
+  office: string
+  enterprise?: string
+  gateway: string
+  lastSeen: number
+  status?: string
+  latest: Record<string, { value: number; unit: string; ts: number }>
+}
+
+export interface GatewayHealth {
+  id: string
+  office: string
+  lastSeen: number
+  version?: string
+  backlog?: number
+  batches: number
+  envelopes: number
+}
+
+const FLUSH_MS = 5000
+
+export class FieldIndex {
+  private readonly devices = new Map<string, DeviceInfo>()
+  private readonly gateways = new Map<string, GatewayHealth>()
+  private readonly dirtyDevices = new Set<string>()
+  private readonly dirtyGateways = new Set<string>()
+  private readonly timer: NodeJS.Timeout
+  private readonly upsertDevice
+  private readonly upsertGateway
+
+  constructor(private readonly db: CenterDb) {
+    for (const r of db.prepare<[], { id: string; office: string; enterprise: string | null; gateway: string; last_seen: number; status: string | null; latest: string }>('SELECT * FROM devices').all()) {
+      this.devices.set(r.id, {
+        id: r.id,
+        office: r.office,
+        ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
+        gateway: r.gateway,
+        lastSeen: r.last_seen,
+        ...(r.status !== null ? { status: r.status } : {}),
+        latest: JSON.parse(r.latest) as DeviceInfo['latest'],
+      })
+    }
+    for (const r of db.prepare<[], { id: string; office: string; last_seen: number; version: string | null; backlog: number | null; batches: number; envelopes: number }>('SELECT * FROM gateway_health').all()) {
+      this.gateways.set(r.id, {
+        id: r.id,
+        office: r.office,
+        lastSeen: r.last_seen,
+        ...(r.version !== null ? { version: r.version } : {}),
+        ...(r.backlog !== null ? { backlog: r.backlog } : {}),
+        batches: r.batches,
+        envelopes: r.envelopes,
+      })
+    }
+    this.upsertDevice = db.prepare(
+      `INSERT INTO devices (id, office, enterprise, gateway, last_seen, status, latest) VALUES (@id, @office, @enterprise, @gateway, @lastSeen, @status, @latest)
+       ON CONFLICT (id) DO UPDATE SET office = excluded.office, enterprise = excluded.enterprise, gateway = excluded.gateway,
+         last_seen = excluded.last_seen, status = excluded.status, latest = excluded.latest`,
+    )
+    this.upsertGateway = db.prepare(
+      `INSERT INTO gateway_health (id, office, last_seen, version, backlog, batches, envelopes) VALUES (@id, @office, @lastSeen, @version, @backlog, @batches, @envelopes)
+       ON CONFLICT (id) DO UPDATE SET office = excluded.office, last_seen = excluded.last_seen, version = excluded.version,
+         backlog = excluded.backlog, batches = excluded.batches, envelopes = excluded.envelopes`,
+    )
+    this.timer = setInterval(() => this.flush(), FLUSH_MS)
+    this.timer.unref()
+  }
+
+  /** A batch arrived from a gateway (called for every accepted ingest). */
+  noteBatch(gateway: { id: string; office: string }, at: number, envelopes: number, reported: { version?: string | undefined; backlog?: number | undefined }): void {
+    const g = this.gateways.get(gateway.id) ?? { id: gateway.id, office: gateway.office, lastSeen: at, batches: 0, envelopes: 0 }
+    g.office = gateway.office
+    g.lastSeen = at
+    g.batches++
+    g.envelopes += envelopes
+    if (reported.version !== undefined) g.version = reported.version
+    if (reported.backlog !== undefined) g.backlog = reported.backlog
+    this.gateways.set(gateway.id, g)
+    this.dirtyGateways.add(gateway.id)
+  }
+
+  noteEnvelopes(envelopes: readonly Envelope[]): void {
+    let owners = false
+    for (const e of envelopes) {
+      let d = this.devices.get(e.device)
+      if (!d || d.office !== e.office || (e.enterprise !== undefined && d.enterprise !== e.enterprise)) {
+        d = { ...(d ?? { latest: {} }), id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
+        this.devices.set(e.device, d)
+        owners = true
+      }
+      if (e.ts > d.lastSeen) d.lastSeen = e.ts
+      if (e.kind === 'reading') {
+        const prev = d.latest[e.payload.quantity]
+        if (!prev || prev.ts <= e.ts) d.latest[e.payload.quantity] = { value: e.payload.value, unit: e.payload.unit, ts: e.ts }
+      } else if (e.kind === 'status') {
+        d.status = e.payload.state
+      }
+      this.dirtyDevices.add(e.device)
+    }
+    // Scope checks read device owners; make a new device's owner durable with its first data.
+    if (owners) this.flush()
+  }
+
+  device(id: string): DeviceInfo | undefined {
+    return this.devices.get(id)
+  }
+
+  allDevices(): DeviceInfo[] {
+    return [...this.devices.values()]
+  }
+
+  allGateways(): GatewayHealth[] {
+    return [...this.gateways.values()]
+  }
+
+  flush(): void {
+    if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
+    this.db.transaction(() => {
+      for (const id of this.dirtyDevices) {
+        const d = this.devices.get(id)!
+        this.upsertDevice.run({ id, office: d.office, enterprise: d.enterprise ?? null, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
+      }
+      for (const id of this.dirtyGateways) {
+        const g = this.gateways.get(id)!
+        this.upsertGateway.run({ ...g, version: g.version ?? null, backlog: g.backlog ?? null })
+      }
+    })()
+    this.dirtyDevices.clear()
+    this.dirtyGateways.clear()
+  }
+
+  close(): void {
+    clearInterval(this.timer)
+    this.flush()
+  }
+}

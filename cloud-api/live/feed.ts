@@ -1,0 +1,91 @@
+/**
+ * The live feed: what the center announces to open consoles (GET /v1/stream).
+ *
+ * Replayable events (a gateway's alert envelope, every change of an alert or incident) are
+ * numbered and kept in the center database, so a console that lost its connection sends
+ * `Last-Event-ID` and receives what it missed. Raw data (readings, scans, ...) is live only:
+ * it is announced without an id and a reconnect does not replay it.
+ */
+import { EventEmitter } from 'node:events'
+import type { CenterDb } from '../center/db.ts'
+import type { Subject } from '../access/principal.ts'
+
+export interface FeedEvent {
+  /** Present for replayable events. */
+  seq?: number
+  event: string
+  subject: Subject
+  /** JSON text of the event's data, serialized once for every console. */
+  data: string
+}
+
+/** Replayable history kept: this long, and at most this many events. */
+const KEEP_MS = 7 * 86_400_000
+const KEEP_ROWS = 200_000
+const PRUNE_EVERY = 1000
+
+interface FeedRow {
+  seq: number
+  event: string
+  office: string
+  enterprise: string | null
+  type: string | null
+  kind: string | null
+  data: string
+}
+
+export class Feed {
+  private readonly emitter = new EventEmitter()
+  private readonly insert
+  private readonly after
+  private appended = 0
+
+  constructor(
+    private readonly db: CenterDb,
+    private readonly now: () => number = Date.now,
+  ) {
+    // One listener per open console; the default warning at 10 is not a leak here.
+    this.emitter.setMaxListeners(0)
+    this.insert = db.prepare('INSERT INTO feed (ts, event, office, enterprise, type, kind, data) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.after = db.prepare<[number, number], FeedRow>('SELECT * FROM feed WHERE seq > ? ORDER BY seq LIMIT ?')
+  }
+
+  /**
+   * Records a replayable event. Call inside the transaction that made the change, then `announce`
+   * the returned event after the commit, so a console never sees what was rolled back.
+   */
+  record(event: string, subject: Subject, data: unknown): FeedEvent {
+    const text = JSON.stringify(data)
+    const seq = Number(this.insert.run(this.now(), event, subject.office, subject.enterprise ?? null, subject.type ?? null, subject.kind ?? null, text).lastInsertRowid)
+    if (++this.appended % PRUNE_EVERY === 0) this.prune()
+    return { seq, event, subject, data: text }
+  }
+
+  announce(events: readonly FeedEvent[]): void {
+    if (events.length > 0) this.emitter.emit('events', events)
+  }
+
+  subscribe(listener: (events: readonly FeedEvent[]) => void): () => void {
+    this.emitter.on('events', listener)
+    return () => this.emitter.off('events', listener)
+  }
+
+  /** Replayable events after `seq`, oldest first. */
+  since(seq: number, limit: number): FeedEvent[] {
+    return this.after.all(seq, limit).map((r) => ({
+      seq: r.seq,
+      event: r.event,
+      subject: { office: r.office, enterprise: r.enterprise ?? undefined, type: r.type ?? undefined, kind: r.kind ?? undefined },
+      data: r.data,
+    }))
+  }
+
+  /** The newest sequence number, or 0. */
+  head(): number {
+    return this.db.prepare<[], { seq: number | null }>('SELECT max(seq) AS seq FROM feed').get()?.seq ?? 0
+  }
+
+  private prune(): void {
+    this.db.prepare('DELETE FROM feed WHERE ts < ? OR seq <= (SELECT max(seq) FROM feed) - ?').run(this.now() - KEEP_MS, KEEP_ROWS)
+  }
+}

@@ -1,0 +1,519 @@
+/**
+ * The center API through Fastify's inject(): every route against every role, scoping, the alert
+ * and incident lifecycle, concurrency, escalation by SLA, sign-in, administration, gateway health,
+ * patrol compliance and statistics. The event store is the real embedded SQLite store.
+ */
+import type { LightMyRequestResponse } from 'fastify'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Envelope } from '../../contracts/envelope.ts'
+import { FieldFactory, startCenter, TOKENS, type TestCenter, type Who } from '../helpers/center.ts'
+import { waitFor } from '../helpers/wait.ts'
+import { readSse, type SseEvent } from '../../common/sse.ts'
+
+const T = Date.UTC(2026, 10, 20, 0, 30) // 08:30 in the offices' local time (UTC+8)
+const a = new FieldFactory('gw-a', 'o-a')
+const c = new FieldFactory('gw-c', 'o-c')
+
+interface CaseJson {
+  id: string
+  kind: string
+  office: string
+  device: string
+  type: string
+  state: string
+  level: string
+  severity: string
+  version: number
+  escalations: number
+  acknowledgedBy?: string
+  assignedTo?: string
+  clearedAt?: string
+  detail: Record<string, unknown>
+}
+const ids = (res: LightMyRequestResponse, key = 'alerts') => res.json<Record<string, CaseJson[]>>()[key].map((x) => x.id).sort()
+
+describe('center API', () => {
+  let center: TestCenter
+  const seeded: Record<string, Envelope> = {}
+
+  beforeAll(async () => {
+    center = await startCenter({ now: T + 60_000 })
+    seeded.a1 = a.alertOf('gas-a1', T, { enterprise: 'e-a1', severity: 'critical', value: 55 })
+    seeded.a2 = a.alertOf('gas-a2', T, { enterprise: 'e-a2', severity: 'minor', value: 26 })
+    seeded.patrol = a.alertOf('r-a', T, { type: 'patrol.checkpoint_missed' })
+    seeded.camera = a.alertOf('cam-a', T, { type: 'camera.intrusion' })
+    seeded.incident = a.incident('phone-a', T, 'garbage dumped by the river')
+    seeded.c1 = c.alertOf('gas-c1', T, { enterprise: 'e-c1', severity: 'major', value: 30 })
+    const readings = [a.readingOf('gas-a1', T - 1000, 55, 'e-a1'), a.readingOf('gas-a2', T - 1000, 26, 'e-a2')]
+    expect((await center.ingest('gwA', [...readings, seeded.a1, seeded.a2, seeded.patrol, seeded.camera, seeded.incident])).statusCode).toBe(200)
+    expect((await center.ingest('gwC', [c.readingOf('gas-c1', T - 1000, 30, 'e-c1'), seeded.c1])).statusCode).toBe(200)
+  })
+  afterAll(() => center?.close())
+
+  describe('role matrix: every route, every role', () => {
+    // Expected status per caller. center = zhang (d-north), south = li (d-south).
+    type Row = [method: 'GET' | 'POST' | 'DELETE', url: string, expected: Partial<Record<Who, number>>, body?: unknown]
+    const reads = (ok: Who[], others: number, extra: Partial<Record<Who, number>> = {}) => {
+      const all: Who[] = ['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor']
+      return { ...Object.fromEntries(all.map((w) => [w, ok.includes(w) ? 200 : others])), gwA: 403, nobody: 401, ...extra }
+    }
+    const rows: Row[] = [
+      ['GET', '/v1/alerts', reads(['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor'], 403)],
+      ['GET', '/v1/incidents', reads(['admin', 'centerNorth', 'centerSouth', 'supervisor'], 403)],
+      ['GET', '/v1/series?device=gas-a1', reads(['admin', 'centerNorth', 'inspector'], 403, { centerSouth: 404 })],
+      ['GET', '/v1/series?device=gas-a1&quantity=gas&window=1m', reads(['admin', 'centerNorth', 'inspector'], 403, { centerSouth: 404 })],
+      ['GET', '/v1/gaps', reads(['admin', 'centerNorth', 'centerSouth'], 403)],
+      ['GET', '/v1/devices', reads(['admin', 'centerNorth', 'centerSouth', 'inspector'], 403)],
+      ['GET', '/v1/gateways', reads(['admin', 'centerNorth', 'centerSouth'], 403)],
+      ['GET', '/v1/patrol/tours?office=o-a', reads(['admin', 'centerNorth', 'supervisor'], 403, { centerSouth: 404 })],
+      ['GET', '/v1/patrol/compliance?office=o-a', reads(['admin', 'centerNorth', 'supervisor'], 403, { centerSouth: 404 })],
+      ['GET', '/v1/stats/alerts', reads(['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor'], 403)],
+      ['GET', '/v1/me', reads(['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor'], 403)],
+      ['GET', '/v1/admin/users', reads(['admin'], 403)],
+      ['GET', '/v1/admin/tokens', reads(['admin'], 403)],
+      ['GET', '/v1/admin/gateways', reads(['admin'], 403)],
+      // Acting: only center staff of the alert's district; everyone else 403, or 404 out of scope.
+      ['POST', '/v1/alerts/{camera}/acknowledge', { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, {}],
+      ['POST', '/v1/incidents/{incident}/acknowledge', { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, {}],
+      ['POST', '/v1/admin/gateways', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 201 }, { id: 'gw-matrix', office: 'o-b' }],
+      ['DELETE', '/v1/session', { gwA: 403, nobody: 401 }],
+      ['POST', '/v1/ingest', { admin: 403, centerNorth: 403, inspector: 403, supervisor: 403, nobody: 401, gwA: 200 }, { envelopes: [] }],
+    ]
+    for (const [method, url, expected, body] of rows) {
+      it(`${method} ${url}`, async () => {
+        // Callers that would succeed go last, so a refused caller is judged on a fresh resource.
+        const order = (Object.keys(expected) as Who[]).sort((x, y) => Number(expected[x]! < 300) - Number(expected[y]! < 300))
+        for (const who of order) {
+          const path = url.replace(/\{(\w+)\}/, (_, k: string) => seeded[k].kind === 'incident' ? (seeded[k] as Envelope & { kind: 'incident' }).payload.incidentId : (seeded[k] as Envelope & { kind: 'alert' }).payload.alertId)
+          let payload = body
+          if (url === '/v1/ingest') payload = { envelopes: [a.readingOf('gas-a1', T, 1, 'e-a1')] }
+          const res = await center.as(who, method, path, payload)
+          expect({ who, status: res.statusCode }).toEqual({ who, status: expected[who] })
+          if (res.statusCode >= 400) expect(res.json()).toMatchObject({ statusCode: res.statusCode, code: expect.stringMatching(/^CLOUD_/) })
+          if (res.statusCode === 401) expect(res.headers['www-authenticate']).toBe('Bearer')
+        }
+      })
+    }
+  })
+
+  describe('scope: each role sees its own share and nothing else', () => {
+    it('alerts', async () => {
+      const list = async (who: Who) => ids(await center.as(who, 'GET', '/v1/alerts'))
+      const id = (k: string) => (seeded[k] as Envelope & { kind: 'alert' }).payload.alertId
+      expect(await list('admin')).toEqual([id('a1'), id('a2'), id('patrol'), id('camera'), id('c1')].sort())
+      expect(await list('centerNorth')).toEqual([id('a1'), id('a2'), id('patrol'), id('camera')].sort())
+      expect(await list('centerSouth')).toEqual([id('c1')])
+      expect(await list('inspector')).toEqual([id('a1')])
+      expect(await list('supervisor')).toEqual([id('patrol')])
+    })
+
+    it('incidents, devices, gateways and single alerts', async () => {
+      expect(ids(await center.as('supervisor', 'GET', '/v1/incidents'), 'incidents')).toHaveLength(1)
+      expect(ids(await center.as('centerSouth', 'GET', '/v1/incidents'), 'incidents')).toEqual([])
+      const devices = (who: Who) => center.as(who, 'GET', '/v1/devices').then((r) => r.json<{ devices: { id: string }[] }>().devices.map((d) => d.id))
+      expect(await devices('inspector')).toEqual(['gas-a1'])
+      expect(await devices('centerSouth')).toEqual(['gas-c1'])
+      const gateways = await center.as('centerSouth', 'GET', '/v1/gateways')
+      expect(gateways.json<{ gateways: { id: string }[] }>().gateways.map((g) => g.id)).toEqual(['gw-c'])
+      const c1 = (seeded.c1 as Envelope & { kind: 'alert' }).payload.alertId
+      expect((await center.as('centerNorth', 'GET', `/v1/alerts/${c1}`)).statusCode).toBe(404)
+      expect((await center.as('centerSouth', 'GET', `/v1/alerts/${c1}`)).statusCode).toBe(200)
+    })
+
+    it('the office filter cannot widen a scope', async () => {
+      expect(ids(await center.as('centerSouth', 'GET', '/v1/alerts?office=o-a'))).toEqual([])
+    })
+  })
+
+  describe('lifecycle', () => {
+    const alertId = () => (seeded.a1 as Envelope & { kind: 'alert' }).payload.alertId
+    const act = (who: Who, action: string, body: object = {}) => center.as(who, 'POST', `/v1/alerts/${alertId()}/${action}`, body)
+
+    it('raised → acknowledged → assigned → resolved → closed, each recorded with actor, time and note', async () => {
+      expect((await act('centerNorth', 'resolve')).json()).toMatchObject({ statusCode: 409, message: expect.stringContaining('acknowledge it before') })
+      center.clock.now = T + 2 * 60_000
+      expect((await act('centerNorth', 'acknowledge', { note: '收到，正在联系企业' })).json()).toMatchObject({ alert: { state: 'acknowledged', acknowledgedBy: 'zhang' } })
+      const bad = await act('centerNorth', 'assign', { department: 'plumbers' })
+      expect(bad.statusCode).toBe(400)
+      expect(bad.json()).toMatchObject({ problems: [{ path: '/department' }] })
+      expect((await act('centerNorth', 'assign', {})).statusCode).toBe(400)
+      center.clock.now = T + 3 * 60_000
+      expect((await act('centerNorth', 'assign', { department: 'work-safety', note: 'send the inspector' })).json()).toMatchObject({ alert: { state: 'assigned', assignedTo: 'work-safety' } })
+      center.clock.now = T + 30 * 60_000
+      expect((await act('centerNorth', 'resolve', { note: 'valve replaced' })).json()).toMatchObject({ alert: { state: 'resolved' } })
+      expect((await act('centerNorth', 'close')).json()).toMatchObject({ alert: { state: 'closed' } })
+      expect((await act('centerNorth', 'close')).statusCode).toBe(409)
+
+      const detail = (await center.as('centerNorth', 'GET', `/v1/alerts/${alertId()}`)).json<{ history: { action: string; actor: string; note?: string; department?: string; at: string }[]; readings: { value: number }[] }>()
+      expect(detail.history.map((h) => [h.action, h.actor, h.note ?? null, h.department ?? null])).toEqual([
+        ['raised', 'gateway:gw-a', null, null],
+        ['acknowledged', 'zhang', '收到，正在联系企业', null],
+        ['assigned', 'zhang', 'send the inspector', 'work-safety'],
+        ['resolved', 'zhang', 'valve replaced', null],
+        ['closed', 'zhang', null, null],
+      ])
+      expect(detail.history[1].at).toBe(new Date(T + 2 * 60_000).toISOString())
+      // 55 before the alert, and the 1 the role matrix ingested at the same time.
+      expect(detail.readings.map((r) => r.value)).toEqual([55, 1])
+
+      // The audit trail is also in the time-series store.
+      const trail = await waitFor(async () => {
+        const rows = await center.store.lifecycle({ subjectId: alertId(), from: T - 1, to: T + 3_600_000, limit: 100 })
+        return rows.length === 5 ? rows : undefined
+      }, { what: 'five transitions in the event store' })
+      expect(trail.map((r) => [r.action, r.actor, r.state])).toEqual([
+        ['raised', 'gateway:gw-a', 'raised'],
+        ['acknowledged', 'zhang', 'acknowledged'],
+        ['assigned', 'zhang', 'assigned'],
+        ['resolved', 'zhang', 'resolved'],
+        ['closed', 'zhang', 'closed'],
+      ])
+    })
+
+    it('two staff acknowledging at once: one acknowledgement, and a clear 409 for the other', async () => {
+      const id = (seeded.a2 as Envelope & { kind: 'alert' }).payload.alertId
+      const [x, y] = await Promise.all([
+        center.as('centerNorth', 'POST', `/v1/alerts/${id}/acknowledge`, { note: 'mine' }),
+        center.as('centerNorth2', 'POST', `/v1/alerts/${id}/acknowledge`, { note: 'mine too' }),
+      ])
+      expect([x.statusCode, y.statusCode].sort()).toEqual([200, 409])
+      const loser = x.statusCode === 409 ? x : y
+      const winner = x.statusCode === 200 ? x : y
+      const by = winner.json<{ alert: CaseJson }>().alert.acknowledgedBy
+      expect(loser.json()).toMatchObject({ code: 'CLOUD_CONFLICT', message: expect.stringContaining(`already acknowledged by ${by}`) })
+      const history = (await center.as('admin', 'GET', `/v1/alerts/${id}`)).json<{ history: { action: string }[] }>().history
+      expect(history.filter((h) => h.action === 'acknowledged')).toHaveLength(1)
+    })
+
+    it('a stale version is refused with 409 rather than overwriting a colleague', async () => {
+      const id = (seeded.a2 as Envelope & { kind: 'alert' }).payload.alertId
+      const current = (await center.as('centerNorth', 'GET', `/v1/alerts/${id}`)).json<{ alert: CaseJson }>().alert
+      const stale = await center.as('centerNorth', 'POST', `/v1/alerts/${id}/assign`, { department: 'fire', version: current.version - 1 })
+      expect(stale.statusCode).toBe(409)
+      expect((await center.as('centerNorth', 'POST', `/v1/alerts/${id}/assign`, { department: 'fire', version: current.version })).statusCode).toBe(200)
+    })
+
+    it('a gateway clear shows on the alert but does not resolve it; a replay changes nothing', async () => {
+      const raise = c.alertOf('gas-c1', T + 1000, { enterprise: 'e-c1', severity: 'major', value: 31 })
+      const id = (raise as Envelope & { kind: 'alert' }).payload.alertId
+      const clear = c.alertOf('gas-c1', T + 9000, { enterprise: 'e-c1', alertId: id, state: 'cleared', value: 3 })
+      expect((await center.ingest('gwC', [raise, clear])).statusCode).toBe(200)
+      expect((await center.ingest('gwC', [raise, clear])).statusCode).toBe(200)
+      const detail = (await center.as('centerSouth', 'GET', `/v1/alerts/${id}`)).json<{ alert: CaseJson; history: { action: string }[] }>()
+      expect(detail.alert).toMatchObject({ state: 'raised', clearedAt: new Date(T + 9000).toISOString(), detail: { events: 2 } })
+      expect(detail.history.map((h) => h.action)).toEqual(['raised', 'cleared'])
+    })
+
+    it('incidents from patrol staff follow the same lifecycle', async () => {
+      const id = (seeded.incident as Envelope & { kind: 'incident' }).payload.incidentId
+      // Acknowledged in the role matrix; assign and resolve here.
+      expect((await center.as('centerNorth', 'POST', `/v1/incidents/${id}/assign`, { department: 'city-management' })).json()).toMatchObject({ incident: { state: 'assigned' } })
+      expect((await center.as('centerNorth', 'POST', `/v1/incidents/${id}/resolve`, { note: 'cleaned up' })).json()).toMatchObject({ incident: { state: 'resolved' } })
+      const detail = (await center.as('supervisor', 'GET', `/v1/incidents/${id}`)).json<{ incident: CaseJson; history: { action: string }[]; mayAct: boolean }>()
+      expect(detail.incident).toMatchObject({ type: 'incident.dumping', detail: { description: 'garbage dumped by the river', reporter: 'staff-1' } })
+      expect(detail.history.map((h) => h.action)).toEqual(['raised', 'acknowledged', 'assigned', 'resolved'])
+      expect(detail.mayAct).toBe(false)
+      expect((await center.as('supervisor', 'POST', `/v1/incidents/${id}/close`, {})).statusCode).toBe(403)
+    })
+  })
+
+  describe('escalation by SLA', () => {
+    it('an unacknowledged alert escalates one level per SLA period; an acknowledged one does not', async () => {
+      const raisedAt = center.clock.now
+      const critical = a.alertOf('gas-a1', raisedAt, { enterprise: 'e-a1', severity: 'critical', value: 60 })
+      const minor = a.alertOf('gas-a2', raisedAt, { enterprise: 'e-a2', severity: 'minor', value: 26 })
+      const acked = a.alertOf('cam-a', raisedAt, { type: 'camera.intrusion', severity: 'critical' })
+      expect((await center.ingest('gwA', [critical, minor, acked])).statusCode).toBe(200)
+      const idOf = (e: Envelope) => (e as Envelope & { kind: 'alert' }).payload.alertId
+      expect((await center.as('centerNorth', 'POST', `/v1/alerts/${idOf(acked)}/acknowledge`, {})).statusCode).toBe(200)
+
+      const get = async (e: Envelope) => (await center.as('admin', 'GET', `/v1/alerts/${idOf(e)}`)).json<{ alert: CaseJson; history: { action: string; actor: string; level?: string }[] }>()
+      center.clock.now = raisedAt + 4 * 60_000
+      center.app.center.casebook.escalateDue()
+      expect((await get(critical)).alert).toMatchObject({ level: 'grid', escalations: 0 })
+
+      center.clock.now = raisedAt + 5 * 60_000 + 1 // critical SLA: 5 min
+      center.app.center.casebook.escalateDue()
+      expect((await get(critical)).alert).toMatchObject({ level: 'community', escalations: 1 })
+      expect((await get(minor)).alert).toMatchObject({ level: 'grid', escalations: 0 })
+      expect((await get(acked)).alert).toMatchObject({ level: 'grid', escalations: 0 })
+
+      center.clock.now = raisedAt + 10 * 60_000 + 2
+      center.app.center.casebook.escalateDue()
+      const twice = await get(critical)
+      expect(twice.alert).toMatchObject({ level: 'street', escalations: 2 })
+      expect(twice.history.filter((h) => h.action === 'escalated').map((h) => [h.actor, h.level])).toEqual([
+        ['system', 'community'],
+        ['system', 'street'],
+      ])
+      // Escalating again at the same time does nothing: the SLA clock restarted.
+      expect(center.app.center.casebook.escalateDue().map((x) => x.id)).not.toContain(idOf(critical))
+    })
+  })
+
+  describe('sign-in and administration', () => {
+    it('a user made by an admin signs in, sees their scope, signs out', async () => {
+      const made = await center.as('admin', 'POST', '/v1/admin/users', { name: 'chen', role: 'supervisor', scope: { offices: ['o-b'] }, password: 'a long enough password' })
+      expect(made.statusCode).toBe(201)
+      expect(JSON.stringify(made.json())).not.toContain('a long enough password')
+      expect((await center.as('nobody', 'POST', '/v1/session', { name: 'chen', password: 'wrong password!' })).statusCode).toBe(401)
+      expect((await center.as('nobody', 'POST', '/v1/session', { name: 'nobody-here', password: 'wrong password!' })).statusCode).toBe(401)
+      const session = await center.as('nobody', 'POST', '/v1/session', { name: 'chen', password: 'a long enough password' })
+      expect(session.statusCode).toBe(200)
+      const token = session.json<{ token: string }>().token
+      const me = await center.app.inject({ url: '/v1/me', headers: { authorization: `Bearer ${token}` } })
+      expect(me.json()).toMatchObject({ name: 'chen', role: 'supervisor', offices: ['o-b'] })
+      expect((await center.app.inject({ method: 'DELETE', url: '/v1/session', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(204)
+      expect((await center.app.inject({ url: '/v1/me', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401)
+    })
+
+    it('sessions expire', async () => {
+      await center.as('admin', 'POST', '/v1/admin/users', { name: 'zhou', role: 'center', scope: { district: 'd-south' }, password: 'another long password' })
+      const token = (await center.as('nobody', 'POST', '/v1/session', { name: 'zhou', password: 'another long password' })).json<{ token: string }>().token
+      expect((await center.app.inject({ url: '/v1/me', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
+      const before = center.clock.now
+      center.clock.now = before + 12 * 3_600_000 + 1
+      try {
+        expect((await center.app.inject({ url: '/v1/me', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(401)
+      } finally {
+        center.clock.now = before
+      }
+    })
+
+    it('a bad scope is refused with the path; a taken name with 409', async () => {
+      const bad = await center.as('admin', 'POST', '/v1/admin/users', { name: 'x1', role: 'center', scope: { district: 'nowhere' } })
+      expect(bad.json()).toMatchObject({ statusCode: 400, problems: [{ path: '/scope/district' }] })
+      expect((await center.as('admin', 'POST', '/v1/admin/users', { name: 'zhang', role: 'admin', scope: {} })).statusCode).toBe(409)
+    })
+
+    it('a gateway registered by an admin ingests with its token; rotating the token retires the old one', async () => {
+      const made = await center.as('admin', 'POST', '/v1/admin/gateways', { id: 'gw-b', office: 'o-b' })
+      expect(made.statusCode).toBe(201)
+      const token = made.json<{ token: string }>().token
+      const b = new FieldFactory('gw-b', 'o-b')
+      const send = (t: string) => center.app.inject({ method: 'POST', url: '/v1/ingest', headers: { authorization: `Bearer ${t}` }, payload: { envelopes: [b.readingOf('gas-b1', T, 3, 'e-b1')] } })
+      expect((await send(token)).statusCode).toBe(200)
+      const rotated = (await center.as('admin', 'POST', '/v1/admin/gateways/gw-b/token')).json<{ token: string }>().token
+      expect((await send(token)).statusCode).toBe(401)
+      expect((await send(rotated)).statusCode).toBe(200)
+      const listed = (await center.as('admin', 'GET', '/v1/admin/tokens')).body
+      expect(listed).not.toContain(rotated)
+      expect((await center.as('admin', 'DELETE', '/v1/admin/gateways/gw-b')).statusCode).toBe(204)
+      expect((await send(rotated)).statusCode).toBe(401)
+      expect((await center.as('admin', 'DELETE', '/v1/admin/gateways/gw-a')).statusCode).toBe(409)
+    })
+  })
+
+  describe('gateway health, patrol compliance, statistics', () => {
+    it('a gateway reports its version and backlog; the center shows last seen and link state', async () => {
+      const at = center.clock.now
+      expect((await center.ingest('gwA', [a.readingOf('gas-a1', at, 2, 'e-a1')], { 'x-gridwatch-version': '0.3.1', 'x-gridwatch-backlog': '4200' })).statusCode).toBe(200)
+      const g = (await center.as('centerNorth', 'GET', '/v1/gateways')).json<{ gateways: Record<string, unknown>[] }>().gateways.find((x) => x.id === 'gw-a')
+      expect(g).toMatchObject({ office: 'o-a', link: 'up', version: '0.3.1', backlog: 4200, lastSeen: new Date(at).toISOString() })
+      center.clock.now = at + 3 * 60_000
+      try {
+        const later = (await center.as('centerNorth', 'GET', '/v1/gateways')).json<{ gateways: Record<string, unknown>[] }>().gateways.find((x) => x.id === 'gw-a')
+        expect(later).toMatchObject({ link: 'down', secondsSinceSeen: 180 })
+      } finally {
+        center.clock.now = at
+      }
+    })
+
+    it('patrol compliance per route, staff and day, from scans against the route', async () => {
+      const day = (d: number, h: number, m: number) => Date.UTC(2026, 10, d, h - 8, m)
+      const scan = (ts: number, cp: string, staff: string) => {
+        const e = a.scan('phone-s', ts, `tag-${cp}`, cp)
+        return e.kind === 'scan' ? { ...e, payload: { ...e.payload, staff } } : e
+      }
+      await center.ingest('gwA', [
+        scan(day(10, 8, 5), 'cp-1', 's-1'),
+        scan(day(10, 8, 40), 'cp-2', 's-1'), // 10th: completed
+        scan(day(11, 8, 15), 'cp-1', 's-1'), // 11th: incomplete (cp-2 missed)
+        scan(day(13, 8, 20), 'cp-1', 's-2'),
+        scan(day(13, 9, 5), 'cp-2', 's-2'), // 13th: late (after 09:00, within grace), by someone else
+      ])
+      const saved = center.clock.now
+      center.clock.now = day(14, 12, 0)
+      try {
+        const res = await center.as('supervisor', 'GET', '/v1/patrol/compliance?office=o-a&from=2026-11-10&to=2026-11-13')
+        expect(res.statusCode).toBe(200)
+        const office = res.json<{ offices: { byRoute: Record<string, unknown>[]; byStaff: Record<string, unknown>[] }[] }>().offices[0]
+        expect(office.byRoute.map((r) => [r.day, r.completed, r.late, r.incomplete, r.missed, r.compliance])).toEqual([
+          ['2026-11-10', 1, 0, 0, 0, 1],
+          ['2026-11-11', 0, 0, 1, 0, 0],
+          ['2026-11-12', 0, 0, 0, 1, 0],
+          ['2026-11-13', 0, 1, 0, 0, 1],
+        ])
+        expect(office.byStaff.filter((r) => r.key === 's-2').map((r) => [r.day, r.late])).toEqual([['2026-11-13', 1]])
+        const tours = (await center.as('centerNorth', 'GET', '/v1/patrol/tours?office=o-a&day=2026-11-11')).json<{ tours: { status: string; missed: string[]; checkpoints: { checkpoint: string; staff?: string }[] }[] }>().tours
+        expect(tours).toEqual([expect.objectContaining({ status: 'incomplete', missed: ['cp-2'] })])
+        expect((await center.as('supervisor', 'GET', '/v1/patrol/compliance?office=o-a&from=2026-10-01&to=2026-11-13')).statusCode).toBe(400)
+      } finally {
+        center.clock.now = saved
+      }
+    })
+
+    it('alert statistics: counts per type, office and day; time to acknowledge and to resolve', async () => {
+      const res = await center.as('centerNorth', 'GET', `/v1/stats/alerts?from=${T - 1}&to=${T + 1}`)
+      const stats = res.json<{ total: number; byType: Record<string, number>; byOffice: Record<string, number>; byDay: Record<string, number>; timeToAcknowledge: { count: number; medianSeconds: number }; timeToResolve: { count: number; meanSeconds: number } }>()
+      expect(stats.byOffice).toEqual({ 'o-a': 4 })
+      expect(stats.byType).toEqual({ 'sensor.threshold': 2, 'patrol.checkpoint_missed': 1, 'camera.intrusion': 1 })
+      expect(stats.byDay).toEqual({ '2026-11-20': 4 })
+      expect(stats.timeToResolve).toMatchObject({ count: 1, meanSeconds: 1800 })
+      expect(stats.timeToAcknowledge.count).toBeGreaterThanOrEqual(2)
+    })
+
+    it('a windowed series: mean, min and max per minute', async () => {
+      const base = Date.UTC(2026, 10, 20, 2, 0)
+      await center.ingest('gwA', [10, 20, 30].map((v, i) => a.readingOf('gas-a1', base + i * 10_000, v, 'e-a1')).concat([a.readingOf('gas-a1', base + 60_000, 7, 'e-a1')]))
+      const res = await center.as('inspector', 'GET', `/v1/series?device=gas-a1&quantity=gas&window=1m&from=${base}&to=${base + 119_999}`)
+      expect(res.json<{ buckets: unknown[] }>().buckets).toEqual([
+        { time: new Date(base).toISOString(), mean: 20, min: 10, max: 30, count: 3 },
+        { time: new Date(base + 60_000).toISOString(), mean: 7, min: 7, max: 7, count: 1 },
+      ])
+      expect((await center.as('inspector', 'GET', `/v1/series?device=gas-a1&window=1m`)).json()).toMatchObject({ statusCode: 400, problems: [{ path: '/quantity' }] })
+    })
+  })
+
+  describe('operation', () => {
+    it('OpenAPI documentation at /docs, generated from the route schemas', async () => {
+      const spec = (await center.app.inject({ url: '/docs/json' })).json<{ openapi: string; paths: Record<string, Record<string, { parameters?: { name: string }[] }>> }>()
+      expect(spec.openapi).toMatch(/^3\./)
+      expect(Object.keys(spec.paths)).toEqual(expect.arrayContaining(['/v1/ingest', '/v1/alerts', '/v1/alerts/{id}/acknowledge', '/v1/stream', '/v1/patrol/compliance', '/v1/admin/users']))
+      expect(spec.paths['/v1/alerts'].get.parameters!.map((p) => p.name)).toEqual(expect.arrayContaining(['state', 'severity', 'office']))
+      expect([200, 302]).toContain((await center.app.inject({ url: '/docs' })).statusCode)
+    })
+
+    it('/health, /ready and /metrics', async () => {
+      expect((await center.app.inject({ url: '/health' })).statusCode).toBe(200)
+      expect((await center.app.inject({ url: '/ready' })).json()).toMatchObject({ ready: true })
+      const metrics = (await center.app.inject({ url: '/metrics' })).body
+      expect(metrics).toMatch(/cloud_lifecycle_transitions_total\{kind="alert",action="acknowledge"\} [1-9]/)
+      expect(metrics).toMatch(/cloud_audit_pending \d+/)
+    })
+  })
+})
+
+describe('center API limits', () => {
+  it('429 with Retry-After once a gateway passes its ingest rate; other gateways are unaffected', async () => {
+    const center = await startCenter({ overrides: { limits: { ingestPerGatewayPerMinute: 2, requestsPerAddressPerMinute: 0, maxEventLoopDelayMs: 0, maxHeapUsedMb: 0 } } })
+    try {
+      const f = new FieldFactory('gw-a', 'o-a')
+      const statuses = []
+      for (let i = 0; i < 3; i++) statuses.push((await center.ingest('gwA', [f.readingOf('gas-a1', T + i, i, 'e-a1')])).statusCode)
+      expect(statuses).toEqual([200, 200, 429])
+      const limited = await center.ingest('gwA', [f.readingOf('gas-a1', T + 9, 9, 'e-a1')])
+      expect(limited.json()).toMatchObject({ statusCode: 429, code: 'CLOUD_RATE_LIMITED' })
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0)
+      expect((await center.ingest('gwC', [new FieldFactory('gw-c', 'o-c').readingOf('gas-c1', T, 1, 'e-c1')])).statusCode).toBe(200)
+      expect((await center.app.inject({ url: '/metrics' })).body).toMatch(/cloud_rate_limited_total\{route="\/v1\/ingest"\} [1-9]/)
+    } finally {
+      await center.close()
+    }
+  })
+
+  it('sign-in is limited per address against password guessing', async () => {
+    const center = await startCenter()
+    try {
+      const statuses = new Set<number>()
+      for (let i = 0; i < 12; i++) statuses.add((await center.as('nobody', 'POST', '/v1/session', { name: 'zhang', password: `guess-${i}` })).statusCode)
+      expect([...statuses].sort()).toEqual([401, 429])
+    } finally {
+      await center.close()
+    }
+  })
+
+  it('tokens are never in the response of a listing, and unknown tokens are 401', async () => {
+    const center = await startCenter()
+    try {
+      const listing = (await center.as('admin', 'GET', '/v1/admin/tokens')).body
+      for (const t of Object.values(TOKENS)) expect(listing).not.toContain(t)
+      expect((await center.app.inject({ url: '/v1/me', headers: { authorization: 'Bearer not-a-token' } })).statusCode).toBe(401)
+    } finally {
+      await center.close()
+    }
+  })
+})
+
+describe('live stream (SSE) over a real socket', () => {
+  let center: TestCenter
+  let url: string
+  // One factory per gateway for the whole file: envelope ids must not repeat (a repeat is a replay).
+  const f = new FieldFactory('gw-a', 'o-a')
+  beforeAll(async () => {
+    center = await startCenter()
+    await center.app.listen({ host: '127.0.0.1', port: 0 })
+    const address = center.app.server.address()
+    url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+  })
+  afterAll(() => center?.close())
+
+  const open = async (who: Exclude<Who, 'nobody'>, query = '', lastEventId?: string) => {
+    const events: SseEvent[] = []
+    const stream = readSse(`${url}/v1/stream${query}`, (e) => events.push(e), { authorization: `Bearer ${TOKENS[who]}`, ...(lastEventId ? { 'last-event-id': lastEventId } : {}) })
+    await stream.opened
+    return { events, stream }
+  }
+
+  it('each caller receives only what their scope allows, as it happens', async () => {
+    const inspector = await open('inspector')
+    const supervisor = await open('supervisor')
+    const south = await open('centerSouth')
+    const sensor = f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1', severity: 'critical', value: 70 })
+    const patrol = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_not_started' })
+    expect((await center.ingest('gwA', [sensor, patrol])).statusCode).toBe(200)
+    await waitFor(() => (inspector.events.length >= 1 && supervisor.events.length >= 1 ? true : undefined), { what: 'events on both streams' })
+    // A marker after the alerts: once the south stream sees it, it would have seen the others.
+    const marker = new FieldFactory('gw-c', 'o-c').alertOf('gas-c1', Date.now(), { enterprise: 'e-c1' })
+    await center.ingest('gwC', [marker])
+    await waitFor(() => (south.events.length >= 1 ? true : undefined), { what: 'the marker on the south stream' })
+    const idOf = (e: Envelope) => (e as Envelope & { kind: 'alert' }).payload.alertId
+    expect(inspector.events.map((e) => [e.event, (JSON.parse(e.data) as { id: string }).id])).toEqual([['alert_update', idOf(sensor)]])
+    expect(supervisor.events.map((e) => [e.event, (JSON.parse(e.data) as { id: string }).id])).toEqual([['alert_update', idOf(patrol)]])
+    expect(south.events.map((e) => (JSON.parse(e.data) as { id: string }).id)).toEqual([idOf(marker)])
+    for (const s of [inspector, supervisor, south]) s.stream.close()
+  })
+
+  it('after a reconnect, Last-Event-ID replays exactly what was missed, then continues live', async () => {
+    const first = await open('centerNorth')
+    const before = f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })
+    await center.ingest('gwA', [before])
+    await waitFor(() => (first.events.length >= 1 ? true : undefined), { what: 'the first event' })
+    const lastSeen = first.events.at(-1)!.id!
+    expect(lastSeen).toMatch(/^\d+$/)
+    first.stream.close()
+
+    // While disconnected: a new alert, and a colleague acknowledges the earlier one.
+    const missed = f.alertOf('gas-a2', Date.now(), { enterprise: 'e-a2', severity: 'minor', value: 27 })
+    await center.ingest('gwA', [missed])
+    expect((await center.as('centerNorth2', 'POST', `/v1/alerts/${(before as Envelope & { kind: 'alert' }).payload.alertId}/acknowledge`, {})).statusCode).toBe(200)
+
+    const second = await open('centerNorth', '', lastSeen)
+    await waitFor(() => (second.events.length >= 2 ? true : undefined), { what: 'the replay' })
+    const seen = () => second.events.map((e) => { const d = JSON.parse(e.data) as { id: string; state: string }; return [e.event, d.id, d.state] })
+    expect(seen()).toEqual([
+      ['alert_update', (missed as Envelope & { kind: 'alert' }).payload.alertId, 'raised'],
+      ['alert_update', (before as Envelope & { kind: 'alert' }).payload.alertId, 'acknowledged'],
+    ])
+    expect(second.events.every((e) => Number(e.id) > Number(lastSeen))).toBe(true)
+
+    const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
+    await center.ingest('gwA', [live])
+    await waitFor(() => (second.events.length >= 3 ? true : undefined), { what: 'a live event after the replay' })
+    expect(seen()[2]).toEqual(['alert_update', (live as Envelope & { kind: 'alert' }).payload.alertId, 'raised'])
+    second.stream.close()
+  })
+
+  it('raw kinds are live, scoped, and without ids; the token may come as access_token for EventSource', async () => {
+    const events: SseEvent[] = []
+    const stream = readSse(`${url}/v1/stream?kinds=reading,alert&access_token=${TOKENS.inspector}`, (e) => events.push(e))
+    await stream.opened
+    await center.ingest('gwA', [f.readingOf('gas-a2', Date.now(), 5, 'e-a2'), f.readingOf('gas-a1', Date.now(), 6, 'e-a1')])
+    await waitFor(() => (events.length >= 1 ? true : undefined), { what: 'a reading' })
+    expect(events.map((e) => [e.event, e.id, (JSON.parse(e.data) as Envelope).device])).toEqual([['reading', undefined, 'gas-a1']])
+    stream.close()
+    const refused = await fetch(`${url}/v1/stream?kinds=bogus`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
+    expect(refused.status).toBe(400)
+    expect((await fetch(`${url}/v1/stream`)).status).toBe(401)
+  })
+})
