@@ -399,6 +399,9 @@ export class Casebook {
     if (f.states?.length) {
       where.push(`state IN (${f.states.map((_, i) => `@s${i}`).join(', ')})`)
       f.states.forEach((s, i) => (args[`s${i}`] = s))
+      // Implied by the states above, but SQLite cannot see that through bound parameters; said
+      // outright, it lets an open list use the partial index cases_open instead of a table scan.
+      if (!f.states.includes('closed')) where.push(`state <> 'closed'`)
     }
     if (f.offices) {
       if (f.offices.size === 0) return { total: 0, items: [] }
@@ -420,6 +423,16 @@ export class Casebook {
     if (f.to !== undefined) {
       where.push('raised_at <= @to')
       args.to = f.to
+    }
+    if (!f.visible && Number.isSafeInteger(f.limit) && f.limit >= 0) {
+      // Every match is visible (admins, center staff): count them in SQLite and read only the
+      // page. Reading every match whole (24 columns made into a JS object each) just to count
+      // it was most of this call's time.
+      const { n } = this.db.prepare<[Record<string, unknown>], { n: number }>(`SELECT count(*) AS n FROM cases WHERE ${where.join(' AND ')}`).get(args)!
+      const page = this.db
+        .prepare<[Record<string, unknown>], CaseRow>(`SELECT * FROM cases WHERE ${where.join(' AND ')} ORDER BY raised_at DESC, id DESC LIMIT @limit`)
+        .all({ ...args, limit: f.limit })
+      return { total: n, items: page.map((row) => this.view(row)) }
     }
     const rows = this.db.prepare<[Record<string, unknown>], CaseRow>(`SELECT * FROM cases WHERE ${where.join(' AND ')} ORDER BY raised_at DESC, id DESC`).iterate(args)
     const items: CaseView[] = []

@@ -10,8 +10,12 @@ export const CLOUD_VERSION = '0.1.0'
 export function healthRoutes(app: FastifyInstance, deps: AppDeps): void {
   const live = async () => ({ status: 'ok', version: CLOUD_VERSION, store: deps.store.kind })
   const ops = { schema: { tags: ['operation'], security: [] } }
-  app.get('/healthz', { ...ops, schema: { ...ops.schema, summary: 'Liveness: the process answers' } }, live)
-  app.get('/health', { ...ops, schema: { ...ops.schema, summary: 'Liveness (alias of /healthz)' } }, live)
+  // Liveness and metrics answer even under pressure: a busy process is not a dead one, and
+  // pressure is exactly when its metrics are wanted. (under-pressure lets a request through when
+  // the route's handler returns nothing.) Readiness is shed, which tells a load balancer to back off.
+  const exempt = { config: { pressureHandler: () => undefined } }
+  app.get('/healthz', { ...ops, ...exempt, schema: { ...ops.schema, summary: 'Liveness: the process answers' } }, live)
+  app.get('/health', { ...ops, ...exempt, schema: { ...ops.schema, summary: 'Liveness (alias of /healthz)' } }, live)
 
   const ready = async (_req: FastifyRequest, reply: FastifyReply) => {
     try {
@@ -24,7 +28,7 @@ export function healthRoutes(app: FastifyInstance, deps: AppDeps): void {
   app.get('/readyz', { ...ops, schema: { ...ops.schema, summary: 'Readiness: the event store answers' } }, ready)
   app.get('/ready', { ...ops, schema: { ...ops.schema, summary: 'Readiness (alias of /readyz)' } }, ready)
 
-  app.get('/metrics', { ...ops, schema: { ...ops.schema, summary: 'Prometheus metrics' } }, async (_req, reply) => {
+  app.get('/metrics', { ...ops, ...exempt, schema: { ...ops.schema, summary: 'Prometheus metrics' } }, async (_req, reply) => {
     reply.type(deps.metrics.registry.contentType)
     return deps.metrics.registry.metrics()
   })

@@ -33,7 +33,7 @@
 import { InfluxDB, escape, type INanoDate, type IPoint } from 'influx'
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
-import { InfluxWriter } from './influx-http.ts'
+import { InfluxWriter, StoreRejectedError } from './influx-http.ts'
 import { envelopeBodies, escapeMeasurement, escapeTag, quoteString } from './line-protocol.ts'
 import {
   StoreUnavailableError,
@@ -345,6 +345,15 @@ export class InfluxStore implements EventStore {
       } catch (err) {
         // The database was dropped under us: create it again on the next write.
         if (/database not found/.test((err as Error).message)) this.opened = false
+        // Points older than the raw retention policy keeps are dropped (the rest of the body is
+        // written), and always will be: name their envelopes, so that a gateway can set them aside
+        // (its dead letters) rather than send the batch again until its own TTL drops them.
+        if (err instanceof StoreRejectedError && err.reason === 'beyond_retention' && err.problems.length === 0) {
+          const oldest = (this.options.now ?? Date.now)() - this.schema.rawRetentionMs
+          const message = `older than the event store keeps (retention policy "${this.schema.rawPolicy}"): InfluxDB drops such points`
+          const problems = envelopes.flatMap((e, i) => (e.ts < oldest ? [{ path: `/envelopes/${i}/ts`, message }] : []))
+          if (problems.length > 0) throw new StoreRejectedError(err.message, err.status, err.reason, err.dropped, problems)
+        }
         throw err
       }
     }

@@ -238,7 +238,7 @@ function quantitySeries(w: LineWriter, measurement: string, e: Envelope, quantit
   const list = seriesByDevice.get(e.device)
   if (list !== undefined) {
     for (let i = 0; i < list.length; i++) {
-      const c = list[i]!
+      const c = list[i]
       if (c.quantity === quantity && c.measurement === measurement && c.gateway === e.gateway && c.office === e.office && c.enterprise === e.enterprise && c.grid === e.grid) {
         w.bytes(c.bytes)
         return
@@ -446,11 +446,11 @@ export function envelopeBodies(envelopes: readonly Envelope[], linesPerBody = 50
     for (let i = first; i < end; i++) {
       if (i > first) w.byte(10)
       starts[i - first] = w.pos
-      writeEnvelope(w, envelopes[i]!)
+      writeEnvelope(w, envelopes[i])
     }
     starts[end - first] = w.pos + 1
     const body = w.buf.subarray(0, w.pos)
-    const lines = () => Array.from({ length: end - first }, (_, i) => body.toString('utf8', starts[i], starts[i + 1]! - 1))
+    const lines = () => Array.from({ length: end - first }, (_, i) => body.toString('utf8', starts[i], starts[i + 1] - 1))
     out.push({ body, first, lines })
   }
   return out

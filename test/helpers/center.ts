@@ -12,7 +12,7 @@ import { buildApp } from '../../cloud-api/app.ts'
 import { loadCloudConfig, type CloudConfig } from '../../cloud-api/config.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import type { EventStore } from '../../cloud-api/store/store.ts'
-import { silentLogger } from '../../common/logger.ts'
+import { silentLogger, type Logger } from '../../common/logger.ts'
 import { hashToken } from '../../common/secrets.ts'
 import type { Envelope } from '../../contracts/envelope.ts'
 import { EnvelopeFactory } from './envelopes.ts'
@@ -91,11 +91,11 @@ export interface TestCenter {
   close(): Promise<void>
 }
 
-export async function startCenter(options: { overrides?: Record<string, unknown>; store?: EventStore; now?: number } = {}): Promise<TestCenter> {
+export async function startCenter(options: { overrides?: Record<string, unknown>; store?: EventStore; now?: number; logger?: Logger } = {}): Promise<TestCenter> {
   const store = options.store ?? new SqliteStore(':memory:')
   await store.open()
   const clock = { now: options.now ?? Date.now() }
-  const app = await buildApp({ config: centerConfig(options.overrides), store, logger: silentLogger(), now: () => clock.now })
+  const app = await buildApp({ config: centerConfig(options.overrides), store, logger: options.logger ?? silentLogger(), now: () => clock.now })
   const auth = (who: Who) => (who === 'nobody' ? {} : { authorization: `Bearer ${TOKENS[who]}` })
   return {
     app,

@@ -9,6 +9,7 @@ import type { Envelope } from '../../contracts/envelope.ts'
 import { FieldFactory, startCenter, TOKENS, type TestCenter, type Who } from '../helpers/center.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { readSse, type SseEvent } from '../../common/sse.ts'
+import { createLogger } from '../../common/logger.ts'
 
 const T = Date.UTC(2026, 10, 20, 0, 30) // 08:30 in the offices' local time (UTC+8)
 const a = new FieldFactory('gw-a', 'o-a')
@@ -412,12 +413,56 @@ describe('center API limits', () => {
     }
   })
 
+  it('under pressure, requests are shed with 503 and Retry-After; liveness and metrics still answer', async () => {
+    // A heap limit of 1 MB is always exceeded: the first memory sample puts the API under pressure.
+    const center = await startCenter({ overrides: { limits: { ingestPerGatewayPerMinute: 0, requestsPerAddressPerMinute: 0, maxEventLoopDelayMs: 0, maxHeapUsedMb: 1 } } })
+    try {
+      const shed = await waitFor(async () => {
+        const res = await center.as('admin', 'GET', '/v1/alerts')
+        return res.statusCode === 503 ? res : undefined
+      }, { what: 'the API to shed load' })
+      expect(shed.json()).toMatchObject({ statusCode: 503, code: 'CLOUD_BUSY' })
+      expect(shed.headers['retry-after']).toBe('5')
+      expect((await center.ingest('gwA', [new FieldFactory('gw-a', 'o-a').readingOf('gas-a1', T, 1, 'e-a1')])).statusCode).toBe(503)
+      expect((await center.app.inject({ url: '/healthz' })).statusCode).toBe(200)
+      expect((await center.app.inject({ url: '/metrics' })).body).toMatch(/cloud_requests_shed_total\{route="\/v1\/alerts"\} [1-9]/)
+    } finally {
+      await center.close()
+    }
+  })
+
   it('sign-in is limited per address against password guessing', async () => {
     const center = await startCenter()
     try {
       const statuses = new Set<number>()
       for (let i = 0; i < 12; i++) statuses.add((await center.as('nobody', 'POST', '/v1/session', { name: 'zhang', password: `guess-${i}` })).statusCode)
       expect([...statuses].sort()).toEqual([401, 429])
+    } finally {
+      await center.close()
+    }
+  })
+
+  it('logs carry the request id, route, status and who; never a token or a password', async () => {
+    const lines: string[] = []
+    const logger = createLogger({ service: 'cloud-api', level: 'debug', destination: { write: (s: string) => void lines.push(s) } })
+    const center = await startCenter({ logger })
+    try {
+      await center.as('admin', 'POST', '/v1/admin/users', { name: 'he', role: 'center', scope: { district: 'd-north' }, password: 'secret password 123' })
+      await center.as('nobody', 'POST', '/v1/session', { name: 'he', password: 'wrong password 456' })
+      const ok = await center.as('nobody', 'POST', '/v1/session', { name: 'he', password: 'secret password 123' })
+      const session = ok.json<{ token: string }>().token
+      await center.app.inject({ url: '/v1/admin/users', headers: { authorization: `Bearer ${session}` } })
+      await center.app.inject({ url: '/v1/me', headers: { authorization: 'Bearer some-unknown-token-value' } })
+      const text = lines.join('')
+      for (const secret of ['secret password 123', 'wrong password 456', session, 'some-unknown-token-value', ...Object.values(TOKENS)]) expect(text).not.toContain(secret)
+      const failures = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request failed')
+      expect(failures).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ reqId: expect.any(String), route: '/v1/session', status: 401, service: 'cloud-api' }),
+          expect.objectContaining({ reqId: expect.any(String), route: '/v1/admin/users', status: 403 }),
+        ]),
+      )
+      expect(lines.some((l) => l.includes('"msg":"signed in"') && l.includes('"user":"he"'))).toBe(true)
     } finally {
       await center.close()
     }
