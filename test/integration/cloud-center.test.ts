@@ -44,16 +44,19 @@ describe('center API', () => {
     seeded.patrol = a.alertOf('r-a', T, { type: 'patrol.checkpoint_missed' })
     seeded.camera = a.alertOf('cam-a', T, { type: 'camera.intrusion' })
     seeded.incident = a.incident('phone-a', T, 'garbage dumped by the river')
+    seeded.incidentM = a.incident('phone-a', T, 'a broken street light (worked through in the role matrix)')
     seeded.c1 = c.alertOf('gas-c1', T, { enterprise: 'e-c1', severity: 'major', value: 30 })
     const readings = [a.readingOf('gas-a1', T - 1000, 55, 'e-a1'), a.readingOf('gas-a2', T - 1000, 26, 'e-a2')]
-    expect((await center.ingest('gwA', [...readings, seeded.a1, seeded.a2, seeded.patrol, seeded.camera, seeded.incident])).statusCode).toBe(200)
+    expect((await center.ingest('gwA', [...readings, seeded.a1, seeded.a2, seeded.patrol, seeded.camera, seeded.incident, seeded.incidentM])).statusCode).toBe(200)
     expect((await center.ingest('gwC', [c.readingOf('gas-c1', T - 1000, 30, 'e-c1'), seeded.c1])).statusCode).toBe(200)
   })
   afterAll(() => center?.close())
 
   describe('role matrix: every route, every role', () => {
     // Expected status per caller. center = zhang (d-north), south = li (d-south).
-    type Row = [method: 'GET' | 'POST' | 'DELETE', url: string, expected: Partial<Record<Who, number>>, body?: unknown]
+    type Row = [method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, expected: Partial<Record<Who, number>>, body?: unknown]
+    /** A fresh API token to revoke, made the way an admin would. */
+    const freshToken = () => center.app.center.directory.createUserToken('zhang', 'to revoke').id
     const reads = (ok: Who[], others: number, extra: Partial<Record<Who, number>> = {}) => {
       const all: Who[] = ['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor']
       return { ...Object.fromEntries(all.map((w) => [w, ok.includes(w) ? 200 : others])), gwA: 403, nobody: 401, ...extra }
@@ -73,10 +76,23 @@ describe('center API', () => {
       ['GET', '/v1/admin/users', reads(['admin'], 403)],
       ['GET', '/v1/admin/tokens', reads(['admin'], 403)],
       ['GET', '/v1/admin/gateways', reads(['admin'], 403)],
+      ['GET', '/v1/alerts/{a2}', reads(['admin', 'centerNorth'], 403, { centerSouth: 404, inspector: 404, supervisor: 404 })],
+      ['GET', '/v1/alerts/{patrol}', reads(['admin', 'centerNorth', 'supervisor'], 403, { centerSouth: 404, inspector: 404 })],
+      ['GET', '/v1/incidents/{incidentM}', reads(['admin', 'centerNorth', 'supervisor'], 403, { centerSouth: 404 })],
       // Acting: only center staff of the alert's district; everyone else 403, or 404 out of scope.
-      ['POST', '/v1/alerts/{camera}/acknowledge', { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, {}],
-      ['POST', '/v1/incidents/{incident}/acknowledge', { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, {}],
+      // Each row is one step of the lifecycle, so the center's call succeeds and the others are judged first.
+      ...(['acknowledge', 'assign', 'resolve', 'close'] as const).flatMap((step): Row[] => [
+        ['POST', `/v1/alerts/{camera}/${step}`, { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, step === 'assign' ? { department: 'police' } : {}],
+        ['POST', `/v1/incidents/{incidentM}/${step}`, { admin: 403, inspector: 403, supervisor: 403, centerSouth: 404, gwA: 403, nobody: 401, centerNorth: 200 }, step === 'assign' ? { department: 'city-management' } : {}],
+      ]),
+      ['POST', '/v1/admin/users', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 201 }, { name: 'matrix-user', role: 'supervisor', scope: { offices: ['o-b'] } }],
+      ['PUT', '/v1/admin/users/matrix-user/password', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 204 }, { password: 'matrix password 1' }],
+      ['POST', '/v1/admin/users/matrix-user/tokens', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 201 }, { label: 'matrix' }],
+      ['DELETE', '/v1/admin/tokens/{token}', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 204 }],
+      ['DELETE', '/v1/admin/users/matrix-user', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 204 }],
       ['POST', '/v1/admin/gateways', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 201 }, { id: 'gw-matrix', office: 'o-b' }],
+      ['POST', '/v1/admin/gateways/gw-matrix/token', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 201 }],
+      ['DELETE', '/v1/admin/gateways/gw-matrix', { centerNorth: 403, inspector: 403, supervisor: 403, gwA: 403, nobody: 401, admin: 204 }],
       ['DELETE', '/v1/session', { gwA: 403, nobody: 401 }],
       ['POST', '/v1/ingest', { admin: 403, centerNorth: 403, inspector: 403, supervisor: 403, nobody: 401, gwA: 200 }, { envelopes: [] }],
     ]
@@ -85,7 +101,9 @@ describe('center API', () => {
         // Callers that would succeed go last, so a refused caller is judged on a fresh resource.
         const order = (Object.keys(expected) as Who[]).sort((x, y) => Number(expected[x]! < 300) - Number(expected[y]! < 300))
         for (const who of order) {
-          const path = url.replace(/\{(\w+)\}/, (_, k: string) => seeded[k].kind === 'incident' ? (seeded[k] as Envelope & { kind: 'incident' }).payload.incidentId : (seeded[k] as Envelope & { kind: 'alert' }).payload.alertId)
+          const path = url.replace(/\{(\w+)\}/, (_, k: string) =>
+            k === 'token' ? freshToken() : seeded[k].kind === 'incident' ? (seeded[k] as Envelope & { kind: 'incident' }).payload.incidentId : (seeded[k] as Envelope & { kind: 'alert' }).payload.alertId,
+          )
           let payload = body
           if (url === '/v1/ingest') payload = { envelopes: [a.readingOf('gas-a1', T, 1, 'e-a1')] }
           const res = await center.as(who, method, path, payload)
@@ -109,7 +127,7 @@ describe('center API', () => {
     })
 
     it('incidents, devices, gateways and single alerts', async () => {
-      expect(ids(await center.as('supervisor', 'GET', '/v1/incidents'), 'incidents')).toHaveLength(1)
+      expect(ids(await center.as('supervisor', 'GET', '/v1/incidents'), 'incidents')).toHaveLength(2)
       expect(ids(await center.as('centerSouth', 'GET', '/v1/incidents'), 'incidents')).toEqual([])
       const devices = (who: Who) => center.as(who, 'GET', '/v1/devices').then((r) => r.json<{ devices: { id: string }[] }>().devices.map((d) => d.id))
       expect(await devices('inspector')).toEqual(['gas-a1'])
@@ -207,7 +225,7 @@ describe('center API', () => {
 
     it('incidents from patrol staff follow the same lifecycle', async () => {
       const id = (seeded.incident as Envelope & { kind: 'incident' }).payload.incidentId
-      // Acknowledged in the role matrix; assign and resolve here.
+      expect((await center.as('centerNorth', 'POST', `/v1/incidents/${id}/acknowledge`, {})).statusCode).toBe(200)
       expect((await center.as('centerNorth', 'POST', `/v1/incidents/${id}/assign`, { department: 'city-management' })).json()).toMatchObject({ incident: { state: 'assigned' } })
       expect((await center.as('centerNorth', 'POST', `/v1/incidents/${id}/resolve`, { note: 'cleaned up' })).json()).toMatchObject({ incident: { state: 'resolved' } })
       const detail = (await center.as('supervisor', 'GET', `/v1/incidents/${id}`)).json<{ incident: CaseJson; history: { action: string }[]; mayAct: boolean }>()
@@ -360,7 +378,8 @@ describe('center API', () => {
       expect(stats.byOffice).toEqual({ 'o-a': 4 })
       expect(stats.byType).toEqual({ 'sensor.threshold': 2, 'patrol.checkpoint_missed': 1, 'camera.intrusion': 1 })
       expect(stats.byDay).toEqual({ '2026-11-20': 4 })
-      expect(stats.timeToResolve).toMatchObject({ count: 1, meanSeconds: 1800 })
+      // a1 resolved 30 min after it was raised; the camera alert 1 min after (in the role matrix).
+      expect(stats.timeToResolve).toMatchObject({ count: 2, meanSeconds: 930, medianSeconds: 60 })
       expect(stats.timeToAcknowledge.count).toBeGreaterThanOrEqual(2)
     })
 
@@ -499,6 +518,15 @@ describe('live stream (SSE) over a real socket', () => {
     await stream.opened
     return { events, stream }
   }
+
+  it('role matrix of the stream: every user role may open it, a gateway may not', async () => {
+    for (const who of ['admin', 'centerNorth', 'centerSouth', 'inspector', 'supervisor'] as const) {
+      const res = await fetch(`${url}/v1/stream`, { headers: { authorization: `Bearer ${TOKENS[who]}` } })
+      expect({ who, status: res.status, type: res.headers.get('content-type') }).toEqual({ who, status: 200, type: 'text/event-stream; charset=utf-8' })
+      await res.body?.cancel()
+    }
+    expect((await fetch(`${url}/v1/stream`, { headers: { authorization: `Bearer ${TOKENS.gwA}` } })).status).toBe(403)
+  })
 
   it('each caller receives only what their scope allows, as it happens', async () => {
     const inspector = await open('inspector')
