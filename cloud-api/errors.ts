@@ -9,6 +9,8 @@ import type { SchemaProblem } from '../contracts/validate.ts'
 export const CloudErrorStatus = {
   CLOUD_REQUEST_INVALID: 400,
   CLOUD_INGEST_INVALID: 400,
+  /** The event store refused some envelopes of a valid batch for good; `problems` names them, the rest was stored. */
+  CLOUD_STORE_REJECTED: 400,
   CLOUD_UNAUTHENTICATED: 401,
   CLOUD_FORBIDDEN: 403,
   CLOUD_NOT_FOUND: 404,

@@ -362,7 +362,7 @@ export class InfluxStore implements EventStore {
   }
 
   async readings(q: SeriesQuery): Promise<ReadingPoint[]> {
-    let where = `"device" = ${escape.stringLit(q.device)} AND ${timeRange(q.from, q.to)}`
+    let where = `${deviceMatch(q)} AND ${timeRange(q.from, q.to)}`
     if (q.quantity !== undefined) where += ` AND "quantity" = ${escape.stringLit(q.quantity)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; quantity: string; value: number; unit: string; id: string }>(
@@ -420,7 +420,7 @@ export class InfluxStore implements EventStore {
 
   /** Windows of raw points in [from, q.to]; fill(none) leaves out the empty ones. */
   private async rawSeries(q: AggregateQuery, from: number): Promise<SeriesBucket[]> {
-    const where = `"device" = ${escape.stringLit(q.device)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, q.to)}`
+    const where = `${deviceMatch(q)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, q.to)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; mean: number; min: number; max: number; count: number }>(
         `SELECT mean("value") AS "mean", min("value") AS "min", max("value") AS "max", count("value") AS "count" FROM "${Measurements.reading}" ` +
@@ -438,7 +438,7 @@ export class InfluxStore implements EventStore {
   private async rollupSeries(q: AggregateQuery, to: number): Promise<SeriesBucket[]> {
     if (!this.opened) await this.open()
     const from = Math.floor(q.from / HOUR_MS) * HOUR_MS
-    const where = `"device" = ${escape.stringLit(q.device)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, to)}`
+    const where = `${deviceMatch(q)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, to)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; sum: number; min: number; max: number; count: number }>(
         `SELECT sum("sum") AS "sum", min("min") AS "min", max("max") AS "max", sum("count") AS "count" FROM ${this.longTerm(LongTermMeasurements.readingHourly)} ` +
@@ -533,6 +533,8 @@ export class InfluxStore implements EventStore {
   }
 
   async close(): Promise<void> {
+    this.writer?.close()
+    this.writer = undefined
     this.lifecycleWriter?.close()
     this.lifecycleWriter = undefined
   }
@@ -567,6 +569,12 @@ function lifecycleLine(r: LifecycleRow): string {
 /** A statement for comparison with what SHOW CONTINUOUS QUERIES prints: no quotes, one space, lower case. */
 function normalisedStatement(statement: string): string {
   return statement.replaceAll('"', '').replace(/\s+/g, ' ').trim().toLowerCase()
+}
+
+/** One device, within its office when the query names one (device ids are unique per office). */
+function deviceMatch(q: { device: string; office?: string | undefined }): string {
+  const device = `"device" = ${escape.stringLit(q.device)}`
+  return q.office === undefined ? device : `"office" = ${escape.stringLit(q.office)} AND ${device}`
 }
 
 /** [from, to] in ms, inclusive of every point stamped within the `to` millisecond. */

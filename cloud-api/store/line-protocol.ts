@@ -108,8 +108,9 @@ class LineWriter {
   }
 
   /**
-   * `s` as UTF-8, with a backslash before each ASCII character `escaped` says needs one. At most
-   * three bytes per UTF-16 unit, escapes included.
+   * `s` as UTF-8, with a backslash before each character that needs one: `,` `=` and space in a
+   * tag value (`tag`), `"` and `\` in a string field. At most three bytes per UTF-16 unit,
+   * escapes included.
    */
   private text(s: string, tag: boolean): void {
     this.room(s.length * 3)

@@ -9,6 +9,7 @@ import { buildApp } from '../../cloud-api/app.ts'
 import { loadCloudConfig } from '../../cloud-api/config.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { StoreUnavailableError, type EventStore } from '../../cloud-api/store/store.ts'
+import { StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
 import { hashToken } from '../../common/secrets.ts'
 import { silentLogger } from '../../common/logger.ts'
 import type { Envelope } from '../../contracts/envelope.ts'
@@ -275,5 +276,33 @@ describe('cloud-api with its store down', () => {
   it('readiness goes false while liveness stays true', async () => {
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503)
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
+  })
+})
+
+describe('cloud-api when the store refuses envelopes', () => {
+  const refused = (problems: { path: string; message: string }[]) =>
+    new StoreRejectedError('InfluxDB write failed: HTTP 400: partial write: points beyond retention policy dropped=1', 400, 'beyond_retention', 1, problems)
+  let problems: { path: string; message: string }[] = []
+  let app: FastifyInstance
+  beforeAll(async () => {
+    const store = new SqliteStore(':memory:')
+    store.write = () => Promise.reject(refused(problems))
+    app = await appWith(store)
+  })
+  afterAll(() => app.close())
+
+  it('answers 400 naming the envelopes, so the gateway dead-letters those and resends the rest', async () => {
+    problems = [{ path: '/envelopes/1/ts', message: 'older than the event store keeps' }]
+    const f = new EnvelopeFactory('gw-test-01', 'office-test')
+    const res = await ingest(app, [f.reading('g', T, 1), f.reading('g', T, 2)])
+    expect(res.statusCode).toBe(400)
+    expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_REJECTED', problems })
+  })
+
+  it('answers 503 when it names none (the gateway keeps the batch and retries)', async () => {
+    problems = []
+    const res = await ingest(app, [new EnvelopeFactory('gw-test-01', 'office-test').reading('g', T, 1)])
+    expect(res.statusCode).toBe(503)
+    expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_UNAVAILABLE' })
   })
 })

@@ -155,7 +155,7 @@ describe('line protocol of envelopes', () => {
         (s, value, seq, ts) => {
           const batch = everyKind(s, seq).map((e) => ({ ...e, ts, ...(e.kind === 'reading' ? { payload: { ...e.payload, value } } : {}) }) as Envelope)
           const [body] = envelopeBodies(batch)
-          expect(body!.body.equals(wire(influxBody(batch.map(toPoint))))).toBe(true)
+          expect(body.body.equals(wire(influxBody(batch.map(toPoint))))).toBe(true)
         },
       ),
       { numRuns: 500 },
