@@ -55,15 +55,15 @@ const SCHEMA = `
     envelopes INTEGER NOT NULL
   ) STRICT;
   CREATE TABLE IF NOT EXISTS devices (
-    id TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
     office TEXT NOT NULL,
     enterprise TEXT,
     gateway TEXT NOT NULL,
     last_seen INTEGER NOT NULL,
     status TEXT,
-    latest TEXT NOT NULL DEFAULT '{}'
+    latest TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (office, id)
   ) STRICT;
-  CREATE INDEX IF NOT EXISTS devices_by_office ON devices (office);
   CREATE TABLE IF NOT EXISTS cases (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('alert', 'incident')),

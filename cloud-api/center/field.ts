@@ -1,7 +1,8 @@
 /**
  * What the center knows of the field without asking the event store: each gateway's last
  * contact (last seen, backlog it reported, version) and each device's office, enterprise, status
- * and latest reading per quantity.
+ * and latest reading per quantity. A device is known by office and id: ids are unique within an
+ * office's config, and two offices may well both have a `gas-001`.
  *
  * Kept in memory for the ingest path (a Map lookup per envelope) and written to the center
  * database every few seconds, so a restart remembers it. A device's owner (office, enterprise)
@@ -32,6 +33,8 @@ export interface GatewayHealth {
 
 const FLUSH_MS = 5000
 
+const key = (office: string, device: string) => `${office}\u0000${device}`
+
 export class FieldIndex {
   private readonly devices = new Map<string, DeviceInfo>()
   private readonly gateways = new Map<string, GatewayHealth>()
@@ -43,7 +46,7 @@ export class FieldIndex {
 
   constructor(private readonly db: CenterDb) {
     for (const r of db.prepare<[], { id: string; office: string; enterprise: string | null; gateway: string; last_seen: number; status: string | null; latest: string }>('SELECT * FROM devices').all()) {
-      this.devices.set(r.id, {
+      this.devices.set(key(r.office, r.id), {
         id: r.id,
         office: r.office,
         ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
@@ -66,7 +69,7 @@ export class FieldIndex {
     }
     this.upsertDevice = db.prepare(
       `INSERT INTO devices (id, office, enterprise, gateway, last_seen, status, latest) VALUES (@id, @office, @enterprise, @gateway, @lastSeen, @status, @latest)
-       ON CONFLICT (id) DO UPDATE SET office = excluded.office, enterprise = excluded.enterprise, gateway = excluded.gateway,
+       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, gateway = excluded.gateway,
          last_seen = excluded.last_seen, status = excluded.status, latest = excluded.latest`,
     )
     this.upsertGateway = db.prepare(
@@ -94,10 +97,11 @@ export class FieldIndex {
   noteEnvelopes(envelopes: readonly Envelope[]): void {
     let owners = false
     for (const e of envelopes) {
-      let d = this.devices.get(e.device)
-      if (!d || d.office !== e.office || (e.enterprise !== undefined && d.enterprise !== e.enterprise)) {
+      const k = key(e.office, e.device)
+      let d = this.devices.get(k)
+      if (!d || (e.enterprise !== undefined && d.enterprise !== e.enterprise)) {
         d = { ...(d ?? { latest: {} }), id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
-        this.devices.set(e.device, d)
+        this.devices.set(k, d)
         owners = true
       }
       if (e.ts > d.lastSeen) d.lastSeen = e.ts
@@ -107,14 +111,19 @@ export class FieldIndex {
       } else if (e.kind === 'status') {
         d.status = e.payload.state
       }
-      this.dirtyDevices.add(e.device)
+      this.dirtyDevices.add(k)
     }
     // Scope checks read device owners; make a new device's owner durable with its first data.
     if (owners) this.flush()
   }
 
-  device(id: string): DeviceInfo | undefined {
-    return this.devices.get(id)
+  device(office: string, id: string): DeviceInfo | undefined {
+    return this.devices.get(key(office, id))
+  }
+
+  /** Every device with this id, one per office that has one. */
+  devicesNamed(id: string): DeviceInfo[] {
+    return [...this.devices.values()].filter((d) => d.id === id)
   }
 
   allDevices(): DeviceInfo[] {
@@ -128,9 +137,9 @@ export class FieldIndex {
   flush(): void {
     if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
     this.db.transaction(() => {
-      for (const id of this.dirtyDevices) {
-        const d = this.devices.get(id)!
-        this.upsertDevice.run({ id, office: d.office, enterprise: d.enterprise ?? null, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
+      for (const k of this.dirtyDevices) {
+        const d = this.devices.get(k)!
+        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
       }
       for (const id of this.dirtyGateways) {
         const g = this.gateways.get(id)!

@@ -92,7 +92,7 @@ export function caseRoutes(app: FastifyInstance, deps: AppDeps, kind: 'alert' | 
     if (kind === 'alert' && typeof quantity === 'string') {
       // The device's last hour around the alert: what the detail view draws.
       const to = Math.min(deps.now(), Date.parse(c.updatedAt) + 10 * 60_000)
-      const points = await deps.store.readings({ device: c.device, quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
+      const points = await deps.store.readings({ device: c.device, office: c.office, quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
       readings = points.map((p) => ({ time: new Date(p.ts).toISOString(), value: p.value, unit: p.unit }))
     }
     return { [kind]: c, history, ...(readings ? { readings } : {}), mayAct: canAct(user, subjectOf(c)) }

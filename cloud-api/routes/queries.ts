@@ -21,6 +21,8 @@ import { boundedLimit, Limit, QueryTime, timeWindow } from './params.ts'
 const SeriesQuery = Type.Object(
   {
     device: Ident,
+    /** The device's office; needed only when two offices have a device of this id. */
+    office: Type.Optional(Ident),
     quantity: Type.Optional(Ident),
     from: Type.Optional(QueryTime),
     to: Type.Optional(QueryTime),
@@ -53,16 +55,17 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
     { onRequest: deps.auth.requireUser(['admin', 'center', 'inspector']), schema: { summary: "One device's readings, raw or per window", tags: ['series'], querystring: SeriesQuery } },
     async (req) => {
       const q = req.query
-      const device = visibleDevice(deps, req.user!, q.device)
+      const device = visibleDevice(deps, req.user!, q.device, q.office)
+      const office = device?.office ?? q.office
       const { from, to } = timeWindow(q.from, q.to, DAY, deps.now())
-      const frame = { device: q.device, ...(device?.enterprise ? { enterprise: device.enterprise } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
+      const frame = { device: q.device, ...(office ? { office } : {}), ...(device?.enterprise ? { enterprise: device.enterprise } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
       if (q.window !== undefined) {
         if (q.quantity === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'a windowed series needs a quantity', [{ path: '/quantity', message: 'required with window' }])
         const window = q.window
         if ((to - from) / windowMs[window] > MAX_BUCKETS) {
           throw new ApiError('CLOUD_REQUEST_INVALID', 'too many windows', [{ path: '/window', message: `at most ${MAX_BUCKETS} windows per request; use a wider window` }])
         }
-        const buckets = await deps.store.series({ device: q.device, quantity: q.quantity, from, to, window })
+        const buckets = await deps.store.series({ device: q.device, ...(office ? { office } : {}), quantity: q.quantity, from, to, window })
         return {
           ...frame,
           quantity: q.quantity,
@@ -72,7 +75,7 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
         }
       }
       const limit = boundedLimit(q.limit, 10_000, 100_000)
-      const points = await deps.store.readings({ device: q.device, from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
+      const points = await deps.store.readings({ device: q.device, ...(office ? { office } : {}), from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
       return {
         ...frame,
         ...(q.quantity ? { quantity: q.quantity } : {}),
@@ -102,13 +105,20 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
   )
 }
 
-/** The device's record when the caller may see its readings; 404 otherwise (admins may ask for any). */
-function visibleDevice(deps: AppDeps, user: UserPrincipal, id: string) {
-  const device = deps.field.device(id)
-  if (!device) {
-    if (user.role === 'admin') return undefined
-    throw new ApiError('CLOUD_NOT_FOUND', `no device "${id}"`)
+/**
+ * The device the caller asks for, when they may see its readings; 404 otherwise, as for an
+ * unknown one. Device ids are unique per office: when several offices visible to the caller have
+ * one, `office` must say which (400 naming them). Admins may ask for a device the center has not
+ * indexed (data from before it kept the index), by id and office as given.
+ */
+function visibleDevice(deps: AppDeps, user: UserPrincipal, id: string, office: string | undefined) {
+  const candidates = deps.field
+    .devicesNamed(id)
+    .filter((d) => (office === undefined || d.office === office) && canSee(user, { office: d.office, enterprise: d.enterprise, kind: 'reading' }))
+  if (candidates.length === 1) return candidates[0]
+  if (candidates.length > 1) {
+    throw new ApiError('CLOUD_REQUEST_INVALID', `device "${id}" exists in several offices`, [{ path: '/office', message: `say which: ${candidates.map((d) => d.office).join(', ')}` }])
   }
-  if (!canSee(user, { office: device.office, enterprise: device.enterprise, kind: 'reading' })) throw new ApiError('CLOUD_NOT_FOUND', `no device "${id}"`)
-  return device
+  if (user.role === 'admin') return undefined
+  throw new ApiError('CLOUD_NOT_FOUND', `no device "${id}"`)
 }

@@ -55,6 +55,12 @@ export class SqliteStore implements EventStore {
       db.pragma('wal_autocheckpoint = 0')
       this.checkpointer = new Checkpointer(this.path, 250)
     }
+    // A database from before the readings' office column: add it and fill it from the envelopes.
+    const readingsCols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('readings')").all().map((c) => c.name)
+    if (readingsCols.length > 0 && !readingsCols.includes('office')) {
+      db.exec(`ALTER TABLE readings ADD COLUMN office TEXT NOT NULL DEFAULT '';
+        UPDATE readings SET office = coalesce((SELECT office FROM envelopes WHERE envelopes.id = readings.id), '')`)
+    }
     // A database from before the scans projection: fill it from the envelopes once, below.
     const scansToFill = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scans'").get() === undefined
     db.exec(`
@@ -68,6 +74,7 @@ export class SqliteStore implements EventStore {
       ) STRICT;
       CREATE TABLE IF NOT EXISTS readings (
         device TEXT NOT NULL,
+        office TEXT NOT NULL DEFAULT '',
         quantity TEXT NOT NULL,
         ts INTEGER NOT NULL,
         value REAL NOT NULL,
@@ -130,14 +137,14 @@ export class SqliteStore implements EventStore {
   private prepare(db: Database.Database) {
     return {
       envelope: db.prepare('INSERT OR IGNORE INTO envelopes (id, kind, office, device, ts, body) VALUES (?, ?, ?, ?, ?, ?)'),
-      reading: db.prepare('INSERT INTO readings (device, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?)'),
+      reading: db.prepare('INSERT INTO readings (device, office, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       alertEvent: db.prepare('INSERT OR IGNORE INTO alert_events (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       gap: db.prepare('INSERT OR IGNORE INTO gaps (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       scan: db.prepare('INSERT OR IGNORE INTO scans (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       lifecycle: db.prepare('INSERT OR IGNORE INTO lifecycle (id, ts, office, subject_id, seq, row) VALUES (?, ?, ?, ?, ?, ?)'),
-      series: db.prepare<{ size: number; device: string; quantity: string; from: number; to: number }, SeriesBucket>(
+      series: db.prepare<{ size: number; device: string; office: string | null; quantity: string; from: number; to: number }, SeriesBucket>(
         `SELECT ts - ts % @size AS ts, avg(value) AS mean, min(value) AS min, max(value) AS max, count(*) AS count
-           FROM readings WHERE device = @device AND quantity = @quantity AND ts >= @from AND ts <= @to
+           FROM readings WHERE device = @device AND (@office IS NULL OR office = @office) AND quantity = @quantity AND ts >= @from AND ts <= @to
            GROUP BY 1 ORDER BY 1`,
       ),
     }
@@ -158,7 +165,7 @@ export class SqliteStore implements EventStore {
           statuses.push(fresh ? 'stored' : 'duplicate')
           if (!fresh) continue
           if (e.kind === 'reading') {
-            stmt.reading.run(e.device, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id)
+            stmt.reading.run(e.device, e.office, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id)
           } else if (e.kind === 'alert') {
             stmt.alertEvent.run(e.id, e.ts, e.office, JSON.stringify(alertEventRow(e)))
           } else if (e.kind === 'gap') {
@@ -178,6 +185,10 @@ export class SqliteStore implements EventStore {
     const { db } = this.ready
     const args: (string | number)[] = [q.device, q.from, q.to]
     let sql = 'SELECT ts, quantity, value, unit, id FROM readings WHERE device = ? AND ts >= ? AND ts <= ?'
+    if (q.office !== undefined) {
+      sql += ' AND office = ?'
+      args.push(q.office)
+    }
     if (q.quantity !== undefined) {
       sql += ' AND quantity = ?'
       args.push(q.quantity)
@@ -189,7 +200,7 @@ export class SqliteStore implements EventStore {
 
   async series(q: AggregateQuery): Promise<SeriesBucket[]> {
     const { stmt } = this.ready
-    return stmt.series.all({ size: windowMs[q.window], device: q.device, quantity: q.quantity, from: q.from, to: q.to })
+    return stmt.series.all({ size: windowMs[q.window], device: q.device, office: q.office ?? null, quantity: q.quantity, from: q.from, to: q.to })
   }
 
   async scans(q: ScanQuery): Promise<ScanRow[]> {

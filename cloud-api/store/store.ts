@@ -16,6 +16,8 @@ export interface ReadingPoint {
 
 export interface SeriesQuery {
   device: string
+  /** The device's office: device ids are unique within an office, not across offices. */
+  office?: string
   /** Inclusive bounds, epoch ms. */
   from: number
   to: number
@@ -82,6 +84,8 @@ export const windowMs: Record<SeriesWindow, number> = { '1m': 60_000, '1h': 3_60
 
 export interface AggregateQuery {
   device: string
+  /** The device's office: device ids are unique within an office, not across offices. */
+  office?: string
   quantity: string
   /** Inclusive bounds, epoch ms. Buckets are aligned to the window in UTC (epoch multiples). */
   from: number

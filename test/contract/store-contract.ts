@@ -95,6 +95,22 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       expect(alerts).toHaveLength(1)
     })
 
+    it('keeps the same device id of two offices apart when the office is given', async () => {
+      const f = fresh()
+      const g = new EnvelopeFactory(`${f.gateway}-2`, `${f.office}-2`)
+      const dev = `${f.gateway}-shared`
+      await store.write([f.reading(dev, T0, 1), f.reading(dev, T0 + 60_000, 2), g.reading(dev, T0, 100), g.reading(dev, T0 + 60_000, 200)])
+      const mine = await store.readings({ device: dev, office: f.office, from: T0, to: T0 + 60_000, limit: 100 })
+      expect(mine.map((p) => p.value)).toEqual([1, 2])
+      const theirs = await store.series({ device: dev, office: g.office, quantity: 'gas', from: T0 - (T0 % 60_000), to: T0 + 120_000, window: '1m' })
+      expect(theirs.map((b) => [b.mean, b.count])).toEqual([
+        [100, 1],
+        [200, 1],
+      ])
+      const both = await store.readings({ device: dev, from: T0, to: T0 + 60_000, limit: 100 })
+      expect(both.map((p) => p.value).sort((x, y) => x - y)).toEqual([1, 2, 100, 200])
+    })
+
     it('filters readings by quantity', async () => {
       const f = fresh()
       const dev = `${f.gateway}-multi`

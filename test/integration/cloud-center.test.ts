@@ -139,6 +139,18 @@ describe('center API', () => {
       expect((await center.as('centerSouth', 'GET', `/v1/alerts/${c1}`)).statusCode).toBe(200)
     })
 
+    it('a device id used in two offices: each caller gets their own office\'s readings; an admin must say which', async () => {
+      await center.ingest('gwA', [a.readingOf('gas-x', T, 1, 'e-a1')])
+      await center.ingest('gwC', [c.readingOf('gas-x', T, 99, 'e-c1')])
+      const values = async (who: Who, query = '') =>
+        (await center.as(who, 'GET', `/v1/series?device=gas-x&from=${T}&to=${T}${query}`)).json<{ office: string; points: { value: number }[] }>()
+      expect(await values('centerNorth')).toMatchObject({ office: 'o-a', points: [{ value: 1 }] })
+      expect(await values('centerSouth')).toMatchObject({ office: 'o-c', points: [{ value: 99 }] })
+      expect(await values('admin')).toMatchObject({ statusCode: 400, problems: [{ path: '/office', message: 'say which: o-a, o-c' }] })
+      expect(await values('admin', '&office=o-c')).toMatchObject({ office: 'o-c', points: [{ value: 99 }] })
+      expect((await center.as('centerNorth', 'GET', `/v1/series?device=gas-x&office=o-c`)).statusCode).toBe(404)
+    })
+
     it('the office filter cannot widen a scope', async () => {
       expect(ids(await center.as('centerSouth', 'GET', '/v1/alerts?office=o-a'))).toEqual([])
     })
