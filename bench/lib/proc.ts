@@ -3,7 +3,7 @@
  * CPU time. Linux only, like the gateways we ship on.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 export interface Child {
   proc: ChildProcess
@@ -55,4 +55,21 @@ export async function runForJson<T>(command: string, args: string[], options: Sp
   const last = lines[lines.length - 1] ?? ''
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}: ${child.output().slice(-2000)}`)
   return JSON.parse(last) as T
+}
+
+/** Pids of this process's children whose command name is `name` (for a child another helper spawned). */
+export function childPids(name: string, parent = process.pid): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+      if (comm === name && ppid === parent) out.push(Number(entry))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out
 }
