@@ -148,6 +148,9 @@ export interface CasebookOptions {
   now?: () => number
 }
 
+/** How long a transition may wait before its copy goes to the event store (see scheduleAudit). */
+const AUDIT_DELAY_MS = 250
+
 const LEVEL_OF_ALERT = (level: string | undefined): EscalationLevel => (level === 'community' || level === 'street' ? level : 'grid')
 
 export function subjectOf(c: Pick<CaseView, 'office' | 'enterprise' | 'type'>): Subject {
@@ -158,6 +161,7 @@ export class Casebook {
   private readonly now: () => number
   private readonly stmt
   private flushing: Promise<number> | undefined
+  private auditTimer: NodeJS.Timeout | undefined
 
   constructor(
     private readonly db: CenterDb,
@@ -200,7 +204,7 @@ export class Casebook {
       }
     })()
     this.feed.announce(events)
-    if (events.length > 0) void this.flushAudit()
+    if (events.length > 0) this.scheduleAudit()
   }
 
   private applyAlert(e: Envelope & { kind: 'alert' }, events: FeedEvent[]): void {
@@ -320,7 +324,7 @@ export class Casebook {
       events.push(this.feed.record(`${kind}_update`, { ...subjectOf(changed), kind }, changed))
     })()
     this.feed.announce(events)
-    void this.flushAudit()
+    this.scheduleAudit()
     return changed!
   }
 
@@ -359,7 +363,7 @@ export class Casebook {
     this.feed.announce(events)
     if (escalated.length > 0) {
       this.options.log.warn({ code: 'CLOUD_ESCALATED', cases: escalated.map((c) => c.id) }, 'cases escalated: not acknowledged within their SLA')
-      void this.flushAudit()
+      this.scheduleAudit()
     }
     return escalated
   }
@@ -451,7 +455,24 @@ export class Casebook {
    * Copies transitions not yet in the event store there. Runs after every change and on a timer;
    * while the store is down they wait here (the center database is authoritative meanwhile).
    */
+  /**
+   * Copies soon rather than at once: during a backlog replay every ingest batch may carry alerts,
+   * and one event-store write per quarter second carries them all instead of one per batch.
+   */
+  private scheduleAudit(): void {
+    if (this.auditTimer) return
+    this.auditTimer = setTimeout(() => {
+      this.auditTimer = undefined
+      void this.flushAudit()
+    }, AUDIT_DELAY_MS)
+    this.auditTimer.unref()
+  }
+
   flushAudit(): Promise<number> {
+    if (this.auditTimer) {
+      clearTimeout(this.auditTimer)
+      this.auditTimer = undefined
+    }
     this.flushing ??= this.flushOnce().finally(() => (this.flushing = undefined))
     return this.flushing
   }
