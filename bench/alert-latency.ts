@@ -90,7 +90,9 @@ try {
     influxd = await startInfluxd()
     storeEnv = { STORE: 'influx', INFLUX_URL: influxd.url, INFLUX_DB: 'latency' }
   }
-  const cloud = startProcess(process.execPath, [join(dist, 'cloud-api.mjs')], { env: { ...process.env, LOG_LEVEL: 'error', PORT: String(cloudPort), ...storeEnv } })
+  const cloud = startProcess(process.execPath, [join(dist, 'cloud-api.mjs')], {
+    env: { ...process.env, LOG_LEVEL: 'error', PORT: String(cloudPort), CENTER_DB: join(process.env.BENCH_CLOUD_DIR ?? dir, 'center.db'), ...storeEnv },
+  })
   children.push(cloud)
   // The demo office, except the storm guard: this bench toggles one detector's alarm five times a
   // second on purpose, which a real office rightly treats as a storm and holds back after 10

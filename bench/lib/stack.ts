@@ -98,7 +98,7 @@ export class CloudProcess extends Restartable {
     // The built-in demo config: it knows the demo gateway's token and allows reads.
     return startProcess(process.execPath, nodeArgs(this.build, 'cloud-api'), {
       cwd: root,
-      env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(this.port), STORE: 'sqlite', SQLITE_PATH: this.dbPath, ...this.storeEnv },
+      env: { ...process.env, LOG_LEVEL: 'warn', PORT: String(this.port), STORE: 'sqlite', SQLITE_PATH: this.dbPath, CENTER_DB: join(this.dir, 'center.db'), ...this.storeEnv },
     })
   }
 

@@ -119,6 +119,17 @@ const SCHEMA = `
   ) STRICT;
 `
 
+const VERSION = 1
+
+/**
+ * Version 0 (before user_version was kept) indexed devices by id alone; devices is a cache
+ * rebuilt from ingest, so it is simply made again.
+ */
+function migrate(db: CenterDb): void {
+  const version = db.pragma('user_version', { simple: true }) as number
+  if (version < 1) db.exec('DROP TABLE IF EXISTS devices')
+}
+
 /** Opens (creating if needed) the center database. `:memory:` gives a throwaway one for tests. */
 export function openCenterDb(path: string): CenterDb {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
@@ -126,6 +137,8 @@ export function openCenterDb(path: string): CenterDb {
   db.pragma('journal_mode = WAL')
   db.pragma('synchronous = FULL')
   db.pragma('busy_timeout = 5000')
+  migrate(db)
   db.exec(SCHEMA)
+  db.pragma(`user_version = ${VERSION}`)
   return db
 }
