@@ -76,6 +76,7 @@ export async function runCli(argv: readonly string[], config: CloudConfig, readS
         const label = flag(argv, '--label')
         if (!label) throw new UsageError(`user token needs --label\n${USAGE}`)
         const ttl = flag(argv, '--ttl-hours')
+        if (ttl !== undefined && !/^[0-9]+(\.[0-9]+)?$/.test(ttl)) throw new UsageError(`--ttl-hours must be a number of hours, not "${ttl}"`)
         const made = directory.createUserToken(need('a name'), label, ttl === undefined ? undefined : Number(ttl))
         return `token ${made.id} for ${target}\ntoken: ${made.token}   (shown once)`
       }

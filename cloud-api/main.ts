@@ -17,7 +17,7 @@ import { createStore } from './store/create.ts'
 import { collectDefaultMetrics } from 'prom-client'
 import { createCloudMetrics } from './metrics.ts'
 import { CLI_NOUNS, runCli, UsageError } from './cli.ts'
-import type { Directory } from './access/directory.ts'
+import { DirectoryConflictError, type Directory } from './access/directory.ts'
 import type { Role, ScopeSpec } from './access/principal.ts'
 import { demoUserPassword } from '../devices/demo-credentials.ts'
 
@@ -42,7 +42,16 @@ async function run(argv: string[]): Promise<void> {
   await store.open().catch((err: unknown) => log.error({ err: (err as Error).message, code: 'CLOUD_STORE_UNAVAILABLE' }, 'event store not reachable at start'))
   const metrics = createCloudMetrics()
   collectDefaultMetrics({ register: metrics.registry, prefix: 'cloud_' })
-  const app = await buildApp({ config, store, logger: log, metrics })
+  let app
+  try {
+    app = await buildApp({ config, store, logger: log, metrics })
+  } catch (err) {
+    if (err instanceof DirectoryConflictError) {
+      log.fatal({ code: 'CLOUD_DIRECTORY_CONFLICT' }, err.message)
+      process.exit(2)
+    }
+    throw err
+  }
   if (!configPath) await seedDemoUsers(app.center.directory, log)
   await app.listen({ host: config.listen.host, port: config.listen.port })
   log.info({ store: store.kind, gateways: config.gateways.length }, 'cloud-api ready')

@@ -52,6 +52,14 @@ interface TokenRow {
   expires_at: number | null
 }
 
+/** The config and the center database disagree about who someone is; the API does not start. */
+export class DirectoryConflictError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'DirectoryConflictError'
+  }
+}
+
 /** A scrypt hash of nothing anyone can type, so an unknown user costs the same time as a wrong password. */
 const DUMMY_HASH = 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
 
@@ -70,6 +78,17 @@ export class Directory {
     this.configGateways = new Map(config.gateways.map((g) => [g.tokenHash, { kind: 'gateway', id: g.id, office: g.office }]))
     this.configUsers = new Map(config.users.map((u) => [u.name, u]))
     this.configUserTokens = new Map(config.users.flatMap((u) => (u.tokenHashes ?? []).map((h) => [h, u] as const)))
+    // A config user and a database user of one name would share the database user's tokens and
+    // sessions (config wins on lookup): refuse to start rather than let one become the other.
+    const clash = db
+      .prepare<[], { name: string }>('SELECT name FROM users')
+      .all()
+      .filter((u) => this.configUsers.has(u.name))
+    if (clash.length > 0) {
+      throw new DirectoryConflictError(
+        `users ${clash.map((u) => `"${u.name}"`).join(', ')} are declared in the config file and also exist in the center database; remove them from one (npm run cloud -- user remove NAME)`,
+      )
+    }
     this.stmt = {
       tokenByHash: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE hash = ?'),
       user: db.prepare<[string], { name: string; role: Role; scope: string; password_hash: string | null; created_at: number; disabled: number }>(
@@ -115,13 +134,13 @@ export class Directory {
     const ok = await verifyPassword(password, stored ?? DUMMY_HASH)
     const principal = ok && stored ? this.principalOf(name) : undefined
     if (!principal) return undefined
-    const expires = this.now() + this.config.sessions.ttlHours * 3_600_000
+    const expires = this.now() + Math.round(this.config.sessions.ttlHours * 3_600_000)
     const token = this.issue('user', name, 'session', 'sign-in', expires)
     this.stmt.deleteExpired.run(this.now())
     return { token, expiresAt: new Date(expires).toISOString(), principal }
   }
 
-  /** Ends the session of this token (sign-out). */
+  /** Ends the session of this token (sign-out); false when the token is not a session's. */
   revokeByToken(token: string): boolean {
     return this.db.prepare("DELETE FROM tokens WHERE hash = ? AND kind = 'session'").run(hashToken(token)).changes > 0
   }
@@ -178,7 +197,10 @@ export class Directory {
   /** A long-lived API token for a user (scripts, dashboards). Returned once. */
   createUserToken(name: string, label: string, ttlHours?: number): { id: string; token: string } {
     if (!this.user(name)) throw new ApiError('CLOUD_NOT_FOUND', `no user "${name}"`)
-    const expires = ttlHours === undefined ? null : this.now() + ttlHours * 3_600_000
+    if (ttlHours !== undefined && !(Number.isFinite(ttlHours) && ttlHours > 0)) {
+      throw new ApiError('CLOUD_REQUEST_INVALID', 'ttlHours must be a number of hours above 0', [{ path: '/ttlHours', message: 'must be > 0' }])
+    }
+    const expires = ttlHours === undefined ? null : this.now() + Math.round(ttlHours * 3_600_000)
     const token = this.issue('user', name, 'api', label, expires)
     return { id: this.tokenId(token), token }
   }

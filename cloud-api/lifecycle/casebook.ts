@@ -207,10 +207,20 @@ export class Casebook {
     if (events.length > 0) this.scheduleAudit()
   }
 
+  /**
+   * Whether an existing case may take this gateway event. Ingest already refuses an alert id of
+   * another gateway; this is the second lock, so that no gateway can touch another office's case.
+   */
+  private owns(existing: CaseRow, e: Envelope, kind: CaseRow['kind']): boolean {
+    if (existing.kind === kind && existing.gateway === e.gateway && existing.office === e.office) return true
+    this.options.log.warn({ code: 'CLOUD_CASE_FOREIGN_EVENT', case: existing.id, gateway: e.gateway, office: e.office, id: e.id }, 'ignored a gateway event for a case it does not own')
+    return false
+  }
+
   private applyAlert(e: Envelope & { kind: 'alert' }, events: FeedEvent[]): void {
     const p = e.payload
     const existing = this.stmt.get.get(p.alertId)
-    const subject: Subject = { office: e.office, enterprise: e.enterprise, type: p.type }
+    if (existing && !this.owns(existing, e, 'alert')) return
     const measured = pick(p, ['message', 'quantity', 'value', 'unit', 'threshold', 'peak', 'suppressed', 'cause'])
     if (!existing) {
       // A `cleared` or `updated` can arrive first (out-of-order replay); the case starts from it.
@@ -238,16 +248,23 @@ export class Casebook {
       const next = { ...detail, ...(p.state === 'cleared' ? pick(p, ['value', 'peak']) : measured), events: Number(detail.events ?? 0) + 1 }
       if (typeof detail.peak === 'number' && typeof p.peak === 'number') next.peak = Math.max(detail.peak, p.peak)
       const worse = severityRank[p.severity] > severityRank[existing.severity]
+      // Worse while still unacknowledged: the tighter SLA of the new severity counts from the same start.
+      let due = existing.ack_due
+      if (worse && due !== null) due = Math.min(due, due - this.slaMs(existing) + this.slaMs({ kind: 'alert', severity: p.severity }))
       this.db
-        .prepare('UPDATE cases SET detail = ?, last_seq = ?, updated_at = ?, severity = ?, version = version + 1 WHERE id = ?')
-        .run(JSON.stringify(next), e.seq, Math.max(existing.updated_at, e.ts), worse ? p.severity : existing.severity, existing.id)
+        .prepare('UPDATE cases SET detail = ?, last_seq = ?, updated_at = ?, severity = ?, ack_due = ?, version = version + 1 WHERE id = ?')
+        .run(JSON.stringify(next), e.seq, Math.max(existing.updated_at, e.ts), worse ? p.severity : existing.severity, due, existing.id)
       if (worse) {
         this.addTransition(existing.id, e.ts, 'severity_raised', `gateway:${e.gateway}`, existing.state, { note: `${existing.severity} → ${p.severity}` })
       }
       if (p.state === 'cleared' && existing.cleared_at === null) this.clear(existing.id, e)
     }
+    // The subject comes from the stored case (its office, enterprise and type), so the feed files
+    // every event under the case it is about.
+    const view = this.view(this.stmt.get.get(p.alertId)!)
+    const subject: Subject = subjectOf(view)
     events.push(this.feed.record('alert', subject, e))
-    events.push(this.feed.record('alert_update', subject, this.view(this.stmt.get.get(p.alertId)!)))
+    events.push(this.feed.record('alert_update', subject, view))
   }
 
   private clear(id: string, e: Envelope): void {
@@ -258,7 +275,11 @@ export class Casebook {
 
   private applyIncident(e: Envelope & { kind: 'incident' }, events: FeedEvent[]): void {
     const p = e.payload
-    if (this.stmt.get.get(p.incidentId)) return
+    const existing = this.stmt.get.get(p.incidentId)
+    if (existing) {
+      this.owns(existing, e, 'incident')
+      return
+    }
     const type = `incident.${p.category}`
     this.stmt.insert.run({
       id: p.incidentId,
@@ -346,10 +367,15 @@ export class Casebook {
     this.db.transaction(() => {
       for (const row of this.stmt.due.all(now)) {
         const index = EscalationLevels.indexOf(row.level)
-        const top = index >= EscalationLevels.length - 1
-        const level = top ? row.level : EscalationLevels[index + 1]
-        // At the top there is nobody further to wake; the alert stays overdue and visible as such.
-        const due = top ? null : this.ackDue(row.kind === 'incident' ? 'major' : row.severity, now)
+        if (index >= EscalationLevels.length - 1) {
+          // Already at the top (a deadline left from before): nothing further to escalate to.
+          this.db.prepare('UPDATE cases SET ack_due = NULL WHERE id = ?').run(row.id)
+          continue
+        }
+        const level = EscalationLevels[index + 1]
+        // Reaching the top, there is nobody further to wake: no next deadline. The alert stays
+        // overdue and visible as such.
+        const due = index + 1 >= EscalationLevels.length - 1 ? null : this.ackDue(row.kind === 'incident' ? 'major' : row.severity, now)
         this.db
           .prepare('UPDATE cases SET level = ?, escalations = escalations + 1, ack_due = ?, updated_at = ?, version = version + 1 WHERE id = ?')
           .run(level, due, now, row.id)

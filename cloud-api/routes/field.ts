@@ -40,7 +40,7 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
           lastSeen: new Date(d.lastSeen).toISOString(),
           ...(d.status ? { status: d.status } : {}),
           latest: Object.fromEntries(Object.entries(d.latest).map(([q, r]) => [q, { value: r.value, unit: r.unit, time: new Date(r.ts).toISOString() }])),
-          openAlerts: open.get(d.id) ?? 0,
+          openAlerts: open.get(`${d.office}/${d.id}`) ?? 0,
         }))
       return { devices }
     },
@@ -81,7 +81,8 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
 function openAlertsByDevice(deps: AppDeps, user: Parameters<typeof canSee>[0]): Map<string, number> {
   const counts = new Map<string, number>()
   const { items } = deps.casebook.list({ kind: 'alert', offices: officeFilter(user), states: ['raised', 'acknowledged', 'assigned'], limit: 100_000, visible: (s) => canSee(user, s) })
-  for (const a of items) counts.set(a.device, (counts.get(a.device) ?? 0) + 1)
+  // By office and device: device ids are unique per office only.
+  for (const a of items) counts.set(`${a.office}/${a.device}`, (counts.get(`${a.office}/${a.device}`) ?? 0) + 1)
   return counts
 }
 

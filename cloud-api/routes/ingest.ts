@@ -50,6 +50,12 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
         problems.push(...payloadProblems(e, at), ...idProblems(e, at))
         if (e.gateway !== gateway.id) foreign.push({ path: `${at}/gateway`, message: `this token belongs to gateway "${gateway.id}"` })
         if (e.office !== gateway.office) foreign.push({ path: `${at}/office`, message: `gateway "${gateway.id}" serves office "${gateway.office}"` })
+        // An alert or incident is named by the envelope that raised it, so by its own gateway:
+        // an event for another gateway's alert would let one office change another's.
+        const caseId: unknown = e.kind === 'alert' ? e.payload.alertId : e.kind === 'incident' ? e.payload.incidentId : undefined
+        if (typeof caseId === 'string' && !caseId.startsWith(`${gateway.id}:`)) {
+          foreign.push({ path: `${at}/payload/${e.kind === 'alert' ? 'alertId' : 'incidentId'}`, message: `must be an id of gateway "${gateway.id}" (${gateway.id}:<seq>)` })
+        }
       }
       if (problems.length > 0) {
         deps.metrics.ingestRejected.inc({ code: 'CLOUD_INGEST_INVALID' })

@@ -28,6 +28,7 @@ export function patrolRoutes(app: FastifyInstance, deps: AppDeps): void {
 
   api.get('/v1/patrol/tours', { onRequest: deps.auth.requireUser(roles), schema: { summary: "A day's tours, checkpoint by checkpoint", tags: ['patrol'], querystring: ToursQuery } }, async (req) => {
     const tours: Tour[] = []
+    if (req.query.day !== undefined) calendarDay(req.query.day, '/day')
     for (const office of officesFor(deps, req.user!, req.query.office)) {
       const day = req.query.day ?? localDay(deps.now(), office.utcOffsetMinutes)
       tours.push(...(await judge(deps, office, [day])).map((t) => ({ ...t, office: office.id })))
@@ -72,10 +73,18 @@ async function judge(deps: AppDeps, office: OfficeConfig, days: string[]): Promi
   return days.flatMap((day) => toursOfDay(office.routes, scans, day, office.utcOffsetMinutes, deps.now()))
 }
 
+/** Epoch ms of a YYYY-MM-DD that exists on the calendar (not 2026-02-30); 400 naming the parameter otherwise. */
+function calendarDay(day: string, path: string): number {
+  const t = Date.parse(`${day}T00:00:00Z`)
+  if (Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== day) {
+    throw new ApiError('CLOUD_REQUEST_INVALID', 'bad day', [{ path, message: `"${day}" is not a calendar day` }])
+  }
+  return t
+}
+
 function daysBetween(from: string, to: string): string[] {
-  const a = Date.parse(`${from}T00:00:00Z`)
-  const b = Date.parse(`${to}T00:00:00Z`)
-  if (Number.isNaN(a) || Number.isNaN(b)) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad day', [{ path: Number.isNaN(a) ? '/from' : '/to', message: 'not a calendar day' }])
+  const a = calendarDay(from, '/from')
+  const b = calendarDay(to, '/to')
   if (a > b) throw new ApiError('CLOUD_REQUEST_INVALID', 'empty range', [{ path: '/from', message: 'must not be after to' }])
   const n = (b - a) / DAY_MS + 1
   if (n > MAX_DAYS) throw new ApiError('CLOUD_REQUEST_INVALID', 'range too long', [{ path: '/from', message: `at most ${MAX_DAYS} days per request` }])

@@ -94,8 +94,12 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
       const limit = boundedLimit(q.limit, 1000, 10_000)
       const offices = officeFilter(req.user!)
       if (q.office !== undefined && offices && !offices.has(q.office)) return { from: new Date(from).toISOString(), to: new Date(to).toISOString(), gaps: [] }
-      const gaps = await deps.store.gaps({ ...(q.office ? { office: q.office } : {}), from, to, limit })
-      const selected = gaps.filter((g) => (!offices || offices.has(g.office)) && (q.device === undefined || g.device === q.device))
+      // Asked per office in the caller's scope, so the limit counts only gaps they may see.
+      const asked = q.office !== undefined ? [q.office] : offices ? [...offices] : [undefined]
+      const gaps = (await Promise.all(asked.map((office) => deps.store.gaps({ ...(office ? { office } : {}), from, to, limit }))))
+        .flat()
+        .sort((x, y) => x.ts - y.ts)
+      const selected = gaps.filter((g) => q.device === undefined || g.device === q.device).slice(0, limit)
       return {
         from: new Date(from).toISOString(),
         to: new Date(to).toISOString(),

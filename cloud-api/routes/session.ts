@@ -47,7 +47,9 @@ export function sessionRoutes(app: FastifyInstance, deps: AppDeps): void {
     '/v1/session',
     { onRequest: deps.auth.requireUser(Roles, 'write'), schema: { summary: 'Sign out (ends this session token)', tags: ['session'] } },
     async (req, reply) => {
-      deps.directory.revokeByToken(bearer(req)!)
+      if (!deps.directory.revokeByToken(bearer(req)!)) {
+        throw new ApiError('CLOUD_REQUEST_INVALID', 'this is not a session token: an API token is revoked by an admin (DELETE /v1/admin/tokens/:id)')
+      }
       return reply.code(204).send()
     },
   )

@@ -14,12 +14,15 @@ import { Ident } from '../../contracts/envelope.ts'
 import { canSee, officeFilter } from '../access/principal.ts'
 import { localDay } from '../patrol/compliance.ts'
 import type { AppDeps } from '../app.ts'
+import { ApiError } from '../errors.ts'
 import { QueryTime, timeWindow } from './params.ts'
 
 const StatsQuery = Type.Object(
   { office: Type.Optional(Ident), from: Type.Optional(QueryTime), to: Type.Optional(QueryTime), kind: Type.Optional(Type.Enum(['alert', 'incident'])) },
   { additionalProperties: false },
 )
+
+const MAX_RANGE_MS = 366 * 86_400_000
 
 export interface Durations {
   count: number
@@ -45,6 +48,7 @@ export function statsRoutes(app: FastifyInstance, deps: AppDeps): void {
       const q = req.query
       const kind = q.kind ?? 'alert'
       const { from, to } = timeWindow(q.from, q.to, 30 * 86_400_000, deps.now())
+      if (to - from > MAX_RANGE_MS) throw new ApiError('CLOUD_REQUEST_INVALID', 'range too long', [{ path: '/from', message: 'at most 366 days per request' }])
       const { items } = deps.casebook.list({
         kind,
         offices: officeFilter(user),

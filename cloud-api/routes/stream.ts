@@ -11,9 +11,10 @@
  * - `reading`, `scan`, `status`, `camera`, `report`, `incident`, `aggregate`, `gap`: raw envelopes.
  *
  * The first three carry `id:` (the feed's sequence) and are replayed after a reconnect from
- * `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events back. Raw data is live
- * only. A client that reads too slowly to keep its buffer under 1 MiB is disconnected rather than
- * allowed to grow memory; it reconnects and replays. EventSource cannot send headers, so this
+ * `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events back, at most 10,000 per
+ * reconnect, at the pace the console reads; `replay_truncated` says when that was not all.
+ * Raw data is live only. A live client that lets 1 MiB pile up unread is disconnected rather
+ * than allowed to grow memory; it reconnects and replays. EventSource cannot send headers, so this
  * route alone also takes the token as `?access_token=` (RFC 6750 §2.3).
  */
 import type { ServerResponse } from 'node:http'
@@ -74,47 +75,81 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       })
       deps.metrics.streamClients.inc({ event: 'opened' })
 
+      let closed = false
+      const slow = () => {
+        deps.metrics.streamClients.inc({ event: 'slow_consumer_closed' })
+        req.log.warn({ code: 'CLOUD_STREAM_SLOW_CONSUMER', buffered: res.writableLength, user: user.name }, 'closing a live stream that does not keep up')
+        res.destroy()
+      }
       const send = (events: readonly FeedEvent[]) => {
         let chunk = ''
         for (const e of events) if (wanted(e)) chunk += frame(e)
         if (chunk === '') return
         res.write(chunk)
-        if (res.writableLength > MAX_BUFFERED_BYTES) {
-          deps.metrics.streamClients.inc({ event: 'slow_consumer_closed' })
-          req.log.warn({ code: 'CLOUD_STREAM_SLOW_CONSUMER', buffered: res.writableLength, user: user.name }, 'closing a live stream that does not keep up')
-          res.destroy()
-        }
+        if (res.writableLength > MAX_BUFFERED_BYTES) slow()
       }
 
-      // Replay and subscription happen in the same tick, so nothing recorded in between is lost.
-      let replayed = 0
+      // Live events are queued while a replay runs and sent after it, skipping what the replay
+      // already sent; `head` is the last replayable sequence this console has been sent.
       let head = deps.feed.head()
-      res.write(`retry: 2000\n: connected, head ${head}\n\n`)
-      if (lastText !== undefined) {
-        let after = Number(lastText)
-        for (;;) {
-          const batch = deps.feed.since(after, 1000)
-          if (batch.length === 0) break
-          send(batch)
-          replayed += batch.length
-          after = batch.at(-1)!.seq!
-          if (replayed >= MAX_REPLAY) {
-            // Too far behind to replay everything: say so, the console reloads its lists.
-            res.write(`event: replay_truncated\ndata: {"after":${after}}\n\n`)
-            break
-          }
-        }
-        head = after
+      let queue: FeedEvent[] | undefined = lastText !== undefined ? [] : undefined
+      const deliver = (events: readonly FeedEvent[]) => {
+        if (queue) {
+          queue.push(...events)
+          // A console that cannot even take its replay while events keep coming is not kept up.
+          if (queue.length > MAX_REPLAY) slow()
+        } else send(events.filter((e) => e.seq === undefined || e.seq > head))
       }
-      const unsubscribeFeed = deps.feed.subscribe((events) => send(events.filter((e) => e.seq === undefined || e.seq > head)))
-      const unsubscribeBus = deps.bus.subscribe((envelopes) => send(live(envelopes, kinds, user)))
+      const unsubscribeFeed = deps.feed.subscribe(deliver)
+      const unsubscribeBus = deps.bus.subscribe((envelopes) => deliver(live(envelopes, kinds, user)))
       const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS)
       open.add(res)
       res.on('close', () => {
+        closed = true
         open.delete(res)
         clearInterval(heartbeat)
         unsubscribeFeed()
         unsubscribeBus()
+      })
+      res.write(`retry: 2000\n: connected, head ${head}\n\n`)
+      if (lastText === undefined) return
+
+      const truncated = (after: number, reason: string) => res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
+      void (async () => {
+        let after = Number(lastText)
+        if (after > head) {
+          // An id this feed never gave (the center database was made anew): nothing can be
+          // replayed; the console reloads its lists and continues live.
+          truncated(head, 'unknown_id')
+          after = head
+        } else {
+          const first = deps.feed.since(after, 1)[0]
+          // Older than the feed keeps: say so, then replay what is left.
+          if (first !== undefined && first.seq! > after + 1) truncated(after, 'pruned')
+        }
+        let replayed = 0
+        while (!closed) {
+          const batch = deps.feed.since(after, 500)
+          if (batch.length === 0) break
+          after = batch.at(-1)!.seq!
+          replayed += batch.length
+          let chunk = ''
+          for (const e of batch) if (wanted(e)) chunk += frame(e)
+          // Replay at the pace the console reads, however far behind it is; only live events
+          // count against the slow-consumer limit.
+          if (chunk !== '' && !res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)))
+          if (replayed >= MAX_REPLAY) {
+            truncated(after, 'too_far_behind')
+            break
+          }
+        }
+        head = Math.max(head, after)
+        const waiting = queue ?? []
+        queue = undefined
+        if (!closed) send(waiting.filter((e) => e.seq === undefined || e.seq > head))
+      })().catch((err: unknown) => {
+        req.log.error({ code: 'CLOUD_STREAM_REPLAY_FAILED', err: (err as Error).message }, 'stream replay failed')
+        res.destroy()
       })
     },
   )

@@ -149,6 +149,21 @@ describe('center API', () => {
       expect(await values('admin')).toMatchObject({ statusCode: 400, problems: [{ path: '/office', message: 'say which: o-a, o-c' }] })
       expect(await values('admin', '&office=o-c')).toMatchObject({ office: 'o-c', points: [{ value: 99 }] })
       expect((await center.as('centerNorth', 'GET', `/v1/series?device=gas-x&office=o-c`)).statusCode).toBe(404)
+      // Open alerts are counted per office and device too.
+      await center.ingest('gwC', [c.alertOf('gas-x', T, { enterprise: 'e-c1', value: 30 })])
+      const openOf = async (who: Who) =>
+        (await center.as(who, 'GET', '/v1/devices')).json<{ devices: { id: string; office: string; openAlerts: number }[] }>().devices.filter((d) => d.id === 'gas-x').map((d) => [d.office, d.openAlerts])
+      expect(await openOf('centerNorth')).toEqual([['o-a', 0]])
+      expect(await openOf('centerSouth')).toEqual([['o-c', 1]])
+    })
+
+    it('gaps: the limit counts only what the caller may see', async () => {
+      const gap = (f: FieldFactory, device: string, ts: number) =>
+        f.stamp({ gateway: f.gateway, office: f.office, device, ts, kind: 'gap', payload: { class: 'telemetry', reason: 'quota', from: ts - 1000, to: ts, count: 10, kinds: ['reading'] } })
+      await center.ingest('gwC', Array.from({ length: 5 }, (_, i) => gap(c, 'gas-c1', T + i)))
+      await center.ingest('gwA', [gap(a, 'gas-a1', T + 10)])
+      const res = await center.as('centerNorth', 'GET', `/v1/gaps?limit=3&from=${T - 1}&to=${T + 100}`)
+      expect(res.json<{ gaps: { office: string }[] }>().gaps.map((g) => g.office)).toEqual(['o-a'])
     })
 
     it('the office filter cannot widen a scope', async () => {
@@ -279,6 +294,50 @@ describe('center API', () => {
       ])
       // Escalating again at the same time does nothing: the SLA clock restarted.
       expect(center.app.center.casebook.escalateDue().map((x) => x.id)).not.toContain(idOf(critical))
+
+      // District is the top: reached once, and then no deadline is left to pass.
+      center.clock.now = raisedAt + 15 * 60_000 + 3
+      center.app.center.casebook.escalateDue()
+      expect((await get(critical)).alert).toMatchObject({ level: 'district', escalations: 3 })
+      expect((await get(critical)).alert).not.toHaveProperty('ackDueAt')
+      center.clock.now = raisedAt + 60 * 60_000
+      expect(center.app.center.casebook.escalateDue().map((x) => x.id)).not.toContain(idOf(critical))
+      expect((await get(critical)).alert).toMatchObject({ level: 'district', escalations: 3 })
+    })
+
+    it('an alert that turns critical while unacknowledged takes the critical SLA from when it arrived', async () => {
+      const arrived = center.clock.now
+      const minor = a.alertOf('gas-a2', arrived, { enterprise: 'e-a2', severity: 'minor', value: 26 })
+      const id = (minor as Envelope & { kind: 'alert' }).payload.alertId
+      await center.ingest('gwA', [minor])
+      const due = (await center.as('admin', 'GET', `/v1/alerts/${id}`)).json<{ alert: { ackDueAt: string } }>().alert.ackDueAt
+      expect(Date.parse(due)).toBe(arrived + 60 * 60_000)
+      await center.ingest('gwA', [a.alertOf('gas-a2', arrived + 1000, { enterprise: 'e-a2', severity: 'critical', alertId: id, state: 'updated', value: 60 })])
+      const after = (await center.as('admin', 'GET', `/v1/alerts/${id}`)).json<{ alert: { ackDueAt: string; severity: string } }>().alert
+      expect(after).toMatchObject({ severity: 'critical', ackDueAt: new Date(arrived + 5 * 60_000).toISOString() })
+      center.clock.now = arrived + 5 * 60_000 + 1
+      expect(center.app.center.casebook.escalateDue().map((x) => x.id)).toContain(id)
+    })
+  })
+
+  describe('no office can touch another office\'s alerts', () => {
+    it('ingest refuses an alert or incident event naming another gateway\'s alert, and nothing of the batch is stored', async () => {
+      const victim = (seeded.patrol as Envelope & { kind: 'alert' }).payload.alertId
+      const before = (await center.as('admin', 'GET', `/v1/alerts/${victim}`)).json<{ alert: CaseJson }>().alert
+      const forged = c.alertOf('gas-c1', T + 5000, { enterprise: 'e-c1', alertId: victim, state: 'cleared', severity: 'critical' })
+      const res = await center.ingest('gwC', [c.readingOf('gas-c1', T + 5000, 1, 'e-c1'), forged])
+      expect(res.statusCode).toBe(403)
+      expect(res.json()).toMatchObject({ code: 'CLOUD_FORBIDDEN', problems: [{ path: '/envelopes/1/payload/alertId' }] })
+      const after = (await center.as('admin', 'GET', `/v1/alerts/${victim}`)).json<{ alert: CaseJson }>().alert
+      expect(after).toEqual(before)
+    })
+
+    it('and the casebook itself ignores a gateway event for a case it does not own', async () => {
+      const victim = (seeded.patrol as Envelope & { kind: 'alert' }).payload.alertId
+      const before = center.app.center.casebook.get(victim)
+      const forged = c.alertOf('gas-c1', T + 6000, { alertId: victim, state: 'updated', severity: 'critical' })
+      center.app.center.casebook.applyEnvelopes([forged])
+      expect(center.app.center.casebook.get(victim)).toEqual(before)
     })
   })
 
@@ -309,6 +368,16 @@ describe('center API', () => {
       } finally {
         center.clock.now = before
       }
+    })
+
+    it('sign-out is for sessions: an API token gets 400 and keeps working until an admin revokes it', async () => {
+      const made = (await center.as('admin', 'POST', '/v1/admin/users/zhang/tokens', { label: 'wallboard', ttlHours: 0.3333333 })).json<{ id: string; token: string }>()
+      expect(made.token).toEqual(expect.any(String))
+      const auth = { authorization: `Bearer ${made.token}` }
+      expect((await center.app.inject({ method: 'DELETE', url: '/v1/session', headers: auth })).statusCode).toBe(400)
+      expect((await center.app.inject({ url: '/v1/me', headers: auth })).statusCode).toBe(200)
+      expect((await center.as('admin', 'DELETE', `/v1/admin/tokens/${made.id}`)).statusCode).toBe(204)
+      expect((await center.app.inject({ url: '/v1/me', headers: auth })).statusCode).toBe(401)
     })
 
     it('a bad scope is refused with the path; a taken name with 409', async () => {
@@ -379,6 +448,8 @@ describe('center API', () => {
         const tours = (await center.as('centerNorth', 'GET', '/v1/patrol/tours?office=o-a&day=2026-11-11')).json<{ tours: { status: string; missed: string[]; checkpoints: { checkpoint: string; staff?: string }[] }[] }>().tours
         expect(tours).toEqual([expect.objectContaining({ status: 'incomplete', missed: ['cp-2'] })])
         expect((await center.as('supervisor', 'GET', '/v1/patrol/compliance?office=o-a&from=2026-10-01&to=2026-11-13')).statusCode).toBe(400)
+        expect((await center.as('supervisor', 'GET', '/v1/patrol/tours?office=o-a&day=2026-13-45')).json()).toMatchObject({ statusCode: 400, problems: [{ path: '/day' }] })
+        expect((await center.as('supervisor', 'GET', '/v1/patrol/compliance?office=o-a&from=2026-02-30&to=2026-03-01')).json()).toMatchObject({ statusCode: 400, problems: [{ path: '/from' }] })
       } finally {
         center.clock.now = saved
       }
@@ -587,6 +658,32 @@ describe('live stream (SSE) over a real socket', () => {
     await waitFor(() => (second.events.length >= 3 ? true : undefined), { what: 'a live event after the replay' })
     expect(seen()[2]).toEqual(['alert_update', (live as Envelope & { kind: 'alert' }).payload.alertId, 'raised'])
     second.stream.close()
+  })
+
+  it('a console far behind gets its whole replay at its own pace, then live events', async () => {
+    const lastSeen = String(center.app.center.feed.head())
+    // About 1.5 MB of alert updates: more than a live stream may buffer for a slow console.
+    const batch = Array.from({ length: 1500 }, (_, i) => f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1', severity: 'minor', value: i, quantity: 'gas' }))
+    for (const e of batch) if (e.kind === 'alert') e.payload.message = `${'长消息 long message '.repeat(25)}${e.payload.value}`
+    expect((await center.ingest('gwA', batch)).statusCode).toBe(200)
+    const replay = await open('centerNorth', '', lastSeen)
+    await waitFor(() => (replay.events.length >= 1500 ? true : undefined), { what: 'the whole replay', timeoutMs: 20_000 })
+    const ids = replay.events.map((e) => Number(e.id))
+    expect(ids).toEqual([...ids].sort((x, y) => x - y))
+    expect(new Set(ids).size).toBe(1500)
+    const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
+    await center.ingest('gwA', [live])
+    await waitFor(() => (replay.events.length === 1501 ? true : undefined), { what: 'the live event after the replay' })
+    replay.stream.close()
+  })
+
+  it('an id this feed never gave (a new center database) is answered replay_truncated, then live events flow', async () => {
+    const s = await open('centerNorth', '', '999999999')
+    await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'replay_truncated' })
+    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: center.app.center.feed.head() })
+    await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
+    await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert after the notice' })
+    s.stream.close()
   })
 
   it('raw kinds are live, scoped, and without ids; the token may come as access_token for EventSource', async () => {

@@ -11,6 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { buildApp } from '../../cloud-api/app.ts'
 import { runCli, UsageError } from '../../cloud-api/cli.ts'
+import { DirectoryConflictError } from '../../cloud-api/access/directory.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { silentLogger } from '../../common/logger.ts'
 import { centerConfig, FieldFactory, organization } from '../helpers/center.ts'
@@ -69,6 +70,13 @@ describe('cloud CLI', () => {
     await expect(runCli(['user', 'add', 'x', '--role', 'emperor'], config)).rejects.toThrow(UsageError)
     await expect(runCli(['user', 'add', 'sun', '--role', 'admin'], config)).rejects.toThrow(/exists/)
     await expect(runCli(['gateway', 'add', 'gw-x', '--office', 'nowhere'], config)).rejects.toThrow(/no office/)
+    await expect(runCli(['user', 'token', 'sun', '--label', 'x', '--ttl-hours', '12h'], config)).rejects.toThrow(/--ttl-hours must be a number/)
+  })
+
+  it('the API refuses to start when the config declares a user the database also has', async () => {
+    const store = new SqliteStore(':memory:')
+    const clashing = centerConfig({ center: { path: join(dir, 'center.db') }, users: [{ name: 'sun', role: 'admin', scope: {}, tokenHashes: [] }] })
+    await expect(buildApp({ config: clashing, store, logger: silentLogger() })).rejects.toThrow(DirectoryConflictError)
   })
 
   it('runs as `npm run cloud -- user list --config FILE`', async () => {
