@@ -21,6 +21,7 @@ import { Feed } from './live/feed.ts'
 import { Casebook } from './lifecycle/casebook.ts'
 import { registerProtection } from './plugins/protection.ts'
 import { registerDocs } from './plugins/docs.ts'
+import { registerConsole } from './plugins/console.ts'
 import { sessionRoutes } from './routes/session.ts'
 import { caseRoutes } from './routes/cases.ts'
 import { fieldRoutes } from './routes/field.ts'
@@ -159,6 +160,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
   })
   await registerProtection(app, config)
   await registerDocs(app)
+  await registerConsole(app, logger)
 
   app.setErrorHandler((err: FastifyError & { problems?: SchemaProblem[]; retryAfter?: number }, req, reply) => {
     let code: CloudErrorCode

@@ -23,7 +23,16 @@ export const TokenHash = Type.String({ pattern: '^sha256\\$[A-Za-z0-9_-]{43}$' }
 export const PasswordHash = Type.String({ pattern: '^scrypt\\$\\d+\\$\\d+\\$\\d+\\$[A-Za-z0-9_-]+\\$[A-Za-z0-9_-]+$' })
 const Name = Type.String({ minLength: 1, maxLength: 128 })
 
-const Enterprise = Type.Object({ id: Ident, name: Name }, { additionalProperties: false })
+/**
+ * The levels a trend chart draws, per quantity: warning (the gateway's low alarm) and alarm (its
+ * high alarm). Display only; the gateway's own thresholds decide alerts.
+ */
+const Levels = Type.Record(
+  Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
+  Type.Object({ unit: Type.Optional(Type.String({ maxLength: 16 })), warning: Type.Optional(Type.Number()), alarm: Type.Optional(Type.Number()) }, { additionalProperties: false }),
+)
+export type LevelsConfig = Static<typeof Levels>
+const Enterprise = Type.Object({ id: Ident, name: Name, levels: Type.Optional(Levels) }, { additionalProperties: false })
 const Office = Type.Object(
   {
     id: Ident,
@@ -33,6 +42,10 @@ const Office = Type.Object(
     enterprises: Type.Array(Enterprise),
     /** The office's patrol routes, in the gateway's own route format, for compliance. */
     routes: Type.Array(RouteSchema),
+    /** Chart levels per quantity (enterprises may override them). */
+    levels: Type.Optional(Levels),
+    /** Names of the checkpoints the routes name, for the patrol board. */
+    checkpoints: Type.Optional(Type.Array(Type.Object({ id: Ident, name: Name }, { additionalProperties: false }))),
   },
   { additionalProperties: false },
 )
@@ -151,11 +164,18 @@ const base = {
  * gateway's own config (gateway/config/demo-office.yaml) so the two cannot disagree.
  */
 function demoOrganization() {
+  type Threshold = { unit?: string; low?: number; high?: number }
   const office = readConfigFile(DEMO_CONFIG_PATH) as {
     office: { id: string; name: string; utcOffsetMinutes: number }
-    enterprises: { id: string; name: string }[]
+    enterprises: { id: string; name: string; thresholds?: Record<string, Threshold> }[]
     routes: unknown[]
+    thresholds: Record<string, Threshold>
+    checkpoints: { id: string; name: string }[]
   }
+  const levels = (t: Record<string, Threshold> | undefined) =>
+    Object.fromEntries(
+      Object.entries(t ?? {}).map(([q, v]) => [q, { ...(v.unit ? { unit: v.unit } : {}), ...(v.low !== undefined ? { warning: v.low } : {}), ...(v.high !== undefined ? { alarm: v.high } : {}) }]),
+    )
   return {
     districts: [
       {
@@ -166,8 +186,10 @@ function demoOrganization() {
             id: office.office.id,
             name: office.office.name,
             utcOffsetMinutes: office.office.utcOffsetMinutes,
-            enterprises: office.enterprises.map((e) => ({ id: e.id, name: e.name })),
+            enterprises: office.enterprises.map((e) => ({ id: e.id, name: e.name, ...(e.thresholds ? { levels: levels(e.thresholds) } : {}) })),
             routes: office.routes,
+            levels: levels(office.thresholds),
+            checkpoints: office.checkpoints.map((c) => ({ id: c.id, name: c.name })),
           },
         ],
       },

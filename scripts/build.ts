@@ -34,4 +34,7 @@ await build({
 })
 // The demo office config is found next to the module that loads it (gateway/config/load.ts).
 cpSync('gateway/config/demo-office.yaml', 'dist/demo-office.yaml')
-console.log(`built ${Object.keys(entries).map((e) => `dist/${e}.mjs`).join(', ')}`)
+// The web console, served by dist/cloud-api.mjs from dist/console/.
+const { writeConsole } = await import('../console/build.ts')
+await writeConsole('dist/console')
+console.log(`built ${Object.keys(entries).map((e) => `dist/${e}.mjs`).join(', ')}, dist/console/`)

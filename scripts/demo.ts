@@ -177,6 +177,7 @@ async function main(): Promise<void> {
   const summary = setInterval(() => say(paint('2', `cloud ← ${readings} readings stored so far (gas-001 now ${lastGas || '-'})`)), 3000)
   summary.unref()
 
+  console.log(paint('1', `  Console        ${cloudUrl}/console/`) + '   sign in as center, inspector, supervisor or admin; password demo-<name>-password')
   console.log(`  Cloud API      ${cloudUrl}`)
   console.log(`  Alerts         ${cloudUrl}/v1/alerts?state=open`)
   console.log(`  API docs       ${cloudUrl}/docs   (sign in: POST /v1/session {"name":"center","password":"demo-center-password"})`)

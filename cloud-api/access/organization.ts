@@ -2,7 +2,7 @@
  * The organization as configured: districts → street offices → enterprises and patrol routes,
  * indexed for the lookups scoping and patrol compliance make on every request.
  */
-import type { CloudConfig } from '../config.ts'
+import type { CloudConfig, LevelsConfig } from '../config.ts'
 
 export type OfficeConfig = CloudConfig['organization']['districts'][number]['offices'][number]
 
@@ -35,6 +35,16 @@ export class Organization {
 
   hasDistrict(id: string): boolean {
     return this.districts.has(id)
+  }
+
+  /** Chart levels of a device: its office's, with its enterprise's overrides quantity by quantity. */
+  levelsFor(office: string, enterprise?: string): LevelsConfig {
+    const o = this.offices.get(office)
+    if (!o) return {}
+    const own = enterprise === undefined ? undefined : o.enterprises.find((e) => e.id === enterprise)?.levels
+    const merged: LevelsConfig = { ...o.levels }
+    for (const [q, v] of Object.entries(own ?? {})) merged[q] = { ...merged[q], ...v }
+    return merged
   }
 
   allOffices(): (OfficeConfig & { district: string })[] {

@@ -41,6 +41,7 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
           ...(d.status ? { status: d.status } : {}),
           latest: Object.fromEntries(Object.entries(d.latest).map(([q, r]) => [q, { value: r.value, unit: r.unit, time: new Date(r.ts).toISOString() }])),
           openAlerts: open.get(`${d.office}/${d.id}`) ?? 0,
+          levels: deps.org.levelsFor(d.office, d.enterprise),
         }))
       return { devices }
     },

@@ -31,7 +31,14 @@ export function patrolRoutes(app: FastifyInstance, deps: AppDeps): void {
     if (req.query.day !== undefined) calendarDay(req.query.day, '/day')
     for (const office of officesFor(deps, req.user!, req.query.office)) {
       const day = req.query.day ?? localDay(deps.now(), office.utcOffsetMinutes)
-      tours.push(...(await judge(deps, office, [day])).map((t) => ({ ...t, office: office.id })))
+      const names = new Map((office.checkpoints ?? []).map((c) => [c.id, c.name]))
+      tours.push(
+        ...(await judge(deps, office, [day])).map((t) => ({
+          ...t,
+          office: office.id,
+          checkpoints: t.checkpoints.map((c) => (names.has(c.checkpoint) ? { ...c, name: names.get(c.checkpoint) } : c)),
+        })),
+      )
     }
     return { tours }
   })

@@ -18,12 +18,17 @@ import type { AppDeps } from '../app.ts'
 const SignIn = Type.Object({ name: Ident, password: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false })
 
 export function describePrincipal(p: UserPrincipal, deps: AppDeps) {
+  const offices = p.offices === 'all' ? deps.org.allOffices().map((o) => o.id) : [...p.offices]
+  const known = offices.flatMap((id) => deps.org.office(id) ?? [])
   return {
     name: p.name,
     role: p.role,
     ...(p.anonymous ? { anonymous: true } : {}),
-    offices: p.offices === 'all' ? deps.org.allOffices().map((o) => o.id) : [...p.offices],
+    offices,
     ...(p.enterprises ? { enterprises: [...p.enterprises] } : {}),
+    // Names for what the caller may see, so a console shows 汤泉街道 rather than `tangquan`.
+    officeNames: Object.fromEntries(known.map((o) => [o.id, o.name])),
+    enterpriseNames: Object.fromEntries(known.flatMap((o) => o.enterprises.filter((e) => !p.enterprises || p.enterprises.has(e.id)).map((e) => [e.id, e.name]))),
   }
 }
 

@@ -27,13 +27,14 @@ export interface RunningCloud {
   close(): Promise<void>
 }
 
-export async function startCloud(options: { store?: EventStore; port?: number; logger?: Logger } = {}): Promise<RunningCloud> {
+export async function startCloud(options: { store?: EventStore; port?: number; logger?: Logger; overrides?: Record<string, unknown> } = {}): Promise<RunningCloud> {
   const store = options.store ?? new SqliteStore(join(mkdtempSync(join(tmpdir(), 'gridwatch-cloud-')), 'events.db'))
   const config: CloudConfig = loadCloudConfig(undefined, {}, {
     gateways: [{ id: 'gw-tangquan-01', office: 'tangquan', tokenHash: hashToken(TEST_GATEWAY_TOKEN) }],
     users: [{ name: 'tests', role: 'admin', scope: {}, tokenHashes: [hashToken(TEST_READER_TOKEN)] }],
     reads: { open: false },
     center: { path: ':memory:' },
+    ...options.overrides,
   })
   await store.open()
   const app = await buildApp({ config, store, logger: options.logger ?? silentLogger() })
