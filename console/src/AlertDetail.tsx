@@ -21,6 +21,7 @@ interface Detail {
 
 export function AlertDetail({ id, role }: { id: string; role: Role | undefined }) {
   const t = useT()
+  const names = useStore(me)
   const loaded = useLoad((signal) => api<Detail>('GET', `/v1/alerts/${encodeURIComponent(id)}`, undefined, { signal }), [id])
   const cached = useStore(alerts).get(id)
   const user = useStore(me)
@@ -92,8 +93,8 @@ export function AlertDetail({ id, role }: { id: string; role: Role | undefined }
             </Fact>
             <Fact label={t('type')}>{a.type}</Fact>
             <Fact label={t('device')}>{a.device}</Fact>
-            {a.enterprise ? <Fact label={t('enterprise')}>{a.enterprise}</Fact> : null}
-            <Fact label={t('office')}>{a.office}</Fact>
+            {a.enterprise ? <Fact label={t('enterprise')}>{names?.enterpriseNames?.[a.enterprise] ?? a.enterprise}</Fact> : null}
+            <Fact label={t('office')}>{names?.officeNames?.[a.office] ?? a.office}</Fact>
             <Fact label={t('level')}>
               {levelLabel(a.level)}
               {a.escalations > 0 ? <span class="muted"> · {t('escalatedTimes', { n: a.escalations })}</span> : null}

@@ -181,7 +181,8 @@ export function AlertQueue({ role }: { role: Role | undefined }) {
 function AlertRow({ item: c, role, now, departments }: { item: Case; role: Role | undefined; now: number; departments: readonly Department[] | undefined }) {
   const t = useT()
   const due = c.ackDueAt ? Date.parse(c.ackDueAt) - now : undefined
-  const where = [c.enterprise, c.office].filter(Boolean).join(' · ')
+  const names = useStore(me)
+  const where = [c.enterprise && (names?.enterpriseNames?.[c.enterprise] ?? c.enterprise), names?.officeNames?.[c.office] ?? c.office].filter(Boolean).join(' · ')
   const titleId = `alert-${c.id.replace(/[^A-Za-z0-9_-]/g, '_')}`
   return (
     <li
