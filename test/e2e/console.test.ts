@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * The web console in a real browser (Debian's chromium through playwright-core), against a real
  * cloud API and a real gateway: a device's alarm reaches the alert queue, center staff work it
@@ -167,6 +168,39 @@ describeWith([CHROMIUM])('console in a browser, against the real stack', () => {
       ['cp-04', 'missed'],
     ])
     await page.screenshot({ path: join(ARTIFACTS, 'patrol-board.png'), fullPage: true })
+  })
+
+  it('is usable by keyboard, labels every control, and speaks English on request', async () => {
+    const keyboard = await browser.newPage({ viewport: { width: 1366, height: 768 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' })
+    try {
+      await keyboard.goto(`${cloud.url}/console/`)
+      await keyboard.waitForSelector('[data-testid="sign-in"]')
+      // Tab to the name field, type, tab to the password, type, Enter submits.
+      for (let i = 0; i < 10 && (await keyboard.evaluate(() => document.activeElement?.getAttribute('name'))) !== 'name'; i++) await keyboard.keyboard.press('Tab')
+      await keyboard.keyboard.type('wang-center')
+      await keyboard.keyboard.press('Tab')
+      expect(await keyboard.evaluate(() => document.activeElement?.getAttribute('name'))).toBe('password')
+      await keyboard.keyboard.type('center password 123')
+      await keyboard.keyboard.press('Enter')
+      await keyboard.waitForSelector('[data-testid="alert-queue"]')
+      expect(await keyboard.evaluate(() => document.documentElement.lang)).toBe('zh-CN')
+      // Every form control has an accessible name (a <label>, aria-label or aria-labelledby).
+      const unlabelled = await keyboard.evaluate(() =>
+        [...document.querySelectorAll('input, select, textarea, button')]
+          .filter((el) => {
+            const e = el as HTMLInputElement
+            const named = (e.labels?.length ?? 0) > 0 || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby') || (el.tagName === 'BUTTON' && el.textContent?.trim())
+            return !named && e.type !== 'hidden'
+          })
+          .map((el) => el.outerHTML.slice(0, 80)),
+      )
+      expect(unlabelled).toEqual([])
+      await keyboard.click('[data-testid="lang-toggle"]')
+      await keyboard.waitForFunction(() => document.documentElement.lang === 'en')
+      expect(await keyboard.locator('[data-testid="nav-alerts"]').innerText()).toMatch(/Alerts/i)
+    } finally {
+      await keyboard.close()
+    }
   })
 
   it('works at phone width without sideways scrolling', async () => {
