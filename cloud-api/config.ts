@@ -85,6 +85,8 @@ export const CloudConfigSchema = Type.Object(
           /** InfluxQL durations (docs/influxdb.md): raw points (default 90d), hourly rollups and the audit trail (default 1825d). */
           rawRetention: Type.Optional(Type.String({ pattern: '^(INF|[0-9]+[hdw])$' })),
           longTermRetention: Type.Optional(Type.String({ pattern: '^(INF|[0-9]+[hdw])$' })),
+          /** Let start-up shorten an existing raw policy (older readings are rolled up first). Off: it only warns. */
+          shortenRetention: Type.Optional(Type.Boolean()),
         },
         { additionalProperties: false },
       ),

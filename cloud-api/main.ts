@@ -40,6 +40,7 @@ async function run(argv: string[]): Promise<void> {
   const store = createStore(config.store)
   // Start even if the store is down: /readyz says so, ingest answers 503, gateways keep their data.
   await store.open().catch((err: unknown) => log.error({ err: (err as Error).message, code: 'CLOUD_STORE_UNAVAILABLE' }, 'event store not reachable at start'))
+  for (const notice of (store as { notices?: string[] }).notices ?? []) log.warn({ code: 'CLOUD_STORE_RETENTION' }, notice)
   const metrics = createCloudMetrics()
   collectDefaultMetrics({ register: metrics.registry, prefix: 'cloud_' })
   let app

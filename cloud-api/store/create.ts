@@ -9,5 +9,6 @@ export function createStore(config: CloudConfig['store']): EventStore {
         database: config.database,
         ...(config.rawRetention ? { rawRetention: config.rawRetention } : {}),
         ...(config.longTermRetention ? { longTermRetention: config.longTermRetention } : {}),
+        ...(config.shortenRetention ? { shortenRetention: true } : {}),
       }) : new SqliteStore(config.path)
 }

@@ -123,7 +123,10 @@ export class InfluxWriter {
         res.once('end', () => resolve({ status, text: Buffer.concat(chunks).toString('utf8') }))
         res.once('error', reject)
       })
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)))
+      // One deadline from now, waiting for a pooled socket included (setTimeout on the request
+      // would only start once a socket is assigned, so a hung InfluxDB would pile requests up).
+      const deadline = setTimeout(() => req.destroy(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs)
+      req.once('close', () => clearTimeout(deadline))
       req.once('error', reject)
       req.end(payload)
     })

@@ -8,7 +8,7 @@
  *   reading        tags office, gateway, enterprise, device, quantity   fields value, unit, id
  *   scan           tags office, gateway, device, checkpoint, method     fields tag, staff, id
  *   camera_event   tags office, gateway, device, event                  fields confidence, channel, region, snapshot, id
- *   report         tags office, gateway, device, type, category         fields text, staff, lat, lon, id
+ *   report         tags office, gateway, device, type, category         fields text, staff, lat, lon, photo, id
  *   device_status  tags office, gateway, device, state                  fields reason, id
  *   alert_event    tags office, gateway, enterprise, device, type, severity, state
  *                  fields alert_id, message, cause, quantity, value, unit, threshold, peak, id
@@ -85,6 +85,13 @@ export interface InfluxStoreOptions {
   rollupsOlderThan?: string
   /** The clock (epoch ms) that places the rollup horizon; for tests. */
   now?: () => number
+  /**
+   * Whether open() may shorten an existing retention policy. Off by default: shortening makes
+   * InfluxDB delete what is older at once, so an upgrade from an unlimited `autogen` must not do
+   * it by itself. When on, the raw policy's older readings are rolled up into the long-term
+   * policy first, so their hourly history survives.
+   */
+  shortenRetention?: boolean
 }
 
 export const Measurements = {
@@ -190,6 +197,9 @@ export class InfluxStore implements EventStore {
   }
   private opened = false
   private writer: InfluxWriter | undefined
+  /** What open() chose not to do, for the operator (logged by the API at start). */
+  readonly notices: string[] = []
+  private fresh = false
   private lifecycleWriter: InfluxWriter | undefined
 
   constructor(private readonly options: InfluxStoreOptions) {
@@ -224,6 +234,9 @@ export class InfluxStore implements EventStore {
    * existing ones in line with the options. Safe to run again, by several API instances at once.
    */
   async open(): Promise<void> {
+    // A database made just now holds nothing a shorter retention could delete.
+    const existed = await this.guard('list databases', async () => (await this.influx.getDatabaseNames()).includes(this.options.database))
+    this.fresh = !existed
     await this.guard('create database', () => this.influx.createDatabase(this.options.database))
     await this.guard('retention setup', async () => {
       await this.ensurePolicy(this.schema.rawPolicy, this.schema.rawRetentionMs, true)
@@ -255,6 +268,16 @@ export class InfluxStore implements EventStore {
     } else if (goDurationMs(existing.duration) === retentionMs) {
       if (isDefault && !existing.default) await this.ddl(`ALTER RETENTION POLICY ${on} DEFAULT`)
       return
+    } else if (goDurationMs(existing.duration) > retentionMs) {
+      if (!this.options.shortenRetention && !this.fresh) {
+        this.notices.push(
+          `retention policy "${name}" keeps ${existing.duration === '0s' ? 'everything' : existing.duration}, longer than the configured ${formatDuration(retentionMs)}; ` +
+            'not shortened, since InfluxDB would delete the older data at once. Set shortenRetention to shorten it (older readings are rolled up first).',
+        )
+        if (isDefault && !existing.default) await this.ddl(`ALTER RETENTION POLICY ${on} DEFAULT`)
+        return
+      }
+      if (name === this.schema.rawPolicy && !this.fresh) await this.rollUpEverything()
     }
     await this.ddl(`ALTER RETENTION POLICY ${on} ${duration} ${shard}${asDefault}`)
   }
@@ -304,8 +327,23 @@ export class InfluxStore implements EventStore {
    * readings written before the continuous query existed, or later than its RESAMPLE window
    * reaches back (docs/influxdb.md). Rewrites those hours' rollups from the raw points.
    */
+  /** Rolls up every raw reading there is, before a shorter retention deletes the old ones. */
+  private async rollUpEverything(): Promise<void> {
+    await this.ensurePolicy(this.schema.longTermPolicy, this.schema.longTermRetentionMs, false)
+    const db = escape.quoted(this.options.database)
+    const from = `${db}.${escape.quoted(this.schema.rawPolicy)}.${escape.quoted(Measurements.reading)}`
+    const rows = (await this.influx.queryRaw(`SELECT first("value") FROM ${from}`, { precision: 'ms' })) as { results: { series?: { values: [number, number][] }[] }[] }
+    const oldest = rows.results[0]?.series?.[0]?.values[0]?.[0]
+    if (oldest === undefined) return
+    await this.backfill(oldest, (this.options.now ?? Date.now)())
+  }
+
   async backfillRollups(from: number, to: number): Promise<void> {
     if (!this.opened) await this.open()
+    await this.backfill(from, to)
+  }
+
+  private async backfill(from: number, to: number): Promise<void> {
     const start = Math.floor(from / HOUR_MS) * HOUR_MS
     const end = Math.floor(to / HOUR_MS) * HOUR_MS + HOUR_MS
     for (let t = start; t < end; t += 24 * HOUR_MS) {
@@ -633,7 +671,7 @@ export function toPoint(e: Envelope): IPoint {
       return {
         measurement: Measurements.report,
         tags: tags({ ...frame, type: e.payload.type, category: e.payload.category }),
-        fields: fields({ text: e.payload.text, staff: e.payload.staff, lat: e.payload.location?.lat, lon: e.payload.location?.lon, id: e.id }),
+        fields: fields({ text: e.payload.text, staff: e.payload.staff, lat: e.payload.location?.lat, lon: e.payload.location?.lon, photo: e.payload.photo, id: e.id }),
         timestamp,
       }
     case 'status':

@@ -258,7 +258,8 @@ function quantitySeries(w: LineWriter, measurement: string, e: Envelope, quantit
     seriesByDevice.clear()
     seriesCached = 0
   }
-  const entry = { measurement, enterprise: e.enterprise, gateway: e.gateway, grid: e.grid, office: e.office, quantity, bytes: w.buf.slice(start, w.pos) }
+  // A copy: a slice would be a view that keeps the whole request body alive as long as the cache.
+  const entry = { measurement, enterprise: e.enterprise, gateway: e.gateway, grid: e.grid, office: e.office, quantity, bytes: Buffer.from(w.buf.subarray(start, w.pos)) }
   if (list !== undefined) list.push(entry)
   else seriesByDevice.set(e.device, [entry])
   seriesCached++
@@ -320,6 +321,7 @@ function writeEnvelope(w: LineWriter, e: Envelope): void {
       f.str('id', e.id)
       f.num('lat', p.location?.lat)
       f.num('lon', p.location?.lon)
+      f.str('photo', p.photo)
       f.str('staff', p.staff)
       f.str('text', p.text)
       break

@@ -58,11 +58,17 @@ export class SqliteStore implements EventStore {
     // A database from before the readings' office column: add it and fill it from the envelopes.
     const readingsCols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('readings')").all().map((c) => c.name)
     if (readingsCols.length > 0 && !readingsCols.includes('office')) {
-      db.exec(`ALTER TABLE readings ADD COLUMN office TEXT NOT NULL DEFAULT '';
-        UPDATE readings SET office = coalesce((SELECT office FROM envelopes WHERE envelopes.id = readings.id), '')`)
+      // One transaction: a crash half way must not leave the column added but empty for good.
+      db.transaction(() =>
+        db.exec(`ALTER TABLE readings ADD COLUMN office TEXT NOT NULL DEFAULT '';
+          UPDATE readings SET office = coalesce((SELECT office FROM envelopes WHERE envelopes.id = readings.id), '')`),
+      )()
     }
     // A database from before the scans projection: fill it from the envelopes once, below.
     const scansToFill = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scans'").get() === undefined
+    // The schema and the scans backfill commit together: a crash between them would leave an
+    // empty scans table that is never filled.
+    db.exec('BEGIN')
     db.exec(`
       CREATE TABLE IF NOT EXISTS envelopes (
         id TEXT PRIMARY KEY,
@@ -117,8 +123,6 @@ export class SqliteStore implements EventStore {
       CREATE INDEX IF NOT EXISTS lifecycle_by_office ON lifecycle (office, ts);
       CREATE INDEX IF NOT EXISTS lifecycle_by_subject ON lifecycle (subject_id, ts);
     `)
-    this.db = db
-    this.stmt = this.prepare(db)
     if (scansToFill) {
       // scanRow in SQL; json_patch onto {} drops the keys of absent (null) optional fields.
       db.exec(`
@@ -132,6 +136,9 @@ export class SqliteStore implements EventStore {
         FROM envelopes WHERE kind = 'scan'
       `)
     }
+    db.exec('COMMIT')
+    this.db = db
+    this.stmt = this.prepare(db)
   }
 
   private prepare(db: Database.Database) {

@@ -59,12 +59,35 @@ describeWith([INFLUXD])('InfluxDB store against a real influxd', () => {
     it('open() brings an existing database in line with changed retention options', async () => {
       const db = 'gridwatch_schema_changed'
       await new InfluxStore({ url: influxd.url, database: db }).open()
-      await new InfluxStore({ url: influxd.url, database: db, rawRetention: '30d', longTermRetention: '520w', rollupResample: '2d' }).open()
+      await new InfluxStore({ url: influxd.url, database: db, rawRetention: '30d', longTermRetention: '520w', rollupResample: '2d', shortenRetention: true }).open()
       expect(await show(db, `SHOW RETENTION POLICIES ON ${db}`)).toEqual([
         ['autogen', '720h0m0s', '24h0m0s', 1, true],
         ['long_term', '87360h0m0s', '168h0m0s', 1, false],
       ])
       expect(await show(db, 'SHOW CONTINUOUS QUERIES')).toEqual([['reading_1h', cqText(db, '2d')]])
+    })
+
+    it('never shortens an existing retention policy by itself; when told to, it rolls the old readings up first', async () => {
+      const db = 'gridwatch_upgrade'
+      const hour = 3_600_000
+      // A database from before retention was managed: autogen keeps everything.
+      const legacy = new InfluxStore({ url: influxd.url, database: db, rawRetention: 'INF' })
+      await legacy.open()
+      const f = new EnvelopeFactory('gw-upgrade', 'office-upgrade')
+      const old = Date.now() - 200 * 24 * hour
+      await legacy.write([f.reading('gw-upgrade-gas', old, 7), f.reading('gw-upgrade-gas', Date.now() - hour, 8)])
+
+      const upgraded = new InfluxStore({ url: influxd.url, database: db })
+      await upgraded.open()
+      expect((await show(db, `SHOW RETENTION POLICIES ON ${db}`))[0]).toEqual(['autogen', '0s', '168h0m0s', 1, true])
+      expect(upgraded.notices).toEqual([expect.stringContaining('not shortened')])
+
+      const shortened = new InfluxStore({ url: influxd.url, database: db, shortenRetention: true })
+      await shortened.open()
+      expect((await show(db, `SHOW RETENTION POLICIES ON ${db}`))[0]).toEqual(['autogen', '2160h0m0s', '24h0m0s', 1, true])
+      // The 200-day-old reading's hour is in the long-term rollups before InfluxDB drops the raw point.
+      const hourOf = Math.floor(old / hour) * hour
+      expect(await show(db, `SELECT "mean", "count" FROM "long_term"."reading_1h" WHERE time = ${hourOf}ms`)).toEqual([[expect.anything(), 7, 1]])
     })
 
     it('refuses retention options that are not InfluxQL durations', () => {
