@@ -3,7 +3,8 @@ import { useEffect, useRef, useState } from 'preact/hooks'
 import { ApiError, endSession, loadMe, me, session, signOut } from './api.ts'
 import { ActionDialog } from './CaseActions.tsx'
 import { AlertDetail } from './AlertDetail.tsx'
-import { AlertQueue } from './Alerts.tsx'
+import { AlertQueue, alertFilter } from './Alerts.tsx'
+import { busy, notices, pending } from './actions.ts'
 import { Gateways } from './Gateways.tsx'
 import { lang, roleLabel, t, useT } from './i18n.ts'
 import { alerts, liveState, resetCases, startLive, stopLive } from './live.ts'
@@ -51,7 +52,12 @@ export function App() {
 
   useEffect(() => {
     if (!s) {
+      // Nothing of the last user's session may reach the next: cases, an open dialog, notices, filters.
       resetCases()
+      pending.set(undefined)
+      busy.set(new Set())
+      notices.set([])
+      alertFilter.set({ state: 'open', severity: '', office: '', type: '' })
       return
     }
     // The session ends at expiresAt whether or not a request notices.

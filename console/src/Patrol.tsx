@@ -221,6 +221,7 @@ function Incidents({ role }: { role: Role | undefined }) {
 
 function IncidentRow({ item: c, role, now }: { item: Case; role: Role | undefined; now: number }) {
   const t = useT()
+  const officeNames = useStore(me)?.officeNames
   const departments = useStore(me)?.departments
   const [history, setHistory] = useState<Transition[] | undefined>()
   const [expanded, setExpanded] = useState(false)
@@ -256,7 +257,7 @@ function IncidentRow({ item: c, role, now }: { item: Case; role: Role | undefine
             </span>
           ) : null}
           <span>
-            {t('device')}: {c.device} · {c.office}
+            {t('device')}: {c.device} · {officeNames?.[c.office] ?? c.office}
           </span>
           <span>
             {t('level')}: {levelLabel(c.level)}

@@ -1,6 +1,6 @@
 /** Sensors by enterprise with their current values and alarm state; a sensor's trend with its levels. */
 import { useMemo } from 'preact/hooks'
-import { api, qs } from './api.ts'
+import { api, me, qs } from './api.ts'
 import { Chart, withGaps, type ChartSpec, type LevelLine } from './Chart.tsx'
 import { ago, deviceStatusLabel, formatDateTime, formatNumber, lang, quantityLabel, t as tr, useT } from './i18n.ts'
 import { href, navigate, RANGES, type Range } from './router.ts'
@@ -92,6 +92,7 @@ export function SensorView(props: { office?: string; device?: string; quantity?:
 
 function SensorRow({ device: d, now, selected, range }: { device: Device; now: number; selected: boolean; range: Range | undefined }) {
   const t = useT()
+  const officeNames = useStore(me)?.officeNames
   const state = alarmOf(d)
   const quantities = Object.keys(d.latest)
   return (
@@ -99,7 +100,7 @@ function SensorRow({ device: d, now, selected, range }: { device: Device; now: n
       <a class="sensor-link" href={href.sensor(d.office, d.id, quantities[0], range ?? DEFAULT_RANGE)} aria-current={selected ? 'true' : undefined}>
         <span class="sensor-name">
           <span class="device-id">{d.id}</span>
-          <span class="muted">{d.office}</span>
+          <span class="muted">{officeNames?.[d.office] ?? d.office}</span>
         </span>
         <span class="sensor-values">
           {quantities.length === 0 ? <span class="muted">{t('noValue')}</span> : null}

@@ -127,7 +127,9 @@ function onCaseEvent(kind: CaseKind, e: MessageEvent<unknown>) {
   const before = upsert(kind, c)
   if (before === false) return
   if (kind !== 'alert') return
-  const isNew = before === undefined && c.state === 'raised'
+  // New means the version a gateway raised, not an older alert this console had not loaded yet
+  // (a replay after reconnecting, a reload on another page): those must not sound again.
+  const isNew = before === undefined && c.version === 1 && c.state === 'raised'
   const becameCritical = before !== undefined && before.severity !== 'critical' && c.severity === 'critical' && c.state === 'raised'
   if (isNew || becameCritical) {
     if (c.severity === 'critical') beep()
@@ -168,7 +170,13 @@ function connect() {
   }
   es.addEventListener('alert_update', (e) => onCaseEvent('alert', e))
   es.addEventListener('incident_update', (e) => onCaseEvent('incident', e))
-  es.addEventListener('replay_truncated', () => reloadTick.update((n) => n + 1))
+  es.addEventListener('replay_truncated', () => {
+    // What this console holds may be stale in ways a partial replay cannot repair: start over.
+    alerts.set(new Map())
+    incidents.set(new Map())
+    received.clear()
+    reloadTick.update((n) => n + 1)
+  })
 }
 
 function scheduleRetry() {
