@@ -28,6 +28,8 @@ export function describePrincipal(p: UserPrincipal, deps: AppDeps) {
     ...(p.enterprises ? { enterprises: [...p.enterprises] } : {}),
     // Names for what the caller may see, so a console shows 汤泉街道 rather than `tangquan`.
     officeNames: Object.fromEntries(known.map((o) => [o.id, o.name])),
+    // The clock a console shows times on: the offices' (one district shares one zone).
+    ...(known[0] ? { utcOffsetMinutes: known[0].utcOffsetMinutes } : {}),
     enterpriseNames: Object.fromEntries(known.flatMap((o) => o.enterprises.filter((e) => !p.enterprises || p.enterprises.has(e.id)).map((e) => [e.id, e.name]))),
   }
 }

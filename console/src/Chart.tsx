@@ -1,7 +1,7 @@
 /** uPlot in a preact component: sized to its container, rebuilt when its data or series change. */
 import uPlot from 'uplot'
 import { useEffect, useRef } from 'preact/hooks'
-import { formatDateTime, formatNumber } from './i18n.ts'
+import { formatDateTime, formatNumber, wall } from './i18n.ts'
 
 export interface LevelLine {
   label: string
@@ -42,10 +42,10 @@ const pad = (n: number) => String(n).padStart(2, '0')
 function axisTime(span: number) {
   return (_u: uPlot, splits: number[]) =>
     splits.map((v) => {
-      const d = new Date(v * 1000)
-      const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`
+      const w = wall(v * 1000)
+      const hm = `${pad(w.hour)}:${pad(w.minute)}`
       if (span <= 2 * 86400) return hm
-      const md = `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+      const md = `${pad(w.month)}-${pad(w.day)}`
       return span <= 8 * 86400 ? `${md} ${hm}` : md
     })
 }

@@ -24,10 +24,11 @@ function checkpointState(tour: Tour, cp: CheckpointProgress): CheckpointState {
 const CP_ICON: Record<CheckpointState, IconName> = { scanned: 'check', late: 'clock', missed: 'x', pending: 'circle' }
 const STATUS_ICON: Record<string, IconName> = { scheduled: 'clock', in_progress: 'right', completed: 'check', late: 'clock', incomplete: 'major', missed: 'x' }
 
+/** Calendar arithmetic on a YYYY-MM-DD, independent of any zone. */
 function shiftDay(day: string, by: number): string {
-  const d = new Date(`${day}T12:00:00`)
-  d.setDate(d.getDate() + by)
-  return localDay(d)
+  const d = new Date(`${day}T00:00:00Z`)
+  d.setUTCDate(d.getUTCDate() + by)
+  return d.toISOString().slice(0, 10)
 }
 
 export function PatrolBoard({ day, role }: { day?: string; role: Role | undefined }) {

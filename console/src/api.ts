@@ -3,7 +3,7 @@
  * errors in the API's one shape, and "a 401 anywhere sends you back to sign-in".
  */
 import { createStore } from './store.ts'
-import { t } from './i18n.ts'
+import { setOfficeZone, t } from './i18n.ts'
 import type { Me, Session } from './types.ts'
 
 const SESSION_KEY = 'gridwatch.console.session'
@@ -89,6 +89,8 @@ export async function signIn(name: string, password: string): Promise<void> {
 
 export async function loadMe(): Promise<Me> {
   const m = await api<Me>('GET', '/v1/me')
+  // Times are shown on the offices' clock, not the browser's.
+  setOfficeZone(m.utcOffsetMinutes)
   me.set(m)
   return m
 }

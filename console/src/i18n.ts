@@ -526,27 +526,47 @@ export function typeLabel(type: string): string {
 }
 export const knownTypes = Object.keys(TYPE)
 
-// ---- time, in the browser's local time zone, 24-hour clock
+// ---- time, on the office's clock (24-hour), whatever zone the browser is in
 
 const pad = (n: number) => String(n).padStart(2, '0')
 
+/** The offices' UTC offset in minutes (from /v1/me); undefined: the browser's own zone. */
+let officeOffsetMinutes: number | undefined
+
+export function setOfficeZone(minutes: number | undefined): void {
+  officeOffsetMinutes = minutes
+}
+
+/** The wall-clock fields of an instant on the office's clock. */
+export function wall(ms: number): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
+  if (officeOffsetMinutes === undefined) {
+    const d = new Date(ms)
+    return { year: d.getFullYear(), month: d.getMonth() + 1, day: d.getDate(), hour: d.getHours(), minute: d.getMinutes(), second: d.getSeconds() }
+  }
+  const d = new Date(ms + officeOffsetMinutes * 60_000)
+  return { year: d.getUTCFullYear(), month: d.getUTCMonth() + 1, day: d.getUTCDate(), hour: d.getUTCHours(), minute: d.getUTCMinutes(), second: d.getUTCSeconds() }
+}
+
 export function formatDateTime(iso: string | undefined): string {
   if (!iso) return '—'
-  const d = new Date(iso)
-  if (Number.isNaN(d.getTime())) return iso
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  const ms = Date.parse(iso)
+  if (Number.isNaN(ms)) return iso
+  const w = wall(ms)
+  return `${w.year}-${pad(w.month)}-${pad(w.day)} ${pad(w.hour)}:${pad(w.minute)}:${pad(w.second)}`
 }
 
 export function formatTime(iso: string | undefined, seconds = false): string {
   if (!iso) return '—'
-  const d = new Date(iso)
-  if (Number.isNaN(d.getTime())) return iso
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}${seconds ? `:${pad(d.getSeconds())}` : ''}`
+  const ms = Date.parse(iso)
+  if (Number.isNaN(ms)) return iso
+  const w = wall(ms)
+  return `${pad(w.hour)}:${pad(w.minute)}${seconds ? `:${pad(w.second)}` : ''}`
 }
 
-/** Today's date in the browser's zone, YYYY-MM-DD. */
+/** The office's date of an instant (default: now), YYYY-MM-DD. */
 export function localDay(at = new Date()): string {
-  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`
+  const w = wall(at.getTime())
+  return `${w.year}-${pad(w.month)}-${pad(w.day)}`
 }
 
 export function ago(iso: string | undefined, now = Date.now()): string {

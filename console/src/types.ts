@@ -13,6 +13,8 @@ export interface User {
   enterprises?: string[]
   officeNames?: Record<string, string>
   enterpriseNames?: Record<string, string>
+  /** The offices' UTC offset in minutes, for showing times on their clock. */
+  utcOffsetMinutes?: number
 }
 
 export interface Department {

@@ -87,8 +87,9 @@ describeWith([CHROMIUM])('console in a browser, against the real stack', () => {
       await phone.publishAsync('dev/phone-001/scan', JSON.stringify({ ts: tour.start + (5 + i * 5) * MINUTE, tag, staff: 'staff-zhang-wei' }), { qos: 1 })
     }
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-dev-shm-usage'] })
-    // As a browser at a street office in China would be: zh-CN, UTC+8.
-    page = await browser.newPage({ viewport: { width: 1366, height: 768 }, locale: 'zh-CN', timezoneId: 'Asia/Shanghai' })
+    // zh-CN, but a browser clock far from the office's (UTC+8): every time shown must still be
+    // on the office's clock.
+    page = await browser.newPage({ viewport: { width: 1366, height: 768 }, locale: 'zh-CN', timezoneId: 'America/New_York' })
     page.setDefaultTimeout(10_000)
   }, 60_000)
 
@@ -160,6 +161,8 @@ describeWith([CHROMIUM])('console in a browser, against the real stack', () => {
     const tourRow = page.locator('[data-testid="tour"][data-route="r-e2e"]')
     await tourRow.waitFor()
     expect(await tourRow.getAttribute('data-status')).toBe('incomplete')
+    // The tour's start on the office's clock, as the route schedules it.
+    expect(await tourRow.innerText()).toContain(tour.hhmm)
     const states = await tourRow.locator('[data-testid="checkpoint"]').evaluateAll((cps) => cps.map((c) => [c.getAttribute('data-checkpoint'), c.getAttribute('data-state')]))
     expect(states).toEqual([
       ['cp-01', 'scanned'],
