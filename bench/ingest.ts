@@ -39,8 +39,8 @@ import { freePort } from '../common/ports.ts'
 import { hashToken } from '../common/secrets.ts'
 import { startInfluxd } from '../test/helpers/influxd.ts'
 import { BatchMaker, type BenchGateway, type IngestBatch } from './lib/ingest-batches.ts'
-import { childPids, cpuSeconds, peakRssMb, startProcess, type Child } from './lib/proc.ts'
-import { waitUntil } from './lib/stack.ts'
+import { childPids, cpuSeconds, peakRssMb, type Child } from './lib/proc.ts'
+import { startCloudApi } from './lib/cloud-process.ts'
 
 const quick = process.argv.includes('--quick')
 const rounds = quick ? 3 : 5
@@ -197,21 +197,8 @@ try {
 
   const port = await freePort()
   const apiUrl = `http://127.0.0.1:${port}`
-  // BENCH_API_NODE_FLAGS, e.g. "--cpu-prof --cpu-prof-dir=scratch/prof", to see where the API's time goes.
-  const nodeFlags = (process.env.BENCH_API_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
-  api = startProcess(process.execPath, [...nodeFlags, join(dist, 'cloud-api.mjs'), '--config', cloudConfig(dir, port)], {
-    cwd: dir,
-    env: { ...process.env, LOG_LEVEL: 'warn', STORE: 'influx', INFLUX_URL: influxd.url, INFLUX_DB: API_DB },
-  })
+  api = await startCloudApi({ dist, dir, configPath: cloudConfig(dir, port), port, influxUrl: influxd.url, database: API_DB })
   const child = api
-  await Promise.race([
-    waitUntil(async () => ((await fetch(`${apiUrl}/healthz`)).ok ? true : undefined), 60_000, `${apiUrl}/healthz`),
-    child.exited.then((code) => {
-      throw new Error(`cloud-api exited with ${code}`)
-    }),
-  ]).catch((err: Error) => {
-    throw new Error(`${err.message}\n${child.output().slice(-3000)}`)
-  })
   const pids = { api: child.proc.pid!, influxd: influxdPid }
 
   const maker = new BatchMaker(gateways, envelopesPerBatch)

@@ -51,7 +51,8 @@ import { freePort } from '../common/ports.ts'
 import { hashToken } from '../common/secrets.ts'
 import { envelopeJson } from '../gateway/outbox/serialize.ts'
 import { startInfluxd } from '../test/helpers/influxd.ts'
-import { childPids, cpuSeconds, peakRssMb, startProcess, type Child } from './lib/proc.ts'
+import { childPids, cpuSeconds, peakRssMb, type Child } from './lib/proc.ts'
+import { startCloudApi } from './lib/cloud-process.ts'
 import { waitUntil } from './lib/stack.ts'
 
 const gzip = promisify(gzipCb)
@@ -344,20 +345,8 @@ try {
 
   const port = await freePort()
   const apiUrl = `http://127.0.0.1:${port}`
-  const nodeFlags = (process.env.BENCH_API_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
-  api = startProcess(process.execPath, [...nodeFlags, join(dist, 'cloud-api.mjs'), '--config', cloudConfig(dir, port)], {
-    cwd: dir,
-    env: { ...process.env, LOG_LEVEL: 'warn', STORE: 'influx', INFLUX_URL: influxd.url, INFLUX_DB: DB },
-  })
+  api = await startCloudApi({ dist, dir, configPath: cloudConfig(dir, port), port, influxUrl: influxd.url, database: DB })
   const child = api
-  await Promise.race([
-    waitUntil(async () => ((await fetch(`${apiUrl}/healthz`)).ok ? true : undefined), 60_000, `${apiUrl}/healthz`),
-    child.exited.then((code) => {
-      throw new Error(`cloud-api exited with ${code}`)
-    }),
-  ]).catch((err: Error) => {
-    throw new Error(`${err.message}\n${child.output().slice(-3000)}`)
-  })
   const pids = { api: child.proc.pid!, influxd: influxdPid }
   const asCenter = { authorization: `Bearer ${CENTER_TOKEN}` }
 
