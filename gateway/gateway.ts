@@ -11,6 +11,7 @@ import { EmbeddedBrokerInput } from './inputs/mqtt/embedded-broker.ts'
 import { ExternalBrokerInput } from './inputs/mqtt/external-broker.ts'
 import type { MqttInput } from './inputs/mqtt/mqtt-input.ts'
 import type { Input } from './inputs/input.ts'
+import { createFieldInputs } from './inputs/registry.ts'
 import { createGatewayMetrics, withProcessMetrics, type GatewayMetrics } from './metrics.ts'
 import { Normalizer } from './normalize/normalize.ts'
 import { Evictor } from './outbox/eviction.ts'
@@ -104,7 +105,17 @@ export class Gateway {
       config.broker.mode === 'external'
         ? new ExternalBrokerInput(config, this.pipeline, log, this.metrics.registry)
         : new EmbeddedBrokerInput(config, this.pipeline, log, this.metrics.registry)
-    this.inputs = [this.mqtt]
+    this.inputs = [
+      this.mqtt,
+      ...createFieldInputs({
+        config,
+        pipeline: this.pipeline,
+        logger: log,
+        metrics: this.metrics,
+        registry: this.metrics.registry,
+        dataDir: resolve(config.gateway.dataDir),
+      }),
+    ]
   }
 
   /** Everything that depends on the office config, built from it; rule state comes from the outbox. */
@@ -121,7 +132,7 @@ export class Gateway {
    * nothing buffered is touched. Listener, uplink and outbox settings need a restart, and say so.
    */
   reload(next: GatewayConfig): void {
-    const needsRestart = (['gateway', 'broker', 'http', 'uplink', 'outbox'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
+    const needsRestart = (['gateway', 'broker', 'http', 'uplink', 'outbox', 'inputs'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
     // Commit what the old rules produced before the new ones read the state back.
     this.outbox.flush()
     this.pipeline.replace(this.officeParts(next))

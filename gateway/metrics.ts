@@ -21,6 +21,30 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
       labelNames: ['input', 'code'],
       registers,
     }),
+    inputFrames: new Counter({
+      name: 'gateway_input_frames_total',
+      help: 'Frames, polls, notifications or requests an input took off its transport, by input and source (port, slave, server, camera)',
+      labelNames: ['input', 'source'],
+      registers,
+    }),
+    inputRejected: new Counter({
+      name: 'gateway_input_rejected_total',
+      help: 'What an input refused before the pipeline (bad checksum, oversized frame, failed camera login, ...), by input, source and reason',
+      labelNames: ['input', 'source', 'reason'],
+      registers,
+    }),
+    inputReconnects: new Counter({
+      name: 'gateway_input_reconnects_total',
+      help: 'Times an input reopened its transport (serial port back, OPC UA session re-created), by input and source',
+      labelNames: ['input', 'source'],
+      registers,
+    }),
+    inputConnected: new Gauge({
+      name: 'gateway_input_connected',
+      help: '1 while an input has its transport open (port, server session), 0 otherwise, by input and source',
+      labelNames: ['input', 'source'],
+      registers,
+    }),
     redeliveries: new Counter({
       name: 'gateway_redeliveries_dropped_total',
       help: 'QoS 1 redeliveries of messages already committed (acknowledged again, not stored twice)',

@@ -9,6 +9,10 @@ import { ConfigError, checkConfig, deepMerge, readConfigFile } from '../../commo
 import type { SchemaProblem } from '../../contracts/validate.ts'
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
 import { brokerDefaults } from '../../broker/config.ts'
+import { cameraDefaults } from '../inputs/camera/config.ts'
+import { modbusDefaults } from '../inputs/modbus/config.ts'
+import { opcuaDefaults } from '../inputs/opcua/config.ts'
+import { serialDefaults } from '../inputs/serial/config.ts'
 
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', import.meta.url))
 
@@ -28,6 +32,7 @@ export const defaults = {
   // 1 GiB holds ~3 million readings: days of a busy office's telemetry through an outage.
   outbox: { quotaMb: 1024, ttlHours: { event: 90 * 24, aggregate: 30 * 24, telemetry: 7 * 24 }, maxBatchRows: 500 },
   office: { utcOffsetMinutes: 480 },
+  inputs: { serial: serialDefaults, modbus: modbusDefaults, opcua: opcuaDefaults, camera: cameraDefaults },
   communities: [],
   enterprises: [],
   devices: [],
@@ -118,9 +123,13 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
     if (d.enterprise !== undefined && !enterprises.has(d.enterprise)) {
       problems.push({ path: `/devices/${i}/enterprise`, message: `no enterprise "${d.enterprise}" in /enterprises` })
     }
+    const via = d.via ?? 'mqtt'
     if (d.secret === undefined) {
       // Devices log in to an external broker there, and with a client certificate need no secret.
-      if (!config.broker.allowAnonymous && config.broker.mode === 'embedded' && config.broker.tls?.clientCertificates !== 'required') {
+      // Serial, Modbus and OPC UA devices are reached over the office's own wiring and never log in.
+      if (via === 'http') {
+        problems.push({ path: `/devices/${i}/secret`, message: 'required: a camera logs in to push its events' })
+      } else if (via === 'mqtt' && !config.broker.allowAnonymous && config.broker.mode === 'embedded' && config.broker.tls?.clientCertificates !== 'required') {
         problems.push({ path: `/devices/${i}/secret`, message: 'required unless broker.allowAnonymous is true' })
       }
     } else if (!isPasswordHash(d.secret)) {

@@ -7,6 +7,10 @@
 import Type, { type Static } from 'typebox'
 import { Ident, Severities } from '../../contracts/envelope.ts'
 import { BrokerSettings } from '../../broker/config.ts'
+import { CameraInputConfig } from '../inputs/camera/config.ts'
+import { ModbusInputsConfig } from '../inputs/modbus/config.ts'
+import { OpcuaInputsConfig } from '../inputs/opcua/config.ts'
+import { SerialInputsConfig } from '../inputs/serial/config.ts'
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 })
 
@@ -33,7 +37,20 @@ const ClockTime = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' })
 /** A daily window of local time, `HH:MM-HH:MM`; it may cross midnight (`22:00-06:00`). */
 const ClockWindow = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$' })
 
-export const DeviceTypes = ['gas-detector', 'co-detector', 'smoke-detector', 'temperature-sensor', 'pressure-sensor', 'patrol-phone', 'camera'] as const
+export const DeviceTypes = [
+  'gas-detector',
+  'co-detector',
+  'smoke-detector',
+  'temperature-sensor',
+  'pressure-sensor',
+  'patrol-phone',
+  'camera',
+  'checkpoint-reader',
+  'patrol-wand',
+] as const
+
+/** How a device reaches the gateway. Only MQTT and camera HTTP devices log in with a secret of their own. */
+export const DeviceTransports = ['mqtt', 'serial', 'modbus', 'opcua', 'http'] as const
 
 /**
  * How one quantity's readings become alarms. Two ascending alarm levels as Chinese gas detectors
@@ -75,7 +92,12 @@ const Device = Type.Object(
     enterprise: Type.Optional(Ident),
     /** The grid the device stands in (for a phone: the grid of the staff who carries it). */
     grid: Type.Optional(Ident),
-    /** MQTT password as a scrypt hash (`npm run gateway -- hash-secret`). Never the password itself. */
+    /** How it reaches the gateway; `mqtt` when absent. The input's own config (`inputs`) says where. */
+    via: Type.Optional(Type.Enum([...DeviceTransports])),
+    /**
+     * Its password (MQTT, or camera HTTP login) as a scrypt hash (`npm run gateway -- hash-secret`).
+     * Never the password itself.
+     */
     secret: Type.Optional(Type.String({ maxLength: 256 })),
     thresholds: Type.Optional(ThresholdOverrides),
   },
@@ -200,6 +222,11 @@ export const GatewayConfigSchema = Type.Object(
         /** Rows per group commit at most. */
         maxBatchRows: Type.Integer({ minimum: 1, maximum: 10_000 }),
       },
+      { additionalProperties: false },
+    ),
+    /** Field inputs besides MQTT: serial lines, Modbus RTU buses, OPC UA servers, the camera HTTP listener. */
+    inputs: Type.Object(
+      { serial: SerialInputsConfig, modbus: ModbusInputsConfig, opcua: OpcuaInputsConfig, camera: CameraInputConfig },
       { additionalProperties: false },
     ),
     communities: Type.Array(Community),

@@ -1,0 +1,6 @@
+/** Builds the camera inputs the office config asks for. Placeholder until the input lands. */
+import type { Input, InputContext } from '../input.ts'
+
+export function createCameraInputs(_ctx: InputContext): Input[] {
+  return []
+}

@@ -1,0 +1,6 @@
+/** Builds the modbus inputs the office config asks for. Placeholder until the input lands. */
+import type { Input, InputContext } from '../input.ts'
+
+export function createModbusInputs(_ctx: InputContext): Input[] {
+  return []
+}

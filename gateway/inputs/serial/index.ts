@@ -1,0 +1,6 @@
+/** Builds the serial inputs the office config asks for. Placeholder until the input lands. */
+import type { Input, InputContext } from '../input.ts'
+
+export function createSerialInputs(_ctx: InputContext): Input[] {
+  return []
+}
