@@ -6,7 +6,7 @@
  * names only the tag it read. The gateway's normalizer turns each into a canonical envelope.
  */
 import Type, { type Static } from 'typebox'
-import { CameraPayload, Ident, ReportPayload, StatusPayload } from './envelope.ts'
+import { CameraPayload, Ident, Location, ReportPayload, StatusPayload } from './envelope.ts'
 
 /** Source time: epoch milliseconds or an ISO 8601 string with a zone. */
 export const SourceTime = Type.Union([
@@ -30,6 +30,7 @@ export const DeviceScan = Type.Object(
     tag: Type.String({ minLength: 1, maxLength: 64 }),
     staff: Type.Optional(Ident),
     method: Type.Optional(Type.Union([Type.Literal('nfc'), Type.Literal('reader'), Type.Literal('wand'), Type.Literal('qr')])),
+    location: Type.Optional(Location),
   },
   { additionalProperties: false },
 )

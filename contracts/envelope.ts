@@ -30,6 +30,12 @@ export type Level = (typeof Levels)[number]
 
 const Text = (maxLength: number) => Type.String({ maxLength })
 
+/** Where a phone was (WGS 84 degrees, as phones report it; GCJ-02 conversion is the map's job). */
+export const Location = Type.Object(
+  { lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) },
+  { additionalProperties: false },
+)
+
 export const ReadingPayload = Type.Object(
   {
     /** What is measured: gas (combustible, %LEL), co (ppm), smoke, temperature (°C), pressure (kPa), ... */
@@ -63,6 +69,8 @@ export const ScanPayload = Type.Object(
     checkpoint: Type.Optional(Ident),
     staff: Type.Optional(Ident),
     method: Type.Union([Type.Literal('nfc'), Type.Literal('reader'), Type.Literal('wand'), Type.Literal('qr')]),
+    /** Where the phone was when it read the tag; a fixed reader or a wand has none. */
+    location: Type.Optional(Location),
   },
   { additionalProperties: false },
 )
@@ -87,12 +95,7 @@ export const ReportPayload = Type.Object(
     staff: Type.Optional(Ident),
     /** Reference to a photo the phone uploaded (URL or object key). */
     photo: Type.Optional(Text(512)),
-    location: Type.Optional(
-      Type.Object(
-        { lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) },
-        { additionalProperties: false },
-      ),
-    ),
+    location: Type.Optional(Location),
   },
   { additionalProperties: false },
 )
@@ -137,12 +140,7 @@ export const IncidentPayload = Type.Object(
     category: Ident,
     description: Text(2000),
     reporter: Type.Optional(Ident),
-    location: Type.Optional(
-      Type.Object(
-        { lat: Type.Number({ minimum: -90, maximum: 90 }), lon: Type.Number({ minimum: -180, maximum: 180 }) },
-        { additionalProperties: false },
-      ),
-    ),
+    location: Type.Optional(Location),
     photo: Type.Optional(Text(512)),
     level: Type.Enum([...Levels]),
     /** Id of the report envelope it came from. */

@@ -504,6 +504,7 @@ export class InfluxStore implements EventStore {
       }
       if (typeof r.checkpoint === 'string' && r.checkpoint !== '') row.checkpoint = r.checkpoint
       if (typeof r.staff === 'string') row.staff = r.staff
+      if (typeof r.lat === 'number' && typeof r.lon === 'number') row.location = { lat: r.lat, lon: r.lon }
       return row
     })
   }
@@ -651,7 +652,7 @@ export function toPoint(e: Envelope): IPoint {
       return {
         measurement: Measurements.scan,
         tags: tags({ ...frame, checkpoint: e.payload.checkpoint, method: e.payload.method }),
-        fields: fields({ tag: e.payload.tag, staff: e.payload.staff, id: e.id }),
+        fields: fields({ tag: e.payload.tag, staff: e.payload.staff, lat: e.payload.location?.lat, lon: e.payload.location?.lon, id: e.id }),
         timestamp,
       }
     case 'camera':

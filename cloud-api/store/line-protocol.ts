@@ -288,6 +288,8 @@ function writeEnvelope(w: LineWriter, e: Envelope): void {
       w.tag(',office=', e.office)
       const f = new Fields(w)
       f.str('id', e.id)
+      f.num('lat', p.location?.lat)
+      f.num('lon', p.location?.lon)
       f.str('staff', p.staff)
       f.str('tag', p.tag)
       break

@@ -132,7 +132,8 @@ export class SqliteStore implements EventStore {
           'tag', json_extract(body, '$.payload.tag'),
           'checkpoint', json_extract(body, '$.payload.checkpoint'),
           'staff', json_extract(body, '$.payload.staff'),
-          'method', json_extract(body, '$.payload.method')))
+          'method', json_extract(body, '$.payload.method'),
+          'location', json_extract(body, '$.payload.location')))
         FROM envelopes WHERE kind = 'scan'
       `)
     }
@@ -289,6 +290,7 @@ function scanRow(e: Envelope & { kind: 'scan' }): ScanRow {
     ...(p.checkpoint !== undefined ? { checkpoint: p.checkpoint } : {}),
     ...(p.staff !== undefined ? { staff: p.staff } : {}),
     method: p.method,
+    ...(p.location !== undefined ? { location: p.location } : {}),
   }
 }
 

@@ -113,6 +113,7 @@ export interface ScanRow {
   checkpoint?: string
   staff?: string
   method: string
+  location?: { lat: number; lon: number }
 }
 
 export interface ScanQuery {

@@ -98,6 +98,7 @@ export class Normalizer {
             method: m.method ?? 'nfc',
             ...(checkpoint !== undefined ? { checkpoint } : {}),
             ...(m.staff !== undefined ? { staff: m.staff } : {}),
+            ...(m.location !== undefined ? { location: m.location } : {}),
           },
         }
       }

@@ -328,7 +328,15 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       const dev = `${f.gateway}-phone`
       const first = f.scan(dev, T0, 'TAG-A', 'cp-gate')
       const bare = f.stamp({ gateway: f.gateway, office: f.office, device: `${f.gateway}-reader`, ts: T0, kind: 'scan', payload: { tag: '04:A2:19:7F', method: 'qr' } })
-      const last = f.scan(dev, T0 + 60_000, 'TAG-B')
+      // A phone's scan carries where it was read.
+      const last = f.stamp({
+        gateway: f.gateway,
+        office: f.office,
+        device: dev,
+        ts: T0 + 60_000,
+        kind: 'scan',
+        payload: { tag: 'TAG-B', staff: 'staff-1', method: 'nfc', location: { lat: 32.0617, lon: 118.7778 } },
+      })
       await store.write([
         last,
         f.scan(dev, T0 - 1, 'TAG-EARLY', 'cp-gate'),
@@ -342,7 +350,7 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       expect(await store.scans({ office: f.office, from: T0, to: T0 + 60_000, limit: 100 })).toStrictEqual([
         { id: first.id, ts: T0, office: f.office, device: dev, tag: 'TAG-A', checkpoint: 'cp-gate', staff: 'staff-1', method: 'nfc' },
         { id: bare.id, ts: T0, office: f.office, device: `${f.gateway}-reader`, tag: '04:A2:19:7F', method: 'qr' },
-        { id: last.id, ts: T0 + 60_000, office: f.office, device: dev, tag: 'TAG-B', staff: 'staff-1', method: 'nfc' },
+        { id: last.id, ts: T0 + 60_000, office: f.office, device: dev, tag: 'TAG-B', staff: 'staff-1', method: 'nfc', location: { lat: 32.0617, lon: 118.7778 } },
       ])
       expect((await store.scans({ office: f.office, from: T0, to: T0 + 60_000, limit: 2 })).map((s) => s.id)).toEqual([first.id, bare.id])
       expect((await store.scans({ office: `${f.office}-other`, from: T0, to: T0 + 60_000, limit: 100 })).map((s) => s.tag)).toEqual(['TAG-OTHER'])

@@ -31,6 +31,14 @@ describe('Normalizer', () => {
     expect(r.ok && r.draft).toMatchObject({ ts: yesterday, payload: { tag: '04a1b2c3d4e5f6', checkpoint: 'cp-01', staff: 's1', method: 'nfc' } })
   })
 
+  it('keeps where a phone read the tag, and refuses a location off the globe', () => {
+    const r = n.normalize('phone-001', 'scan', json({ tag: '04A1B2C3D4E5F6', staff: 's1', location: { lat: 32.0617, lon: 118.7778 } }), NOW)
+    expect(r.ok && r.draft.payload).toMatchObject({ location: { lat: 32.0617, lon: 118.7778 } })
+    const off = n.normalize('phone-001', 'scan', json({ tag: '04A1B2C3D4E5F6', location: { lat: 132, lon: 118.7778 } }), NOW)
+    expect(off.ok).toBe(false)
+    expect(!off.ok && off.rejection.problems?.[0]?.path).toBe('/location/lat')
+  })
+
   it('stamps the receive time when the device has no clock, and replaces an implausible one', () => {
     expect(n.normalize('gas-001', 'reading', json({ quantity: 'gas', value: 1 }), NOW)).toMatchObject({ ok: true, draft: { ts: NOW } })
     expect(n.normalize('gas-001', 'reading', json({ ts: 0, quantity: 'gas', value: 1 }), NOW)).toMatchObject({ draft: { ts: NOW }, timeReplaced: 'too_old' })
