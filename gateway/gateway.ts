@@ -228,10 +228,15 @@ export class Gateway {
       outbox: { ...this.outbox.stats(), quotaBytes: this.config.outbox.quotaMb * 1024 * 1024, deadLetters: this.outbox.deadLetterCount() },
       memoryMb: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
     }))
+    // Ready means devices can reach the gateway through its MQTT input. A field input whose port or
+    // server is away (an unplugged reader, a plant server restarting) degrades the gateway but does
+    // not make it unready: everything else it collects still needs it running and reachable.
     app.get('/readyz', async (_req, reply) => {
-      const down = this.inputs.filter((i) => !i.health().ok).map((i) => i.name)
-      if (this.stopping || down.length > 0) return reply.code(503).send({ ready: false, down, stopping: this.stopping })
-      return { ready: true }
+      const degraded = this.inputs.filter((i) => i !== this.mqtt && !i.health().ok).map((i) => i.name)
+      if (this.stopping || !this.mqtt.health().ok) {
+        return reply.code(503).send({ ready: false, down: this.mqtt.health().ok ? [] : [this.mqtt.name], degraded, stopping: this.stopping })
+      }
+      return { ready: true, degraded }
     })
     // Raw readings kept on the gateway (report-by-exception sends the center fewer).
     app.get<{ Querystring: { device?: string; quantity?: string; from?: string; to?: string; limit?: string } }>('/v1/raw', async (req, reply) => {
