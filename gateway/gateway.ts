@@ -105,17 +105,7 @@ export class Gateway {
       config.broker.mode === 'external'
         ? new ExternalBrokerInput(config, this.pipeline, log, this.metrics.registry)
         : new EmbeddedBrokerInput(config, this.pipeline, log, this.metrics.registry)
-    this.inputs = [
-      this.mqtt,
-      ...createFieldInputs({
-        config,
-        pipeline: this.pipeline,
-        logger: log,
-        metrics: this.metrics,
-        registry: this.metrics.registry,
-        dataDir: resolve(config.gateway.dataDir),
-      }),
-    ]
+    this.inputs = [this.mqtt]
   }
 
   /** Everything that depends on the office config, built from it; rule state comes from the outbox. */
@@ -150,6 +140,8 @@ export class Gateway {
     gw.housekeep()
     gw.housekeeping = setInterval(() => gw.housekeep(), HOUSEKEEPING_MS)
     gw.forwarder.start()
+    const ctx = { config, pipeline: gw.pipeline, logger: gw.log, metrics: gw.metrics, registry: gw.metrics.registry, dataDir: resolve(config.gateway.dataDir) }
+    gw.inputs.push(...(await createFieldInputs(ctx)))
     for (const input of gw.inputs) await input.start()
     if (config.http) gw.http = await gw.startHttp(config.http)
     const stats = gw.outbox.stats()

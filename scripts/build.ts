@@ -26,8 +26,10 @@ await build({
   target: 'node20',
   format: 'esm',
   sourcemap: true,
-  // swagger-ui serves its static files from its own package directory.
-  external: ['better-sqlite3', '@fastify/swagger-ui'],
+  // swagger-ui serves its static files from its own package directory. serialport carries a native
+  // addon, and node-opcua reads its nodesets and certificates relative to its own packages; all of
+  // them load from node_modules, and only in a gateway whose office configures them.
+  external: ['better-sqlite3', '@fastify/swagger-ui', 'serialport', '@serialport/*', 'modbus-serial', 'node-opcua', 'node-opcua-*'],
   // CommonJS dependencies inside an ES module bundle still call require().
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
