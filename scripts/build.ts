@@ -25,6 +25,9 @@ await build({
   platform: 'node',
   target: 'node20',
   format: 'esm',
+  // A dynamic import() becomes its own chunk, so a field input's module (and its protocol library)
+  // is read only by a gateway that configures it.
+  splitting: true,
   sourcemap: true,
   // swagger-ui serves its static files from its own package directory. serialport carries a native
   // addon, and node-opcua reads its nodesets and certificates relative to its own packages; all of
