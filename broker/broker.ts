@@ -164,7 +164,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         if (settings.allowAnonymous) return admit({ deviceId: undefined })
         return fail('anonymous', NOT_AUTHORIZED)
       }
-      options.registry.authenticate(username, password).then(
+      const open = () => !(client.conn as { destroyed?: boolean }).destroyed
+      options.registry.authenticate(username, password, open).then(
         (result) => {
           if (!result.ok) return fail(result.reason, BAD_USERNAME_OR_PASSWORD)
           admit({ deviceId: result.deviceId, role: result.role })

@@ -26,6 +26,8 @@ export interface FleetOptions {
   prefix?: string
   /** New connections per second: a broker limits connects per address (20/s by default). */
   connectRate?: number
+  /** How long devices keep retrying a failed connect before the run counts them as failed (60 s). */
+  connectSeconds?: number
   onProgress?: (line: string) => void
 }
 
@@ -33,6 +35,8 @@ export interface FleetResult {
   devices: number
   connected: number
   connect_failures: number
+  connect_retries: number
+  connect_seconds: number
   sent: number
   acked: number
   seconds: number
@@ -55,23 +59,35 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
   const connectRate = o.connectRate ?? 20
   const clients: { client: MqttClient; n: number }[] = []
   let failures = 0
-  // Connect at the allowed pace, a few at a time, so the broker's per-address limit is honoured.
-  const gapMs = 1000 / connectRate
-  const startedConnecting = performance.now()
-  for (let n = 1; n <= o.devices; n++) {
-    const wait = startedConnecting + (n - 1) * gapMs - performance.now()
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+  let retries = 0
+  // A device whose connect fails (timed out in a login storm, refused by a rate limit) tries again
+  // after 1–3 s, as field devices do, until the connect phase ends.
+  const connectUntil = performance.now() + (o.connectSeconds ?? 60) * 1000
+  const connectOne = (n: number) => {
     const id = fleetDeviceId(prefix, n, o.devices)
     mqtt
       .connectAsync(o.url, { clientId: id, username: id, password: demoDevicePassword(id), reconnectPeriod: 0, connectTimeout: 10_000, protocolVersion: 4 })
       .then(
         (client) => clients.push({ client, n }),
-        () => failures++,
+        () => {
+          if (performance.now() > connectUntil) return void failures++
+          retries++
+          setTimeout(() => connectOne(n), 1000 + Math.random() * 2000)
+        },
       )
+  }
+  // Connect at the allowed pace so the broker's per-address limit is honoured.
+  const gapMs = 1000 / connectRate
+  const startedConnecting = performance.now()
+  for (let n = 1; n <= o.devices; n++) {
+    const wait = startedConnecting + (n - 1) * gapMs - performance.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    connectOne(n)
     if (n % 500 === 0) o.onProgress?.(`${n}/${o.devices} devices connecting`)
   }
-  const settled = performance.now() + 10_000
-  while (clients.length + failures < o.devices && performance.now() < settled) await new Promise((r) => setTimeout(r, 50))
+  while (clients.length + failures < o.devices && performance.now() < connectUntil + 12_000) await new Promise((r) => setTimeout(r, 50))
+  const connectSeconds = (performance.now() - startedConnecting) / 1000
+  o.onProgress?.(`${clients.length}/${o.devices} devices connected in ${connectSeconds.toFixed(1)} s (${retries} retries)`)
 
   let sent = 0
   let acked = 0
@@ -110,6 +126,8 @@ export async function runFleet(o: FleetOptions): Promise<FleetResult> {
     devices: o.devices,
     connected: clients.length,
     connect_failures: failures,
+    connect_retries: retries,
+    connect_seconds: Math.round(connectSeconds * 10) / 10,
     sent,
     acked,
     seconds: Math.round(elapsed * 10) / 10,

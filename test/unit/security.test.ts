@@ -37,6 +37,24 @@ describe('device registry', () => {
     reg.replace([{ id: 'gas-1', secret: await hashPassword('new') }])
     expect((await reg.authenticate('gas-1', Buffer.from('old'))).ok).toBe(false)
   })
+
+  it('in a login storm, checks a few at a time in arrival order and skips a device that gave up waiting', async () => {
+    const ids = ['gas-1', 'gas-2', 'gas-3', 'gas-4']
+    const reg = new DeviceRegistry(await Promise.all(ids.map(async (id) => ({ id, secret: await hashPassword(`pw-${id}`) }))), 60_000, 1)
+    const finished: string[] = []
+    let gas2Waiting = true
+    const logins = ids.map((id) =>
+      reg.authenticate(id, Buffer.from(`pw-${id}`), () => (id === 'gas-2' ? gas2Waiting : true)).then((r) => {
+        finished.push(id)
+        return r
+      }),
+    )
+    // gas-2's device closes its socket while gas-1's check runs.
+    gas2Waiting = false
+    const results = await Promise.all(logins)
+    expect(results.map((r) => (r.ok ? 'ok' : r.reason))).toEqual(['ok', 'abandoned', 'ok', 'ok'])
+    expect(finished).toEqual(['gas-1', 'gas-2', 'gas-3', 'gas-4'])
+  })
 })
 
 describe('topic ACL', () => {
