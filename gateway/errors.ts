@@ -20,6 +20,7 @@ export const GatewayErrorCodes = {
   GW_SERIAL_PORT_LOST: 'a serial port closed or could not be opened; the input retries with backoff',
   GW_MODBUS_TIMEOUT: 'a Modbus slave did not answer a poll in time',
   GW_MODBUS_CRC: 'a Modbus response failed its CRC',
+  GW_MODBUS_FRAME_INVALID: 'a Modbus response had a good CRC but the wrong length, unit or function',
   GW_MODBUS_EXCEPTION: 'a Modbus slave answered with an exception response',
   GW_MODBUS_SLAVE_OFFLINE: 'a Modbus slave stopped answering; its sensors are reported offline',
   GW_OPCUA_CONNECT_FAILED: 'an OPC UA server could not be reached or refused the session',

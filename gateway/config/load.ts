@@ -10,7 +10,7 @@ import type { SchemaProblem } from '../../contracts/validate.ts'
 import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
 import { brokerDefaults } from '../../broker/config.ts'
 import { cameraDefaults } from '../inputs/camera/config.ts'
-import { modbusDefaults } from '../inputs/modbus/config.ts'
+import { checkModbusInputs, modbusDefaults } from '../inputs/modbus/config.ts'
 import { opcuaDefaults } from '../inputs/opcua/config.ts'
 import { serialDefaults } from '../inputs/serial/config.ts'
 
@@ -180,5 +180,6 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
       problems.push({ path: `/thresholds/${quantity}/clear`, message: 'clear must be below the lowest level' })
     }
   }
+  problems.push(...checkModbusInputs(config))
   return problems
 }
