@@ -12,7 +12,7 @@ import { brokerDefaults } from '../../broker/config.ts'
 import { cameraDefaults } from '../inputs/camera/config.ts'
 import { checkModbusInputs, modbusDefaults } from '../inputs/modbus/config.ts'
 import { opcuaDefaults } from '../inputs/opcua/config.ts'
-import { serialDefaults } from '../inputs/serial/config.ts'
+import { checkSerialInputs, serialDefaults } from '../inputs/serial/config.ts'
 
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', import.meta.url))
 
@@ -181,5 +181,6 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
     }
   }
   problems.push(...checkModbusInputs(config))
+  problems.push(...checkSerialInputs(config))
   return problems
 }

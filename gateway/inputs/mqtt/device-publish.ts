@@ -3,6 +3,7 @@
  * remember the transmission for redelivery recognition, run it through the pipeline, and answer
  * the device on its command topic with a nack or a receipt. `done` comes after the commit.
  */
+import { fnv1a } from '../../../common/fnv1a.ts'
 import { parseDeviceTopic } from '../../../contracts/topics.ts'
 import type { Rejection } from '../../errors.ts'
 import type { Pipeline } from '../../pipeline.ts'
@@ -49,14 +50,4 @@ export function ingestDevicePublish(pipeline: Pipeline, input: string, publish: 
 
 function nack(reply: Reply, deviceId: string, topic: string, rejection: Rejection): void {
   reply(deviceId, 'nack', { topic, ...rejection })
-}
-
-/** 32-bit FNV-1a: a cheap fingerprint of a payload, to tell a redelivery from a reused packet id. */
-function fnv1a(bytes: Buffer): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < bytes.length; i++) {
-    h ^= bytes[i]
-    h = Math.imul(h, 0x01000193)
-  }
-  return h >>> 0
 }
