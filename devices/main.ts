@@ -3,6 +3,7 @@
  *
  *   npm run devices -- --list
  *   npm run devices -- --scenario gas-leak [--url mqtt://127.0.0.1:1883]
+ *   npm run devices -- --scenario wand-upload --serial /dev/ttyUSB1 [--baud 115200]
  *   npm run devices -- --load 5000 --rate 1 [--seconds 60] [--qos 0|1] [--kinds reading,scan,camera]
  *                      [--prefix load-] [--connect-rate 20]
  *   npm run devices -- --office-yaml 5000 > load-devices.yaml
@@ -14,7 +15,7 @@
  */
 import { argValue } from '../common/process.ts'
 import { officeYaml, runFleet, type LoadKind } from './load/fleet.ts'
-import { findScenario, scenarios, type RunningScenario } from './scenarios/mqtt-scenarios.ts'
+import { findScenario, scenarios, type RunningScenario } from './scenarios/index.ts'
 
 const argv = process.argv.slice(2)
 const url = argValue(argv, '--url') ?? process.env.GRIDWATCH_MQTT_URL ?? 'mqtt://127.0.0.1:1883'
@@ -24,7 +25,7 @@ function usage(problem?: string): never {
   if (problem) process.stderr.write(`${problem}\n\n`)
   process.stderr.write(
     [
-      'usage: npm run devices -- --scenario <name> [--url mqtt://host:port]',
+      'usage: npm run devices -- --scenario <name> [--url mqtt://host:port] [--serial <path> --baud <rate>]',
       '       npm run devices -- --load <devices> --rate <msgs per device per s> [--seconds 60] [--qos 0|1] [--kinds reading,scan,camera]',
       '       npm run devices -- --office-yaml <devices>',
       '       npm run devices -- --list',
@@ -47,7 +48,15 @@ async function playScenario(name: string): Promise<void> {
     process.exit(0)
   }
   process.once('SIGINT', () => void stop('stopped'))
-  running = await scenario.run({ mqttUrl: url, onError: (err) => say(`error: ${err.message}`), say })
+  const serialPath = argValue(argv, '--serial')
+  const baud = argValue(argv, '--baud')
+  running = await scenario.run({
+    mqttUrl: url,
+    onError: (err) => say(`error: ${err.message}`),
+    say,
+    ...(serialPath ? { serialPath } : {}),
+    ...(baud ? { baudRate: Number(baud) } : {}),
+  })
   await running.done
   await stop('scenario finished')
 }

@@ -14,6 +14,11 @@ export interface ScenarioContext {
   mqttUrl: string
   onError: (err: Error) => void
   say: (line: string) => void
+  /** For serial scenarios: the device end of the gateway's serial line, and its baud rate. */
+  serialPath?: string
+  baudRate?: number
+  /** For camera HTTP scenarios: the gateway's camera event endpoint. */
+  cameraUrl?: string
 }
 
 export interface RunningScenario {
@@ -46,7 +51,7 @@ export const flappingAroundLow: GasSegment[] = [
   { hold: 4, seconds: Infinity },
 ]
 
-export const scenarios: Scenario[] = [
+export const mqttScenarios: Scenario[] = [
   {
     name: 'demo',
     expect: 'the README demo: a gas alarm raised, escalated and cleared; an intrusion; an unknown tag; an SOS; an incident',
@@ -143,7 +148,3 @@ export const scenarios: Scenario[] = [
     },
   },
 ]
-
-export function findScenario(name: string): Scenario | undefined {
-  return scenarios.find((s) => s.name === name)
-}

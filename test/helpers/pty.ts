@@ -1,12 +1,11 @@
 /**
- * A pair of linked pseudo-terminals made by socat, standing in for an RS-485 adapter and the bus
- * behind it: what is written to one end is read from the other.
+ * A pair of linked pseudo-terminals made by socat (devices/serial/pty-pair.ts), standing in for an
+ * RS-485 adapter and the bus behind it, with the unplug and replug a test needs.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { waitFor } from './wait.ts'
+import { startPtyPair as startPair, type PtyPair as Pair } from '../../devices/serial/pty-pair.ts'
 
 /** For `describeWith`: suites over ptys skip loudly without socat, and fail under CI. */
 export const SOCAT = { name: 'socat', debianPackage: 'socat' }
@@ -25,25 +24,17 @@ export interface PtyPair {
 export async function startPtyPair(dir = mkdtempSync(join(tmpdir(), 'gridwatch-pty-'))): Promise<PtyPair> {
   const master = join(dir, 'master')
   const slaves = join(dir, 'slaves')
-  let child: ChildProcess | undefined
-
-  const start = async () => {
-    const proc = spawn(SOCAT.name, [`pty,raw,echo=0,link=${master}`, `pty,raw,echo=0,link=${slaves}`], { stdio: 'ignore' })
-    child = proc
-    const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`socat exited with ${code}`))))
-    exited.catch(() => undefined)
-    await Promise.race([waitFor(() => (existsSync(master) && existsSync(slaves) ? true : undefined), { what: 'socat pty links', timeoutMs: 5000, intervalMs: 10 }), exited])
+  let pair: Pair | undefined = await startPair(master, slaves)
+  return {
+    master,
+    slaves,
+    async kill() {
+      const current = pair
+      pair = undefined
+      await current?.close()
+    },
+    async restart() {
+      pair = await startPair(master, slaves)
+    },
   }
-  const kill = async () => {
-    const proc = child
-    child = undefined
-    if (!proc || proc.exitCode !== null) return
-    const gone = new Promise<void>((resolve) => proc.once('exit', () => resolve()))
-    proc.kill('SIGTERM')
-    await gone
-    // socat removes its links on SIGTERM; wait so a restart cannot see the old ones.
-    await waitFor(() => (!existsSync(master) && !existsSync(slaves) ? true : undefined), { what: 'socat links removed', timeoutMs: 5000, intervalMs: 10 })
-  }
-  await start()
-  return { master, slaves, kill, restart: start }
 }

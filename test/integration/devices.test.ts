@@ -11,9 +11,11 @@ import type { Envelope } from '../../contracts/envelope.ts'
 import { verifyPassword } from '../../common/secrets.ts'
 import { demoDevicePassword } from '../../devices/demo-credentials.ts'
 import { fleetDeviceId, officeYaml, runFleet } from '../../devices/load/fleet.ts'
-import { findScenario } from '../../devices/scenarios/mqtt-scenarios.ts'
+import { findScenario } from '../../devices/scenarios/index.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
+import { describeWith } from '../helpers/binaries.ts'
+import { SOCAT, startPtyPair, type PtyPair } from '../helpers/pty.ts'
 import { startGateway } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
 
@@ -86,4 +88,34 @@ describe('device simulators', () => {
     expect(failure).toMatchObject({ code: 2 })
     expect((failure as { stderr: string }).stderr).toMatch(/no scenario "no-such"[\s\S]*gas-leak/)
   })
+})
+
+describeWith([SOCAT])('serial scenarios', () => {
+  let gateway: Gateway
+  let pair: PtyPair
+  const committed = (): Envelope[] => gateway.outbox.peek(100_000).map((r) => JSON.parse(r.body) as Envelope)
+
+  beforeAll(async () => {
+    pair = await startPtyPair()
+    gateway = await startGateway({ overrides: { inputs: { serial: [{ id: 'dock', path: pair.master, devices: ['wand-01'] }] } } })
+  })
+  afterAll(async () => {
+    await gateway?.stop()
+    await pair?.kill()
+  })
+
+  it('wand-upload: 500 stored scans, each committed once with the time the wand scanned it', async () => {
+    const lines: string[] = []
+    const running = await findScenario('wand-upload')!.run({ mqttUrl: '', serialPath: pair.slaves, onError: (err) => expect.fail(err.message), say: (l) => lines.push(l) })
+    await running.done
+    await running.stop()
+    expect(lines.at(-1)).toMatch(/^500 acknowledged .* 0 left on the wand/)
+    const scans = committed().filter((e) => e.kind === 'scan' && e.device === 'wand-01')
+    expect(scans).toHaveLength(500)
+    // Two minutes apart, ending an hour before the upload: the wand's times, not the gateway's.
+    const times = scans.map((e) => e.ts).sort((a, b) => a - b)
+    expect(times[1] - times[0]).toBe(120_000)
+    expect(Date.now() - times[499]).toBeGreaterThan(3_500_000)
+    expect(scans.every((e) => e.kind === 'scan' && e.payload.method === 'wand' && e.payload.staff === 'staff-zhang-wei')).toBe(true)
+  }, 60_000)
 })
