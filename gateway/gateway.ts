@@ -126,7 +126,7 @@ export class Gateway {
     // Commit what the old rules produced before the new ones read the state back.
     this.outbox.flush()
     this.pipeline.replace(this.officeParts(next))
-    this.mqtt.replaceDevices(next.devices)
+    for (const input of this.inputs) input.replaceDevices?.(next.devices)
     this.config = next
     this.log.info({ devices: next.devices.length, routes: next.routes.length, needsRestart }, 'office config reloaded')
     if (needsRestart.length > 0) this.log.warn({ sections: needsRestart }, 'these config sections change only after a restart')
@@ -150,6 +150,11 @@ export class Gateway {
       'gateway started',
     )
     return gw
+  }
+
+  /** A field input by name (`camera`, `serial:dock`, `modbus:rs485-1`, ...). */
+  input(name: string): Input | undefined {
+    return this.inputs.find((i) => i.name === name)
   }
 
   get httpPort(): number | undefined {

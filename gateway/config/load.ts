@@ -182,5 +182,10 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
   }
   problems.push(...checkModbusInputs(config))
   problems.push(...checkSerialInputs(config))
+  // A camera pin naming no HTTP camera is a typo that would leave the camera unpinned.
+  config.inputs.camera?.cameras?.forEach((pin, i) => {
+    const device = config.devices.find((d) => d.id === pin.id)
+    if (!device || (device.via ?? 'mqtt') !== 'http') problems.push({ path: `/inputs/camera/cameras/${i}/id`, message: `no device "${pin.id}" with via: http in /devices` })
+  })
   return problems
 }

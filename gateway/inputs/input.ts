@@ -21,6 +21,8 @@ export interface Input {
   start(): Promise<void>
   stop(): Promise<void>
   health(): InputHealth
+  /** The devices of a reloaded office config, for inputs that log devices in (MQTT, camera HTTP). */
+  replaceDevices?(devices: GatewayConfig['devices']): void
 }
 
 /** What an input is given when the gateway builds it. */

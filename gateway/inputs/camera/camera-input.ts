@@ -1,0 +1,308 @@
+/**
+ * The camera HTTP input: cameras push ISAPI `EventNotificationAlert`s here (XML alone, or
+ * multipart/form-data with the XML part and a JPEG snapshot), as a Hikvision camera does to its
+ * "alarm host" / HTTP listening server. The camera is answered 200 only after the event is
+ * committed to the outbox; a camera retries anything else, so a failed commit answers 503.
+ *
+ * Order of work per request: authenticate (before the body is read), read the body within its
+ * limits, parse and map the XML, keep the snapshot, hand the event to the pipeline, answer.
+ */
+import { readFileSync } from 'node:fs'
+import multipart from '@fastify/multipart'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import { Counter, Gauge } from 'prom-client'
+import { LogLimiter } from '../../../common/log-limiter.ts'
+import type { DeviceCamera } from '../../../contracts/device-messages.ts'
+import type { Outcome } from '../../pipeline.ts'
+import { InputMetrics, type Input, type InputContext, type InputHealth } from '../input.ts'
+import { CameraAuthenticator, normaliseAddress, type AuthResult } from './auth.ts'
+import type { CameraSettings } from './config.ts'
+import { MAX_XML_BYTES, parseEventNotification, toCameraMessage } from './isapi.ts'
+import { responseStatus } from './response.ts'
+import { SnapshotStore, type DropReason } from './snapshots.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    camera: string
+  }
+}
+
+/** What came in one request's body. */
+interface Pushed {
+  xml?: Buffer
+  jpeg?: Buffer
+  /** The image part was larger than a snapshot may be; its bytes were not kept. */
+  jpegTooLarge?: number
+}
+
+class BadRequest extends Error {
+  constructor(
+    readonly reason: 'bad_xml' | 'bad_multipart' | 'oversized' | 'unsupported_type',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+export class CameraInput implements Input {
+  readonly name = 'camera'
+  private app: FastifyInstance | undefined
+  private readonly input: InputMetrics
+  private auth: CameraAuthenticator
+  private readonly snapshots: SnapshotStore
+  private readonly warnLimiter = new LogLimiter()
+  private readonly snapshotsDropped: Counter<'camera' | 'reason'>
+  private readonly snapshotsKept: Counter<'camera'>
+  private readonly snapshotBytes: Gauge
+  private readonly heartbeats: Counter<'camera'>
+
+  constructor(
+    private readonly ctx: InputContext,
+    private readonly settings: CameraSettings,
+  ) {
+    this.input = new InputMetrics(ctx.metrics, this.name)
+    this.auth = new CameraAuthenticator(ctx.config.devices, { ...settings.auth, pins: settings.pins, digestHa1: settings.digestHa1 })
+    this.snapshots = new SnapshotStore(ctx.dataDir, settings.snapshots)
+    const registers = [ctx.registry]
+    this.snapshotsDropped = new Counter({
+      name: 'gateway_camera_snapshots_dropped_total',
+      help: 'Camera snapshots not kept (the event was kept without one), by camera and reason (too_large, not_jpeg, over_quota, write_failed)',
+      labelNames: ['camera', 'reason'],
+      registers,
+    })
+    this.snapshotsKept = new Counter({ name: 'gateway_camera_snapshots_total', help: 'Camera snapshots kept on disk, by camera', labelNames: ['camera'], registers })
+    this.snapshotBytes = new Gauge({
+      name: 'gateway_camera_snapshot_bytes',
+      help: 'Bytes of camera snapshots kept on disk',
+      registers,
+      collect: () => this.snapshotBytes.set(this.snapshots.usedBytes),
+    })
+    this.heartbeats = new Counter({
+      name: 'gateway_camera_heartbeats_total',
+      help: 'ISAPI notifications with eventState inactive (heartbeats, event ends): acknowledged, not stored',
+      labelNames: ['camera'],
+      registers,
+    })
+  }
+
+  /** The bound port (the config may ask for 0). */
+  get port(): number | undefined {
+    const address = this.app?.server.address()
+    return address && typeof address === 'object' ? address.port : undefined
+  }
+
+  get snapshotDir(): string {
+    return this.snapshots.dir
+  }
+
+  /**
+   * A reloaded office config: cameras added, removed or given new secrets log in accordingly.
+   * (Called by the gateway's reload once it tells field inputs about devices; see the report.)
+   */
+  replaceDevices(devices: InputContext['config']['devices']): void {
+    this.auth = new CameraAuthenticator(devices, { ...this.settings.auth, pins: this.settings.pins, digestHa1: this.settings.digestHa1 })
+  }
+
+  health(): InputHealth {
+    const port = this.port
+    return port !== undefined ? { ok: true, detail: `listening on ${this.settings.host}:${port}${this.settings.tls ? ' (TLS)' : ''}` } : { ok: false, detail: 'not listening' }
+  }
+
+  async start(): Promise<void> {
+    this.snapshots.load()
+    const app = this.build()
+    await app.listen({ host: this.settings.host, port: this.settings.port })
+    this.app = app
+    this.ctx.logger.info({ port: this.port, path: this.settings.path, tls: this.settings.tls !== null }, 'camera input listening')
+  }
+
+  async stop(): Promise<void> {
+    const app = this.app
+    this.app = undefined
+    await app?.close()
+  }
+
+  private build(): FastifyInstance {
+    const { tls, maxBodyBytes } = this.settings
+    const app = Fastify({
+      logger: false,
+      bodyLimit: maxBodyBytes,
+      // A camera's push is one short request; a connection that dribbles is not a camera.
+      requestTimeout: 30_000,
+      connectionTimeout: 30_000,
+      ...(tls ? { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : {}),
+    }) as unknown as FastifyInstance
+    app.decorateRequest('camera', '')
+    // Only what a camera sends: Fastify's built-in JSON and text parsers would let other bodies in.
+    app.removeAllContentTypeParsers()
+    app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body))
+    void app.register(multipart, {
+      limits: { fileSize: maxBodyBytes, files: 4, parts: 8, fields: 4, fieldSize: MAX_XML_BYTES, headerPairs: 32 },
+    })
+    // Before the body is read: an unauthenticated client never gets to upload megabytes.
+    app.addHook('onRequest', async (req, reply) => {
+      const result = await this.auth.authenticate(req.headers.authorization, req.socket.remoteAddress ?? 'unknown', req.method, req.url)
+      if (result.ok) {
+        req.camera = result.deviceId
+        return
+      }
+      return this.refuse(req, reply, result)
+    })
+    app.post(this.settings.path, (req, reply) => this.handle(req, reply))
+    app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+      const source = req.camera || 'unknown'
+      const status = err.statusCode ?? 500
+      if (status === 413) return this.bad(req, reply, source, new BadRequest('oversized', err.message), 413)
+      if (status === 415) return this.bad(req, reply, source, new BadRequest('unsupported_type', 'unsupported Content-Type; send application/xml, text/xml or multipart/form-data'), 415)
+      if (status >= 400 && status < 500) return this.bad(req, reply, source, new BadRequest('bad_multipart', err.message), status)
+      this.ctx.logger.error({ err, camera: source }, 'camera input request failed')
+      return reply.code(500).type('application/xml').send(responseStatus(req.url, 3, 'Device Error', 'internalError'))
+    })
+    return app
+  }
+
+  private refuse(req: FastifyRequest, reply: FastifyReply, result: Extract<AuthResult, { ok: false }>): FastifyReply {
+    // A label per claimed user name would let anyone grow the metric without bound.
+    const source = result.deviceId ?? 'unknown'
+    // A stale Digest nonce is the routine second step of a Digest login, not a failed one.
+    this.input.rejected(source, result.status === 429 ? 'rate_limited' : result.reason === 'stale_nonce' ? 'stale_nonce' : 'auth_failed')
+    const address = normaliseAddress(req.socket.remoteAddress ?? 'unknown')
+    const held = result.reason === 'stale_nonce' ? -1 : this.warnLimiter.take(`auth:${address}:${result.reason}`)
+    if (held >= 0) {
+      this.ctx.logger.warn({ code: 'GW_CAMERA_AUTH_FAILED', address, camera: result.deviceId, reason: result.reason, heldBack: held }, 'camera push refused')
+    }
+    if (result.status === 401) reply.header('www-authenticate', this.auth.challenges(result.reason === 'stale_nonce'))
+    if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds))
+    return reply.code(result.status).type('application/xml').send(responseStatus(req.url, 4, 'Invalid Operation', result.reason))
+  }
+
+  private async handle(req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const camera = req.camera
+    const receivedAt = Date.now()
+    this.input.frame(camera)
+    let pushed: Pushed
+    try {
+      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes) : { xml: req.body as Buffer }
+    } catch (err) {
+      if (err instanceof BadRequest) return this.bad(req, reply, camera, err, err.reason === 'oversized' ? 413 : 400)
+      const e = err as Error & { statusCode?: number }
+      if (e.statusCode === 413) return this.bad(req, reply, camera, new BadRequest('oversized', e.message), 413)
+      return this.bad(req, reply, camera, new BadRequest('bad_multipart', `multipart body could not be read: ${e.message}`))
+    }
+    if (!pushed.xml || pushed.xml.length === 0) {
+      const missing = req.isMultipart() ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML part') : new BadRequest('bad_xml', 'empty body')
+      return this.bad(req, reply, camera, missing)
+    }
+    const parsed = parseEventNotification(pushed.xml)
+    if (!parsed.ok) return this.bad(req, reply, camera, new BadRequest('bad_xml', parsed.message))
+    const mapped = toCameraMessage(parsed.alert, {
+      defaultConfidence: this.settings.defaultConfidence,
+      eventTypes: this.settings.eventTypes,
+      utcOffsetMinutes: this.ctx.config.office.utcOffsetMinutes,
+    })
+    if (mapped.heartbeat) {
+      this.heartbeats.inc({ camera })
+      return ok(reply, req.url)
+    }
+    const message = mapped.message
+    const snapshot = await this.keepSnapshot(camera, pushed, receivedAt)
+    if (snapshot) message.snapshot = snapshot
+
+    const outcome = await this.commit(camera, message, receivedAt)
+    if ('err' in outcome) {
+      if (snapshot) await this.snapshots.remove(snapshot)
+      this.ctx.logger.error({ code: 'GW_OUTBOX_COMMIT_FAILED', camera, err: outcome.err.message }, 'camera event not committed; the camera will retry')
+      return reply.code(503).header('retry-after', '5').type('application/xml').send(responseStatus(req.url, 2, 'Device Busy', 'commitFailed'))
+    }
+    if (!outcome.ok) {
+      // Never acceptable (the pipeline counted and logged why): a resend cannot fix it, so 400.
+      if (snapshot) await this.snapshots.remove(snapshot)
+      return reply.code(400).type('application/xml').send(responseStatus(req.url, 6, 'Invalid Content', outcome.rejection.code, outcome.rejection.message))
+    }
+    return ok(reply, req.url)
+  }
+
+  private commit(camera: string, message: DeviceCamera, receivedAt: number): Promise<Outcome | { err: Error }> {
+    return this.ctx.pipeline
+      .acceptAsync({ input: this.name, deviceId: camera, kind: 'camera', raw: Buffer.from(JSON.stringify(message)), receivedAt })
+      .catch((err: Error) => ({ err }))
+  }
+
+  private async keepSnapshot(camera: string, pushed: Pushed, receivedAt: number): Promise<string | undefined> {
+    let drop: { reason: DropReason; message: string } | undefined
+    if (pushed.jpegTooLarge !== undefined) {
+      drop = { reason: 'too_large', message: `snapshot is ${pushed.jpegTooLarge}+ bytes; the limit is ${this.settings.snapshots.maxBytes}` }
+    } else if (pushed.jpeg) {
+      const saved = await this.snapshots.save(camera, pushed.jpeg, receivedAt)
+      if (saved.ok) {
+        this.snapshotsKept.inc({ camera })
+        return saved.ref
+      }
+      drop = saved
+    }
+    if (drop) {
+      this.snapshotsDropped.inc({ camera, reason: drop.reason })
+      const held = this.warnLimiter.take(`snapshot:${camera}:${drop.reason}`)
+      if (held >= 0) this.ctx.logger.warn({ code: 'GW_CAMERA_SNAPSHOT_DROPPED', camera, reason: drop.reason, heldBack: held }, drop.message)
+    }
+    return undefined
+  }
+
+  private bad(req: FastifyRequest, reply: FastifyReply, source: string, err: BadRequest, status = 400): FastifyReply {
+    this.input.rejected(source, err.reason)
+    const held = this.warnLimiter.take(`bad:${source}:${err.reason}`)
+    if (held >= 0) this.ctx.logger.warn({ code: 'GW_CAMERA_EVENT_INVALID', camera: source, reason: err.reason, heldBack: held }, err.message)
+    return reply.code(status).type('application/xml').send(responseStatus(req.url, 5, 'Invalid XML Format', err.reason, err.message))
+  }
+}
+
+function ok(reply: FastifyReply, url: string): FastifyReply {
+  return reply.code(200).type('application/xml').send(responseStatus(url, 1, 'OK', 'ok'))
+}
+
+/**
+ * Hikvision sends the XML as a part named after the event ("fielddetection", or
+ * "MoveDetection.xml" with a filename) and the picture as an image/jpeg part; which is which is
+ * told by the part's Content-Type, then its file name, then its first byte.
+ */
+async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number): Promise<Pushed> {
+  const pushed: Pushed = {}
+  for await (const part of req.parts()) {
+    if (part.type === 'field') {
+      if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+      const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
+      if (value && !pushed.xml && looksLikeXml(part.mimetype, part.fieldname, value)) pushed.xml = value
+      continue
+    }
+    const isImage = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename)
+    const declaredXml = /xml/i.test(part.mimetype) || /\.xml$/i.test(part.filename)
+    const chunks: Buffer[] = []
+    let bytes = 0
+    const cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
+    // Bytes beyond the cap are read (the stream must be drained) but not kept.
+    for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      bytes += chunk.length
+      if (bytes <= cap) chunks.push(chunk)
+    }
+    if (part.file.truncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than the request limit`)
+    if (isImage) {
+      if (pushed.jpeg || pushed.jpegTooLarge !== undefined) continue // one snapshot per event; extra pictures are ignored
+      if (bytes > cap) pushed.jpegTooLarge = bytes
+      else pushed.jpeg = Buffer.concat(chunks)
+      continue
+    }
+    if (bytes > cap) {
+      if (declaredXml) throw new BadRequest('oversized', `XML part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+      continue // a large part of another kind (a clip, say) is not the event
+    }
+    const value = Buffer.concat(chunks)
+    if (!pushed.xml && looksLikeXml(part.mimetype, part.filename, value)) pushed.xml = value
+  }
+  return pushed
+}
+
+function looksLikeXml(mimetype: string, name: string, value: Buffer): boolean {
+  if (/xml/i.test(mimetype) || /\.xml$/i.test(name)) return true
+  const first = value.subarray(0, 64).toString('utf8').replace(/^\uFEFF/, '').trimStart()
+  return first.startsWith('<')
+}
