@@ -4,6 +4,7 @@
  *   npm run devices -- --list
  *   npm run devices -- --scenario gas-leak [--url mqtt://127.0.0.1:1883]
  *   npm run devices -- --scenario wand-upload --serial /dev/ttyUSB1 [--baud 115200]
+ *   npm run devices -- --scenario isapi-intrusion [--camera-url http://127.0.0.1:8082/ISAPI/Event/notification/alert]
  *   npm run devices -- --load 5000 --rate 1 [--seconds 60] [--qos 0|1] [--kinds reading,scan,camera]
  *                      [--prefix load-] [--connect-rate 20]
  *   npm run devices -- --office-yaml 5000 > load-devices.yaml
@@ -25,7 +26,7 @@ function usage(problem?: string): never {
   if (problem) process.stderr.write(`${problem}\n\n`)
   process.stderr.write(
     [
-      'usage: npm run devices -- --scenario <name> [--url mqtt://host:port] [--serial <path> --baud <rate>]',
+      'usage: npm run devices -- --scenario <name> [--url mqtt://host:port] [--serial <path> --baud <rate>] [--camera-url <url>]',
       '       npm run devices -- --load <devices> --rate <msgs per device per s> [--seconds 60] [--qos 0|1] [--kinds reading,scan,camera]',
       '       npm run devices -- --office-yaml <devices>',
       '       npm run devices -- --list',
@@ -50,12 +51,14 @@ async function playScenario(name: string): Promise<void> {
   process.once('SIGINT', () => void stop('stopped'))
   const serialPath = argValue(argv, '--serial')
   const baud = argValue(argv, '--baud')
+  const cameraUrl = argValue(argv, '--camera-url')
   running = await scenario.run({
     mqttUrl: url,
     onError: (err) => say(`error: ${err.message}`),
     say,
     ...(serialPath ? { serialPath } : {}),
     ...(baud ? { baudRate: Number(baud) } : {}),
+    ...(cameraUrl ? { cameraUrl } : {}),
   })
   await running.done
   await stop('scenario finished')

@@ -3,7 +3,9 @@
  *
  *   cloud-api   (child process, embedded SQLite store)      http://127.0.0.1:8080
  *   gateway     (child process, with its MQTT broker)      mqtt://127.0.0.1:1883, http://127.0.0.1:8081
- *   devices     (in this process: gas detectors, a patrol phone, an AI camera, over real MQTT)
+ *               and its camera listener (ISAPI push)       http://127.0.0.1:8082/ISAPI/Event/notification/alert
+ *   devices     (in this process: gas detectors, a patrol phone, an AI camera over real MQTT, and
+ *               an ISAPI camera pushing XML with a snapshot over HTTP)
  *
  * It prints what reaches the cloud, live, from the cloud's own event stream. Ctrl-C stops the
  * devices, lets the gateway drain its outbox for up to 3 s (the rest stays on disk for next
@@ -109,8 +111,9 @@ async function main(): Promise<void> {
     rmSync(join(varDir, 'cloud-demo'), { recursive: true, force: true })
   }
   mkdirSync(join(varDir, 'demo-logs'), { recursive: true })
-  const [cloudPort, mqttPort, gatewayHttpPort] = [await preferPort(8080), await preferPort(1883), await preferPort(8081)]
+  const [cloudPort, mqttPort, gatewayHttpPort, cameraPort] = [await preferPort(8080), await preferPort(1883), await preferPort(8081), await preferPort(8082)]
   const cloudUrl = `http://127.0.0.1:${cloudPort}`
+  const cameraUrl = `http://127.0.0.1:${cameraPort}/ISAPI/Event/notification/alert`
 
   console.log(paint('1', 'GridWatch demo: one street office (汤泉街道, demo), its gateway, and the linked-service center\n'))
   const cloud = startChild('cloud-api', 'cloud-api/main.ts', { PORT: String(cloudPort), STORE: 'sqlite', SQLITE_PATH: join(varDir, 'cloud-demo', 'events.db') })
@@ -119,6 +122,7 @@ async function main(): Promise<void> {
     GRIDWATCH_UPLINK_TOKEN: DEMO_GATEWAY_TOKEN,
     GRIDWATCH_MQTT_PORT: String(mqttPort),
     GRIDWATCH_GATEWAY_HTTP_PORT: String(gatewayHttpPort),
+    GRIDWATCH_CAMERA_PORT: String(cameraPort),
     GRIDWATCH_DATA_DIR: join(varDir, 'gateway-demo'),
   })
   const children = [gateway, cloud]
@@ -185,9 +189,10 @@ async function main(): Promise<void> {
   console.log(`  Live stream    ${cloudUrl}/v1/stream`)
   console.log(`  Gateway        http://127.0.0.1:${gatewayHttpPort}/healthz   metrics: /metrics`)
   console.log(`  MQTT broker    mqtt://127.0.0.1:${mqttPort}  (devices log in with their own credentials)`)
+  console.log(`  Camera push    ${cameraUrl}  (ISAPI EventNotificationAlert; cameras log in)`)
   console.log(`  Try:           curl -s '${cloudUrl}/v1/alerts' | head -c 2000\n`)
 
-  scenario = await runDemoScenario(`mqtt://127.0.0.1:${mqttPort}`, (err) => say(paint('31', `device error: ${err.message}`)))
+  scenario = await runDemoScenario(`mqtt://127.0.0.1:${mqttPort}`, (err) => say(paint('31', `device error: ${err.message}`)), cameraUrl)
   say('devices connected; the scenario runs for about 10 s, then the office goes on quietly. Ctrl-C to stop.')
 }
 

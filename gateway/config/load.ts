@@ -82,6 +82,8 @@ export function resolveGatewayConfig(fileValue: unknown, source: string, options
     merged = deepMerge(merged, { broker: { external: { password: env.GRIDWATCH_BROKER_PASSWORD } } })
   }
   if (env.GRIDWATCH_GATEWAY_HTTP_PORT) merged = deepMerge(merged, { http: { port: Number(env.GRIDWATCH_GATEWAY_HTTP_PORT) } })
+  // Turns the camera HTTP listener on (or moves it): `inputs.camera` is off by default.
+  if (env.GRIDWATCH_CAMERA_PORT) merged = deepMerge(merged, { inputs: { camera: { port: Number(env.GRIDWATCH_CAMERA_PORT) } } })
   if (env.GRIDWATCH_DATA_DIR) merged = deepMerge(merged, { gateway: { dataDir: env.GRIDWATCH_DATA_DIR } })
   if (options.overrides !== undefined) merged = deepMerge(merged, options.overrides)
   merged = withThresholdDefaults(merged)

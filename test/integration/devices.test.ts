@@ -13,6 +13,7 @@ import { demoDevicePassword } from '../../devices/demo-credentials.ts'
 import { fleetDeviceId, officeYaml, runFleet } from '../../devices/load/fleet.ts'
 import { findScenario } from '../../devices/scenarios/index.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
+import type { CameraInput } from '../../gateway/inputs/camera/index.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
 import { describeWith } from '../helpers/binaries.ts'
 import { SOCAT, startPtyPair, type PtyPair } from '../helpers/pty.ts'
@@ -36,6 +37,7 @@ describe('device simulators', () => {
         devices: [...demo.devices, ...fleet.devices],
         // Every fleet connection comes from 127.0.0.1.
         broker: { limits: { connectsPerSecondPerAddress: 1000 } },
+        inputs: { camera: { port: 0 } },
       },
     })
     url = `mqtt://127.0.0.1:${gateway.mqtt.port!}`
@@ -51,6 +53,18 @@ describe('device simulators', () => {
     const camera = committed().filter((e) => e.device === 'cam-001' && e.kind === 'camera')
     expect(camera.map((e) => e.kind === 'camera' && e.payload.confidence)).toEqual([0.92, 0.9, 0.35])
     const alerts = committed().filter((e) => e.kind === 'alert' && e.device === 'cam-001')
+    expect(alerts.map((e) => e.kind === 'alert' && [e.payload.type, e.payload.state])).toEqual([['camera.intrusion', 'raised']])
+  })
+
+  it('isapi-intrusion: every push answered 200, one intrusion alert, the snapshot referenced from the event', async () => {
+    const camera = gateway.input('camera') as CameraInput
+    const running = await findScenario('isapi-intrusion')!.run({ ...quiet, mqttUrl: url, cameraUrl: `http://127.0.0.1:${camera.port}/ISAPI/Event/notification/alert` })
+    await running.done
+    const events = committed().filter((e) => e.device === 'cam-002' && e.kind === 'camera')
+    // Three posts while the person stays; the heartbeat and the event's end are not stored.
+    expect(events).toHaveLength(3)
+    expect(events.filter((e) => e.kind === 'camera' && e.payload.snapshot !== undefined)).toHaveLength(1)
+    const alerts = committed().filter((e) => e.kind === 'alert' && e.device === 'cam-002')
     expect(alerts.map((e) => e.kind === 'alert' && [e.payload.type, e.payload.state])).toEqual([['camera.intrusion', 'raised']])
   })
 

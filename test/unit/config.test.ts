@@ -22,7 +22,7 @@ function problemsOf(fn: () => unknown) {
 describe('gateway config', () => {
   it('loads the demo office', () => {
     const c = loadGatewayConfig(DEMO_CONFIG_PATH, { env: {} })
-    expect(c.devices.map((d) => d.id)).toEqual(['gas-001', 'gas-002', 'phone-001', 'cam-001', 'wand-01'])
+    expect(c.devices.map((d) => d.id)).toEqual(['gas-001', 'gas-002', 'phone-001', 'cam-001', 'cam-002', 'wand-01'])
     expect(c.thresholds.gas).toMatchObject({ unit: '%LEL', low: 25, high: 50, hysteresis: 5, debounceSamples: 1, staleMinutes: 10 })
     expect(c.routes.map((r) => r.id)).toEqual(['r-laojie-round'])
   })
