@@ -64,7 +64,8 @@ const pair = await startPtyPair(join(dir, 'gw'), join(dir, 'dock'))
 const [mqttPort, httpPort] = await ports(2)
 const demo = readConfigFile(DEMO_CONFIG_PATH) as { devices: unknown[] }
 const gw = new GatewayProcess('dist', mqttPort, httpPort, 'http://127.0.0.1:9', {
-  devices: [...demo.devices, { id: 'wand-01', type: 'patrol-wand', via: 'serial' }],
+  // wand-01 (via serial) is one of the demo office's devices.
+  devices: demo.devices,
   inputs: { serial: [{ id: 'dock', path: pair.gateway, baudRate: BAUD, devices: ['wand-01'] }] },
 })
 

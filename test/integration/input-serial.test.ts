@@ -77,7 +77,7 @@ describe('serial input', () => {
         { id: 'reader-01', type: 'checkpoint-reader', via: 'serial', grid: 'g-laojie-1' },
         { id: 'reader-02', type: 'checkpoint-reader', via: 'serial', grid: 'g-laojie-2' },
         { id: 'reader-03', type: 'checkpoint-reader', via: 'serial', grid: 'g-laojie-1' },
-        { id: 'wand-01', type: 'patrol-wand', via: 'serial' },
+        // wand-01 (via serial) is one of the demo office's devices.
       ],
       inputs: {
         serial: [
