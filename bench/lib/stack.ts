@@ -20,11 +20,14 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 /** `source` runs the TypeScript through tsx (tests); `dist` runs the production bundles (npm run chaos). */
 export type Build = 'source' | 'dist'
 
-function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api'): string[] {
+/** `heapMb` replaces the unit's V8 old-space cap, to size a deployment (bench:opcua). */
+function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api', heapMb?: number): string[] {
   if (build === 'dist') {
     const bundle = join(root, 'dist', `${deployable}.mjs`)
     if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build`)
-    return deployable === 'gateway' ? [...gatewayNodeFlags(), bundle] : [bundle]
+    if (deployable !== 'gateway') return [bundle]
+    const flags = heapMb === undefined ? gatewayNodeFlags() : [...gatewayNodeFlags().filter((f) => !f.startsWith('--max-old-space-size')), `--max-old-space-size=${heapMb}`]
+    return [...flags, bundle]
   }
   return ['--import', 'tsx', join(root, deployable, 'main.ts')]
 }
@@ -116,6 +119,8 @@ export class CloudProcess extends Restartable {
 
 export class GatewayProcess extends Restartable {
   readonly dir = mkdtempSync(join(tmpdir(), 'gridwatch-chaos-gw-'))
+  /** With `dist`: the V8 old-space cap instead of the unit's. */
+  heapMb: number | undefined
   private readonly configPath = join(this.dir, 'office.yaml')
 
   constructor(
@@ -147,7 +152,7 @@ export class GatewayProcess extends Restartable {
   }
 
   protected spawn(): Child {
-    return startProcess(process.execPath, [...nodeArgs(this.build, 'gateway'), '--config', this.configPath], {
+    return startProcess(process.execPath, [...nodeArgs(this.build, 'gateway', this.heapMb), '--config', this.configPath], {
       cwd: root,
       env: { ...process.env, ...(this.build === 'dist' ? gatewayEnv() : {}), LOG_LEVEL: 'warn', GRIDWATCH_DRAIN_MS: '0' },
     })

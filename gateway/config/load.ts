@@ -11,7 +11,7 @@ import { GatewayConfigSchema, type GatewayConfig } from './schema.ts'
 import { brokerDefaults } from '../../broker/config.ts'
 import { cameraDefaults } from '../inputs/camera/config.ts'
 import { checkModbusInputs, modbusDefaults } from '../inputs/modbus/config.ts'
-import { opcuaDefaults } from '../inputs/opcua/config.ts'
+import { checkOpcuaConfig, opcuaDefaults } from '../inputs/opcua/config.ts'
 import { checkSerialInputs, serialDefaults } from '../inputs/serial/config.ts'
 
 export const DEMO_CONFIG_PATH = fileURLToPath(new URL('./demo-office.yaml', import.meta.url))
@@ -184,6 +184,7 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
   }
   problems.push(...checkModbusInputs(config))
   problems.push(...checkSerialInputs(config))
+  problems.push(...checkOpcuaConfig(config))
   // A camera pin naming no HTTP camera is a typo that would leave the camera unpinned.
   config.inputs.camera?.cameras?.forEach((pin, i) => {
     const device = config.devices.find((d) => d.id === pin.id)
