@@ -185,6 +185,14 @@ function crossCheck(config: GatewayConfig): SchemaProblem[] {
   problems.push(...checkModbusInputs(config))
   problems.push(...checkSerialInputs(config))
   problems.push(...checkOpcuaConfig(config))
+  // A port is opened exclusively: a serial line and a Modbus bus on one path would fight over it,
+  // the second retrying forever. (Two aliases of one adapter, /dev/ttyUSB0 and a by-id link, are
+  // not caught here.)
+  const serialPaths = new Map(config.inputs.serial.map((line, i) => [line.path, i] as const))
+  config.inputs.modbus.forEach((bus, i) => {
+    const line = serialPaths.get(bus.path)
+    if (line !== undefined) problems.push({ path: `/inputs/modbus/${i}/path`, message: `${bus.path} is already the port of /inputs/serial/${line}` })
+  })
   // A camera pin naming no HTTP camera is a typo that would leave the camera unpinned.
   config.inputs.camera?.cameras?.forEach((pin, i) => {
     const device = config.devices.find((d) => d.id === pin.id)

@@ -66,6 +66,28 @@ describe('gateway config', () => {
     expect(problems.map((p) => p.path)).toEqual(['/devices/0/enterprise', '/devices/1/id', '/checkpoints/1/tag', '/thresholds/gas'])
   })
 
+  it('refuses a serial line and a Modbus bus on one port, and a camera pin naming no HTTP camera', () => {
+    const problems = problemsOf(() =>
+      resolveGatewayConfig(
+        {
+          ...minimal,
+          devices: [
+            { id: 'wand-1', type: 'patrol-wand', via: 'serial' },
+            { id: 'gas-1', type: 'gas-detector', via: 'modbus' },
+          ],
+          inputs: {
+            serial: [{ id: 'dock', path: '/dev/ttyUSB0', devices: ['wand-1'] }],
+            modbus: [{ id: 'rs485', path: '/dev/ttyUSB0', slaves: [{ unit: 1, device: 'gas-1', points: [{ quantity: 'gas', function: 'input', address: 0 }] }] }],
+            camera: { port: 0, cameras: [{ id: 'gas-1' }] },
+          },
+        },
+        'test',
+        { env: {} },
+      ),
+    )
+    expect(problems.map((p) => p.path)).toEqual(['/inputs/modbus/0/path', '/inputs/camera/cameras/0/id'])
+  })
+
   it('keeps a __proto__ key as data, which the schema then refuses', () => {
     const hostile = JSON.parse('{"__proto__": {"polluted": true}}') as object
     const problems = problemsOf(() => resolveGatewayConfig({ ...minimal, ...hostile }, 'test', { env: {} }))
