@@ -5,12 +5,17 @@
  *
  * - `$` always starts a sentence: a `$` inside one means its end was lost, and the framer resyncs
  *   on the new `$` (NMEA 0183 receivers do the same);
- * - bytes outside a sentence are noise, except the CR/LF that end lines;
+ * - bytes outside a sentence are noise, except the CR/LF that end lines; a run of noise is reported
+ *   once, when the next `$` ends it, however many reads it came in (or every MAX_NOISE_RUN bytes,
+ *   so a line carrying nothing but noise is still reported);
  * - a sentence longer than MAX_SENTENCE_BYTES is dropped, and so is everything up to the next `$`,
  *   so a line stuck sending garbage cannot grow a buffer;
  * - only a sentence whose `*hh` matches the XOR of its body is handed on.
  */
 import { checksum, MAX_SENTENCE_BYTES } from './serial-sentences.ts'
+
+/** The longest run of noise reported as one: a line that never sends a `$` is still reported. */
+export const MAX_NOISE_RUN = 4096
 
 /** Why bytes were dropped; also the metric label. */
 export type FramingFault = 'noise' | 'bad_checksum' | 'no_checksum' | 'truncated' | 'oversized'
@@ -52,6 +57,8 @@ export class SentenceFramer {
 
   /** Forget a half-read sentence (the port was closed and reopened: its rest will never come). */
   reset(): void {
+    // Noise already received is reported, not forgotten.
+    this.flushNoise()
     this.state = State.Hunting
     this.len = 0
     this.noise = 0
@@ -66,7 +73,7 @@ export class SentenceFramer {
             this.flushNoise()
             this.begin()
           } else if (b !== CR && b !== LF) {
-            this.noise++
+            if (++this.noise >= MAX_NOISE_RUN) this.flushNoise()
           }
           break
         case State.Discarding:
@@ -88,8 +95,6 @@ export class SentenceFramer {
           break
       }
     }
-    // A line that carries nothing but noise is reported chunk by chunk, not only at the next `$`.
-    this.flushNoise()
   }
 
   private begin(): void {

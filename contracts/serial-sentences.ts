@@ -93,11 +93,21 @@ export function parseTime(text: string): number | undefined {
   const m = TIME.exec(text)
   if (!m) return undefined
   const [y, mo, d, h, mi, s] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number]
+  // Date.UTC reads years 0–99 as 1900–1999 (00200229 would be 29 Feb 1920), and no reader or wand
+  // scanned anything before 2000: such a year is a broken clock or a garbled field, not a time.
+  if (y < 2000) return undefined
   const ms = m[7] === undefined ? 0 : Number(m[7].padEnd(3, '0'))
   const t = Date.UTC(y, mo - 1, d, h, mi, s, ms)
   // Date.UTC rolls month 13 or second 61 over into the next unit; the line format does not.
   const back = new Date(t)
-  if (back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== s) {
+  if (
+    back.getUTCFullYear() !== y ||
+    back.getUTCMonth() !== mo - 1 ||
+    back.getUTCDate() !== d ||
+    back.getUTCHours() !== h ||
+    back.getUTCMinutes() !== mi ||
+    back.getUTCSeconds() !== s
+  ) {
     return undefined
   }
   return t

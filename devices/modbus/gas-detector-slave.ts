@@ -1,8 +1,9 @@
 /**
  * Simulated Modbus RTU slaves on a serial path (a real RS-485 adapter, or one end of a socat pty
  * pair): a line answers FC03/FC04 for each slave on it, and each slave can be told to change its
- * registers, stop answering, answer with an exception, or corrupt its CRC. `GasDetectorSlave` lays
- * out its registers the way Chinese fixed gas detectors commonly do (docs/inputs/modbus.md).
+ * registers, stop answering, answer with an exception, corrupt its CRC, or answer too late.
+ * `GasDetectorSlave` lays out its registers the way Chinese fixed gas detectors commonly do
+ * (docs/inputs/modbus.md).
  */
 import { EventEmitter } from 'node:events'
 import { SerialPort } from 'serialport'
@@ -19,8 +20,15 @@ export type SlaveBehaviour =
   | { mode: 'exception'; code: number }
   /** The right answer with its CRC inverted. */
   | { mode: 'bad-crc' }
+  /**
+   * Reads of this function are answered after the master gave up on them: the answer is held back
+   * and sent right behind this slave's next answer to another read, so it lands on the line
+   * between two requests of the master, as a slow slave's answer does. A later late answer
+   * replaces a held one; a held answer goes out even after the behaviour changed.
+   */
+  | { mode: 'late'; functionCode: number }
 
-export type Reply = 'data' | 'exception' | 'silent' | 'bad-crc'
+export type Reply = 'data' | 'exception' | 'silent' | 'bad-crc' | 'late'
 
 export interface ServedRequest extends ReadRequest {
   reply: Reply
@@ -52,6 +60,14 @@ export class SimulatedSlave {
   /** The reply to a read, by the spec's checks in order (Modbus Application Protocol §6.3 state diagram). */
   respond(req: ReadRequest): { reply: Reply; frame?: Buffer } {
     const b = this.behaviour
+    if (b.mode === 'late' && req.functionCode === b.functionCode) {
+      const { frame } = this.answer(req, { mode: 'answer' })
+      return { reply: 'late', frame }
+    }
+    return this.answer(req, b)
+  }
+
+  private answer(req: ReadRequest, b: SlaveBehaviour): { reply: Reply; frame?: Buffer } {
     if (b.mode === 'silent') return { reply: 'silent' }
     if (b.mode === 'exception') return { reply: 'exception', frame: exceptionResponse(this.unit, req.functionCode, b.code) }
     const table: RegisterTable | undefined = req.functionCode === 3 ? 'holding' : req.functionCode === 4 ? 'input' : undefined
@@ -122,6 +138,8 @@ export class SlaveLine extends EventEmitter<{ request: [ServedRequest] }> {
   private buffer = Buffer.alloc(0)
   private idle: NodeJS.Timeout | undefined
   private readonly slaves = new Map<number, SimulatedSlave>()
+  /** Late answers waiting for their slave's next answer, by unit. */
+  private readonly held = new Map<number, Buffer>()
 
   private constructor(private readonly port: SerialPort) {
     super()
@@ -173,7 +191,14 @@ export class SlaveLine extends EventEmitter<{ request: [ServedRequest] }> {
     const slave = this.slaves.get(req.unit)
     if (!slave) return
     const { reply, frame } = slave.respond(req)
-    if (frame) this.port.write(frame)
+    if (reply === 'late') {
+      if (frame) this.held.set(req.unit, frame)
+    } else if (frame) {
+      // One write: the late answer reaches the master in the same read as this one, after it.
+      const late = this.held.get(req.unit)
+      this.held.delete(req.unit)
+      this.port.write(late ? Buffer.concat([frame, late]) : frame)
+    }
     this.emit('request', { ...req, reply })
   }
 }

@@ -15,8 +15,8 @@ import { SOCAT, startPtyPair, type PtyPair } from '../helpers/pty.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
 
 const BUS = 'rs485-1'
-/** unit → device: 1 readings, alarm and fault; 2 timeouts and offline; 3 exceptions; 4 CRC errors. */
-const UNITS = { 1: 'gas-101', 2: 'gas-102', 3: 'gas-103', 4: 'gas-104' } as const
+/** unit → device: 1 readings, alarm and fault; 2 timeouts and offline; 3 exceptions; 4 CRC errors; 5 late answers. */
+const UNITS = { 1: 'gas-101', 2: 'gas-102', 3: 'gas-103', 4: 'gas-104', 5: 'gas-105' } as const
 type Unit = keyof typeof UNITS
 
 const gasMap = {
@@ -194,6 +194,18 @@ describeWith([SOCAT])('modbus input', () => {
     expect((await health()).detail).not.toContain('gas-102')
   })
 
+  it('takes exception 0B (the gateway in front got no answer) as silence, and an exception-only answer as the slave back', async () => {
+    await waitFor(() => (statesOf('gas-102').at(-1) === 'online' ? true : undefined), { what: 'gas-102 online' })
+    // Modbus Application Protocol §7: 0B, gateway target device failed to respond.
+    slave(2).behaviour = { mode: 'exception', code: 0x0b }
+    await waitFor(() => (statesOf('gas-102').at(-1) === 'offline' ? true : undefined), { what: 'gas-102 offline behind its gateway' })
+    expect(committed('gas-102', 'status').at(-1)?.payload.reason).toMatch(/exception_gateway_target_failed_to_respond/)
+    // It answers again, but every read (the fault bit's register too) with 02: it is there, so online.
+    slave(2).behaviour = { mode: 'exception', code: 0x02 }
+    await waitFor(() => (statesOf('gas-102').at(-1) === 'online' ? true : undefined), { what: 'gas-102 online again' })
+    expect(statesOf('gas-102').slice(-2)).toEqual(['offline', 'online'])
+  })
+
   it('keeps one request on the line at a time, and polls no slave faster than its interval', () => {
     // The timeouts above held the line for 400 ms each: nothing else may have been sent meanwhile.
     // A master that overlapped would send within milliseconds; half the timeout leaves room for
@@ -238,6 +250,26 @@ describeWith([SOCAT])('modbus input', () => {
     expect(committed('gas-104', 'reading').some((e) => e.payload.value === 44)).toBe(false)
   })
 
+  it('does not take a late answer, left in the buffer after its timeout, as the answer to the next request', async () => {
+    await waitFor(() => (statesOf('gas-105').length > 0 ? true : undefined), { what: 'gas-105 online' })
+    slave(5).setGas(7)
+    await waitFor(() => committed('gas-105', 'reading').find((e) => e.payload.value === 7), { what: 'gas-105 at 7' })
+    // Gas and status (FC04) now answered only after the master timed out, carrying 33 %LEL; each
+    // late answer lands behind the next temperature answer (FC03), before the next FC04 request.
+    slave(5).behaviour = { mode: 'late', functionCode: 4 }
+    slave(5).setGas(33)
+    for (let i = 0; i < 2; i++) await nextRequest(5, 'late')
+    slave(5).setGas(22)
+    slave(5).behaviour = { mode: 'answer' }
+    // The last late answer (33) is on its way behind the next FC03 answer; the FC04 request after it
+    // must be answered by the slave's current 22, not by what was left in the buffer.
+    await waitFor(() => committed('gas-105', 'reading').find((e) => e.payload.value === 22), { what: 'gas-105 at 22' })
+    expect(committed('gas-105', 'reading').some((e) => e.payload.value === 33)).toBe(false)
+    // A slave that answered late has not produced bad frames or CRC errors either.
+    expect(await errors(5, 'crc')).toBe(0)
+    expect(await errors(5, 'bad_frame')).toBe(0)
+  })
+
   it('reopens the port with backoff when the adapter disappears, and polls again', async () => {
     const reconnects = () => counter('gateway_input_reconnects_total', { input: 'modbus', source: BUS })
     const before = await reconnects()
@@ -246,12 +278,15 @@ describeWith([SOCAT])('modbus input', () => {
     await waitFor(async () => ((await health()).ok ? undefined : true), { what: 'bus reported down' })
     // The port reports itself closed a moment before its close event reaches the input.
     await waitFor(() => (lines.some((l) => l.includes('"code":"GW_SERIAL_PORT_LOST"')) ? true : undefined), { what: 'the port-lost line' })
-    await waitFor(async () => ((await reconnects()) > before ? true : undefined), { what: 'a reconnect attempt' })
+    await waitFor(async () => ((await health()).detail?.includes('attempts)') ? true : undefined), { what: 'a failed attempt to reopen' })
+    expect(await reconnects()).toBe(before)
     await pair.restart()
     await openLine()
     slave(1).setGas(9.9)
     await waitFor(() => committed('gas-101', 'reading').find((e) => e.payload.value === 9.9), { what: 'a reading after the reconnect' })
     expect((await health()).ok).toBe(true)
+    // Counted once the port is back, not per attempt.
+    expect(await reconnects()).toBe(before + 1)
   })
 })
 
@@ -278,11 +313,16 @@ describeWith([SOCAT])('modbus input without its port', () => {
       const res = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`)
       const health = ((await res.json()) as { inputs: Record<string, { ok: boolean; detail?: string }> }).inputs['modbus:rs485-missing']
       expect(health).toMatchObject({ ok: false, detail: expect.stringContaining('/nonexistent/ttyUSB9') })
-      const metric = gateway.metrics.registry.getSingleMetric('gateway_input_reconnects_total') as Counter
-      await waitFor(async () => ((await metric.get()).values.find((v) => v.labels.source === 'rs485-missing')?.value ?? 0) >= 3 ? true : undefined, {
-        what: 'three reconnect attempts',
-      })
+      const attempts = async () => {
+        const res = await fetch(`http://127.0.0.1:${gateway.httpPort}/healthz`)
+        const detail = ((await res.json()) as { inputs: Record<string, { detail?: string }> }).inputs['modbus:rs485-missing']?.detail ?? ''
+        return Number(/\((\d+) attempts\)/.exec(detail)?.[1] ?? 0)
+      }
+      await waitFor(async () => ((await attempts()) >= 3 ? true : undefined), { what: 'three attempts to open' })
       expect(lines.filter((l) => l.includes('"code":"GW_SERIAL_PORT_LOST"'))).toHaveLength(1)
+      // Reconnects count a port that came back, not attempts.
+      const metric = gateway.metrics.registry.getSingleMetric('gateway_input_reconnects_total') as Counter
+      expect((await metric.get()).values.find((v) => v.labels.source === 'rs485-missing')?.value ?? 0).toBe(0)
     } finally {
       await gateway.stop()
     }

@@ -17,7 +17,14 @@ import { awaitReply } from '../../devices/serial/replies.ts'
 import { SerialEnd, type Reply } from '../../devices/serial/serial-end.ts'
 import { dockUpload, PatrolWand } from '../../devices/serial/wand-dock.ts'
 import { DEMO_CONFIG_PATH } from '../../gateway/config/load.ts'
+import type { DeviceConfig } from '../../gateway/config/schema.ts'
 import { Gateway } from '../../gateway/gateway.ts'
+import { InputMetrics } from '../../gateway/inputs/input.ts'
+import { resolveLine } from '../../gateway/inputs/serial/config.ts'
+import { SerialLineInput } from '../../gateway/inputs/serial/line-input.ts'
+import { createSerialMetrics } from '../../gateway/inputs/serial/metrics.ts'
+import { createGatewayMetrics } from '../../gateway/metrics.ts'
+import type { AcceptCallback, Pipeline } from '../../gateway/pipeline.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
@@ -314,6 +321,51 @@ describe('serial input', () => {
       const at = Date.now() - 2000
       expect(await new CheckpointReader(end, 'reader-03', { timeoutMs: 3000 }).scan(TAGS[1], at)).toMatchObject({ type: 'GWACK' })
       expect(scanOnDisk('reader-03', at)).toBe(1)
+    } finally {
+      await end.close()
+    }
+  })
+
+  it('stop takes no more sentences, and every ACK of those in the pipeline reaches the device before the port closes', async () => {
+    const pair = await startPtyPair(join(dir, 'gw-e'), join(dir, 'dev-e'))
+    spares.push(pair)
+    // The line alone, with a pipeline whose commits the test holds and releases.
+    const held: AcceptCallback[] = []
+    let accepted = 0
+    const pipeline = {
+      accept: (_msg: unknown, done: AcceptCallback) => {
+        accepted++
+        held.push(done)
+      },
+    } as unknown as Pipeline
+    const metrics = createGatewayMetrics()
+    const reader09: DeviceConfig = { id: 'reader-09', type: 'checkpoint-reader', via: 'serial' }
+    const input = new SerialLineInput(resolveLine({ id: 'stopping', path: pair.gateway, baudRate: 115200, devices: ['reader-09'] }), {
+      pipeline,
+      logger,
+      metrics: new InputMetrics(metrics, 'serial'),
+      own: createSerialMetrics(metrics.registry),
+      devices: new Map([['reader-09', reader09]]),
+    })
+    await input.start()
+    const end = await SerialEnd.open(pair.device)
+    try {
+      const r = new CheckpointReader(end, 'reader-09')
+      const base = Date.now() - 3 * 86_400_000
+      const inPipeline = Array.from({ length: 20 }, (_, i) => r.nextFrame(TAGS[i % 4], base + i * 61_000))
+      const { replies, off } = heard(end)
+      await end.write(inPipeline.map((f) => f.frame).join(''))
+      await waitFor(() => (held.length === 20 ? true : undefined), { what: '20 sentences in the pipeline' })
+
+      const stopped = input.stop()
+      // Sent while the line is stopping: not taken (the reader resends them to the next gateway run).
+      await end.write(Array.from({ length: 5 }, (_, i) => r.nextFrame(TAGS[i % 4], base + (20 + i) * 61_000).frame).join(''))
+      for (const done of held.splice(0)) done(null)
+      await stopped
+      await waitFor(() => (replies.length >= 20 ? true : undefined), { what: 'the 20 ACKs' })
+      off()
+      expect(replies).toEqual(inPipeline.map((f) => ({ type: 'GWACK', device: 'reader-09', seq: f.seq })))
+      expect(accepted).toBe(20)
     } finally {
       await end.close()
     }

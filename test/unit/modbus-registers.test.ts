@@ -11,7 +11,7 @@ import { checkModbusInputs, resolveBus, type BusConfig, type Point } from '../..
 import { classify } from '../../gateway/inputs/modbus/failures.ts'
 import { SlavePresence } from '../../gateway/inputs/modbus/presence.ts'
 import { bitValue, planReads, pointValue, rawValue, RegisterImage } from '../../gateway/inputs/modbus/registers.ts'
-import { backoffMs, interFrameMs, nextDue } from '../../gateway/inputs/modbus/schedule.ts'
+import { backoffMs, interFrameMs, nextDue, readAnswerBytes, Reopening, requestTimeoutMs } from '../../gateway/inputs/modbus/schedule.ts'
 
 const point = (p: Partial<Point> & Pick<Point, 'address'>): Point => ({
   quantity: 'gas',
@@ -105,6 +105,13 @@ describe('failures', () => {
     expect(exception(0x09).reason).toBe('exception_unknown')
     expect(classify(new Error('Data length error, expected 9 got 7'))).toMatchObject({ reason: 'bad_frame', silent: true })
   })
+
+  it('takes 0A and 0B, a gateway saying the slave behind it did not answer, as no answer (Modbus Application Protocol §7)', () => {
+    const exception = (modbusCode: number) => classify(Object.assign(new Error(`Modbus exception ${modbusCode}`), { modbusCode }))
+    expect(exception(0x0a)).toMatchObject({ reason: 'exception_gateway_path_unavailable', code: 'GW_MODBUS_EXCEPTION', silent: true, exception: 0x0a })
+    expect(exception(0x0b)).toMatchObject({ reason: 'exception_gateway_target_failed_to_respond', code: 'GW_MODBUS_EXCEPTION', silent: true, exception: 0x0b })
+    for (const code of [1, 2, 3, 4, 5, 6, 8]) expect(exception(code).silent, `exception ${code}`).toBe(false)
+  })
 })
 
 describe('SlavePresence', () => {
@@ -135,6 +142,19 @@ describe('SlavePresence', () => {
     expect(p.answered(['sensor_fault'])).toBeUndefined()
     expect(p.answered([])).toEqual({ state: 'online' })
   })
+
+  it('reports online a slave back from offline whose fault-bit register answers with an exception', () => {
+    const p = new SlavePresence(1)
+    p.committed({ state: 'online' })
+    expect(p.answeredFaultsUnknown()).toBeUndefined()
+    const offline = p.unanswered('timeout')
+    expect(offline).toMatchObject({ state: 'offline' })
+    p.committed(offline!)
+    expect(p.answeredFaultsUnknown()).toEqual({ state: 'online' })
+    expect(p.failures).toBe(0)
+    p.committed({ state: 'online' })
+    expect(p.answeredFaultsUnknown()).toBeUndefined()
+  })
 })
 
 describe('schedule', () => {
@@ -153,6 +173,45 @@ describe('schedule', () => {
     expect(backoffMs(3, 500, 10_000, () => 1)).toBe(4000)
     expect(backoffMs(50, 500, 10_000, () => 1)).toBe(10_000)
     expect(backoffMs(50, 500, 10_000, () => 0)).toBe(5000)
+  })
+
+  it('never backs off below the minimum', () => {
+    expect(backoffMs(0, 500, 10_000, () => 0)).toBe(500)
+    expect(backoffMs(1, 500, 10_000, () => 0)).toBe(500)
+  })
+
+  it('starts the backoff over only once a reopened port stayed up or carried an answer', () => {
+    const r = new Reopening(100, 10_000, 5000, () => 1)
+    expect([r.nextDelay(), r.nextDelay()]).toEqual([100, 200])
+    // An adapter that opens and fails at once keeps backing off.
+    for (let i = 0; i < 3; i++) {
+      r.opened(1000)
+      r.closed(1010)
+      r.nextDelay()
+    }
+    expect(r.failures).toBe(5)
+    expect(r.nextDelay()).toBe(3200)
+    // Up long enough: the next loss starts from the minimum again.
+    r.opened(10_000)
+    r.closed(15_000)
+    expect(r.nextDelay()).toBe(100)
+    // An answer through the port proves it at once.
+    r.opened(20_000)
+    r.proven()
+    r.closed(20_010)
+    expect(r.nextDelay()).toBe(100)
+  })
+
+  it('waits for an answer as long as timeoutMs plus the request and the answer on the wire', () => {
+    const bus = { baudRate: 9600, parity: 'even', dataBits: 8, stopBits: 1, timeoutMs: 500 }
+    // 125 registers: a 255-byte answer, ~292 ms at 9600 baud with 11-bit characters.
+    expect(readAnswerBytes(125)).toBe(255)
+    expect((readAnswerBytes(125) * 11 * 1000) / 9600).toBeCloseTo(292.2, 1)
+    // Request (8) and answer (255) bytes, 11 bits each, on top of timeoutMs.
+    expect(requestTimeoutMs(bus, 125)).toBe(Math.ceil(500 + (263 * 11 * 1000) / 9600))
+    expect(requestTimeoutMs({ ...bus, baudRate: 300 }, 125)).toBeGreaterThan(9400 + 500)
+    // 8N1 is 10 bits a character; a one-register read at 115200 adds about a millisecond.
+    expect(requestTimeoutMs({ ...bus, parity: 'none', baudRate: 115_200 }, 1)).toBe(Math.ceil(500 + (15 * 10 * 1000) / 115_200))
   })
 
   it('keeps 3.5 characters of silence between frames, 1.75 ms above 19200 baud', () => {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { SentenceFramer, type FramingFault } from '../../contracts/serial-framer.ts'
+import { MAX_NOISE_RUN, SentenceFramer, type FramingFault } from '../../contracts/serial-framer.ts'
 import { checksum, encode, formatTime, frame, MAX_SENTENCE_BYTES, parse, parseTime } from '../../contracts/serial-sentences.ts'
 import type { GatewayConfig } from '../../gateway/config/schema.ts'
 import { Backoff } from '../../gateway/inputs/serial/backoff.ts'
@@ -89,6 +89,15 @@ describe('sentences', () => {
     expect(parseTime('20260102T030405.5Z')).toBe(Date.UTC(2026, 0, 2, 3, 4, 5, 500))
     expect(parseTime('20260230T000000Z')).toBeUndefined()
   })
+
+  it('refuses years before 2000, which Date.UTC would read as 1900–1999', () => {
+    // Date.UTC alone would accept this as 29 February 1920.
+    expect(parseTime('00200229T000000Z')).toBeUndefined()
+    expect(parseTime('00990101T000000Z')).toBeUndefined()
+    expect(parseTime('19991231T235959Z')).toBeUndefined()
+    expect(parseTime('20000101T000000Z')).toBe(Date.UTC(2000, 0, 1))
+    expect(parse('GWWSC,wand-01,8,,04A1,00200229T000000Z')).toMatchObject({ ok: false, reason: 'bad_field', seq: 8 })
+  })
 })
 
 describe('framer', () => {
@@ -114,10 +123,29 @@ describe('framer', () => {
     push(`\u0000\u00ffgarbage${scan}\r\n\r\nxx`)
     push(record)
     expect(sentences).toEqual([scan.slice(1, -5), record.slice(1, -5)])
-    // CR/LF between sentences are line ends, not noise; a run is reported at most once per chunk.
+    // CR/LF between sentences are line ends, not noise; a run is reported when the next $ ends it.
     expect(faults).toEqual([
       ['noise', 9],
       ['noise', 2],
+    ])
+  })
+
+  it('counts one run of noise once, however many reads it arrived in (docs/inputs/serial.md)', () => {
+    const { push, sentences, faults } = collect()
+    for (const c of ['ab', 'c', '\r\nde', 'f']) push(c)
+    expect(faults).toEqual([])
+    push(scan)
+    expect(sentences).toEqual([scan.slice(1, -5)])
+    expect(faults).toEqual([['noise', 6]])
+  })
+
+  it('reports a line of nothing but noise every MAX_NOISE_RUN bytes', () => {
+    const { push, faults } = collect()
+    const junk = Buffer.alloc(100, 0x55)
+    for (let i = 0; i < (MAX_NOISE_RUN * 2.5) / 100; i++) push(junk)
+    expect(faults).toEqual([
+      ['noise', MAX_NOISE_RUN],
+      ['noise', MAX_NOISE_RUN],
     ])
   })
 
@@ -192,6 +220,26 @@ describe('reconnect backoff', () => {
     expect(highs.failures).toBe(6)
     highs.reset()
     expect(highs.next()).toBe(200)
+  })
+
+  it('keeps backing off for a port that opens and fails at once; starts over once it stayed up or carried a sentence', () => {
+    const b = new Backoff(100, 10_000, () => 1, 5000)
+    expect([b.next(), b.next()]).toEqual([200, 400])
+    for (let i = 0; i < 3; i++) {
+      b.opened(1000)
+      b.closed(1020)
+      b.next()
+    }
+    expect(b.failures).toBe(5)
+    expect(b.next()).toBe(6400)
+    b.opened(10_000)
+    b.closed(15_000)
+    expect(b.next()).toBe(200)
+    b.next()
+    b.opened(20_000)
+    b.proven()
+    b.closed(20_001)
+    expect(b.next()).toBe(200)
   })
 
   it('stays bounded after any number of failures', () => {

@@ -14,7 +14,7 @@ import type { ResolvedBus, ResolvedSlave } from './config.ts'
 import { classify, type RequestFailure } from './failures.ts'
 import { SlavePresence } from './presence.ts'
 import { bitValue, FUNCTION_CODE, planReads, pointValue, RegisterImage, type ReadBlock } from './registers.ts'
-import { backoffMs, interFrameMs, nextDue } from './schedule.ts'
+import { interFrameMs, nextDue, Reopening, requestTimeoutMs } from './schedule.ts'
 
 // modbus-serial is CommonJS; its typings declare the client class as `default` of the module.
 const ModbusRTU = modbusSerial.default
@@ -25,9 +25,12 @@ export interface ModbusMetrics {
   bits: Gauge<'bus' | 'slave' | 'bit'>
 }
 
+/** A read with the time its answer may take: `timeoutMs` plus the bytes on the wire. */
+type TimedBlock = ReadBlock & { timeoutMs: number }
+
 interface SlaveRuntime {
   config: ResolvedSlave
-  blocks: ReadBlock[]
+  blocks: TimedBlock[]
   presence: SlavePresence
   /** `InputMetrics` source label: `<bus>/<unit>`. */
   source: string
@@ -46,6 +49,7 @@ export class ModbusBus implements Input {
   private timer: NodeJS.Timeout | undefined
   private wake: (() => void) | undefined
   private lostAt: number | undefined
+  private readonly reopening: Reopening
 
   constructor(
     private readonly bus: ResolvedBus,
@@ -55,9 +59,10 @@ export class ModbusBus implements Input {
     this.name = `modbus:${bus.id}`
     this.input = new InputMetrics(ctx.metrics, 'modbus')
     this.gapMs = Math.ceil(interFrameMs(bus.baudRate))
+    this.reopening = new Reopening(bus.reconnectMinMs, bus.reconnectMaxMs)
     this.slaves = bus.slaves.map((config) => ({
       config,
-      blocks: planReads(config),
+      blocks: planReads(config).map((b) => ({ ...b, timeoutMs: requestTimeoutMs(bus, b.count) })),
       presence: new SlavePresence(bus.offlineAfter),
       source: `${bus.id}/${config.unit}`,
       due: 0,
@@ -76,7 +81,7 @@ export class ModbusBus implements Input {
   async stop(): Promise<void> {
     this.stopping = true
     this.wake?.()
-    // The request on the line, if any, ends within timeoutMs; the loop exits after it.
+    // The request on the line, if any, ends within its timeout; the loop exits after it.
     await this.loop
     this.loop = undefined
     const client = this.client
@@ -88,19 +93,20 @@ export class ModbusBus implements Input {
   health(): InputHealth {
     const offline = this.slaves.filter((s) => s.presence.offline).map((s) => `${s.config.device} (unit ${s.config.unit})`)
     const detail = offline.length > 0 ? `slaves offline: ${offline.join(', ')}` : `${this.slaves.length} slaves, none offline`
-    if (!this.client?.isOpen) return { ok: false, detail: `port ${this.bus.path} not open; ${detail}` }
+    if (!this.client?.isOpen) {
+      const attempts = this.reopening.failures > 0 ? ` (${this.reopening.failures} attempts)` : ''
+      return { ok: false, detail: `port ${this.bus.path} not open${attempts}; ${detail}` }
+    }
     return { ok: true, detail }
   }
 
   private async run(): Promise<void> {
-    let attempt = 0
     while (!this.stopping) {
       try {
         if (!this.client) {
-          await this.sleep(backoffMs(attempt++, this.bus.reconnectMinMs, this.bus.reconnectMaxMs))
+          await this.sleep(this.reopening.nextDelay())
           if (this.stopping) break
-          this.input.reconnect(this.bus.id)
-          if (await this.connect()) attempt = 0
+          await this.connect()
           continue
         }
         const next = this.slaves.reduce((a, b) => (b.due < a.due ? b : a))
@@ -132,16 +138,26 @@ export class ModbusBus implements Input {
     client.on('close', () => this.closed(client))
     client.on('error', (err: unknown) => this.closed(client, err))
     this.client = client
+    this.reopening.opened()
     this.input.connected(this.bus.id, true)
     const down = this.lostAt === undefined ? undefined : Date.now() - this.lostAt
     this.lostAt = undefined
-    this.ctx.logger.info({ bus: this.bus.id, path, baudRate, slaves: this.slaves.length, downMs: down }, down === undefined ? 'modbus bus open' : 'modbus bus open again')
+    if (down === undefined) {
+      this.ctx.logger.info({ bus: this.bus.id, path, baudRate, slaves: this.slaves.length }, 'modbus bus open')
+      return true
+    }
+    // Counted when the port is back, not per attempt: the metric says how often the bus came back.
+    this.input.reconnect(this.bus.id)
+    // An adapter that opens and fails at once comes back every few seconds: one line per interval.
+    const held = this.limiter.take(`open:${this.bus.id}`)
+    if (held >= 0) this.ctx.logger.info({ bus: this.bus.id, path, baudRate, downMs: down, attempts: this.reopening.failures, heldBack: held }, 'modbus bus open again')
     return true
   }
 
   private closed(client: ModbusRTU, err?: unknown): void {
     if (client !== this.client) return
     this.client = undefined
+    this.reopening.closed()
     this.input.connected(this.bus.id, false)
     void closeQuietly(client)
     if (!this.stopping) this.portLost(err, 'closed')
@@ -178,10 +194,13 @@ export class ModbusBus implements Input {
       await this.sleep(this.gapMs)
       const client = this.client
       if (!client || this.stopping) return
+      discardReceived(client)
       try {
+        client.setTimeout(block.timeoutMs)
         const res = await read(client, s.config.unit, block)
         image.set(block.function, block.start, res)
         this.input.frame(s.source)
+        this.reopening.proven()
       } catch (err) {
         // The port went away under the request: the bus's trouble, not the slave's.
         if (client !== this.client || !client.isOpen) return
@@ -212,9 +231,9 @@ export class ModbusBus implements Input {
         if (set && bit.fault) faults.push(bit.name)
       }
       // A fault bit whose register did not come back (an exception) leaves the fault state as it
-      // was; the slave did answer, so it is not on its way offline either.
-      if (faultsKnown) status = s.presence.answered(faults)
-      else s.presence.failures = 0
+      // was; the slave did answer, so it is not on its way offline either, and if it was reported
+      // offline it is online again.
+      status = faultsKnown ? s.presence.answered(faults) : s.presence.answeredFaultsUnknown()
       for (const p of s.config.points) {
         const value = pointValue(p, image)
         if (value !== undefined) messages.push({ kind: 'reading', body: p.unit ? { quantity: p.quantity, value, unit: p.unit } : { quantity: p.quantity, value } })
@@ -276,6 +295,20 @@ function read(client: ModbusRTU, unit: number, block: ReadBlock): Promise<number
     if (block.function === 'holding') client.writeFC3(unit, block.start, block.count, done)
     else client.writeFC4(unit, block.start, block.count, done)
   })
+}
+
+/**
+ * Drops whatever the port received before this request. An RTU answer carries no transaction id
+ * (Modbus over Serial Line §2.5.1: address, PDU, CRC), so only timing ties it to its request: the
+ * master waits for a reply after sending (§2.4.1), and nothing that arrived before can be it.
+ * modbus-serial's buffered port (ports/rtubufferedport.js, `_buffer`) keeps bytes that matched no
+ * request and takes the first [unit, function] header in them: a slave's late answer to a request
+ * that already timed out would be read, CRC and all, as its answer to the next one (stale values
+ * committed as current), and noise left there could be counted as a CRC or frame error.
+ */
+function discardReceived(client: ModbusRTU): void {
+  const port = (client as unknown as { _port?: { _buffer?: unknown } })._port
+  if (port && Buffer.isBuffer(port._buffer)) port._buffer = Buffer.alloc(0)
 }
 
 /** modbus-serial's SerialPortError is not an Error instance; its message is what is worth logging. */

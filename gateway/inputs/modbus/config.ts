@@ -80,7 +80,10 @@ const Bus = Type.Object(
     parity: Type.Optional(Type.Enum(['none', 'even', 'odd'], { default: 'none' })),
     dataBits: Type.Optional(Type.Enum([7, 8], { default: 8 })),
     stopBits: Type.Optional(Type.Enum([1, 2], { default: 1 })),
-    /** How long to wait for an answer before counting a timeout. */
+    /**
+     * How long to wait for an answer before counting a timeout, on top of the time the request and
+     * its answer take on the wire at this baud rate (schedule.ts requestTimeoutMs).
+     */
     timeoutMs: Type.Optional(Type.Integer({ minimum: 20, maximum: 10_000, default: 500 })),
     /** Consecutive unanswered polls after which the slave's device is reported offline. */
     offlineAfter: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 3 })),

@@ -26,7 +26,10 @@ export interface RequestFailure {
   /** The metric label: timeout, crc, bad_frame, or `exception_<name>`. */
   reason: string
   code: GatewayErrorCode
-  /** No valid answer came back: counts towards the slave going offline. An exception is an answer. */
+  /**
+   * No valid answer came back: counts towards the slave going offline. An exception is an answer,
+   * except 0A/0B, which a gateway sends for a slave that did not answer it.
+   */
   silent: boolean
   exception?: number
   message: string
@@ -37,7 +40,11 @@ export function classify(err: unknown): RequestFailure {
   const message = typeof e.message === 'string' ? e.message : String(err)
   if (typeof e.modbusCode === 'number') {
     const name = EXCEPTION_NAMES[e.modbusCode] ?? 'unknown'
-    return { reason: `exception_${name}`, code: 'GW_MODBUS_EXCEPTION', silent: false, exception: e.modbusCode, message }
+    // 0A and 0B come from a gateway in front of the slave (an RTU-to-RTU or TCP bridge), and mean
+    // the slave behind it did not answer (Modbus Application Protocol §7): they count towards
+    // offline, or a dead detector behind a gateway would stay online for good.
+    const silent = e.modbusCode === 0x0a || e.modbusCode === 0x0b
+    return { reason: `exception_${name}`, code: 'GW_MODBUS_EXCEPTION', silent, exception: e.modbusCode, message }
   }
   if (e.errno === 'ETIMEDOUT') return { reason: 'timeout', code: 'GW_MODBUS_TIMEOUT', silent: true, message }
   if (message === 'CRC error') return { reason: 'crc', code: 'GW_MODBUS_CRC', silent: true, message }

@@ -28,6 +28,15 @@ export class SlavePresence {
     return this.reported === 'online' ? undefined : { state: 'online' }
   }
 
+  /**
+   * The slave answered, but a fault bit's register came back as an exception: the fault state
+   * stays as it was, and a slave reported offline is online again (it answered).
+   */
+  answeredFaultsUnknown(): DeviceStatus | undefined {
+    this.failures = 0
+    return this.reported === 'offline' ? { state: 'online' } : undefined
+  }
+
   /** A poll without a valid answer (timeout, CRC, bad frame). */
   unanswered(reason: string): DeviceStatus | undefined {
     this.failures++

@@ -11,10 +11,84 @@ export function nextDue(due: number, intervalMs: number, now: number): number {
   return next
 }
 
-/** Doubling from min to max, with jitter in [½, 1] of that so gateways on one power cut do not retry in step. */
+/**
+ * Doubling from min to max, with jitter in [½, 1] of that so gateways on one power cut do not retry
+ * in step; never below min, which is the promise `reconnectMinMs` makes.
+ */
 export function backoffMs(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
   const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
-  return Math.round(ceiling * (0.5 + random() / 2))
+  return Math.max(minMs, Math.round(ceiling * (0.5 + random() / 2)))
+}
+
+/** How long a reopened port must stay open, without any answer through it, before it counts as working. */
+export const PORT_STABLE_MS = 5000
+
+/**
+ * The backoff of a port that keeps going away. It starts over only once the port proved itself (an
+ * answer came through it) or stayed open for `stableMs`: an adapter that opens and fails at once
+ * would otherwise be retried at `minMs` forever.
+ */
+export class Reopening {
+  private attempt = 0
+  private openedAt: number | undefined
+
+  constructor(
+    private readonly minMs: number,
+    private readonly maxMs: number,
+    private readonly stableMs = PORT_STABLE_MS,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Attempts since the port last worked. */
+  get failures(): number {
+    return this.attempt
+  }
+
+  /** The delay before the next attempt to open. */
+  nextDelay(): number {
+    return backoffMs(this.attempt++, this.minMs, this.maxMs, this.random)
+  }
+
+  opened(now = Date.now()): void {
+    this.openedAt = now
+  }
+
+  /** A slave answered through the port: it works. */
+  proven(): void {
+    this.attempt = 0
+  }
+
+  closed(now = Date.now()): void {
+    if (this.openedAt !== undefined && now - this.openedAt >= this.stableMs) this.attempt = 0
+    this.openedAt = undefined
+  }
+}
+
+/** Bits one character takes on the line: start, data, parity when there is one, stop (Modbus over Serial Line §2.5.1). */
+export function characterBits(framing: { dataBits: number; parity: string; stopBits: number }): number {
+  return 1 + framing.dataBits + (framing.parity === 'none' ? 0 : 1) + framing.stopBits
+}
+
+/** An FC03/FC04 request: address, function, start, quantity, CRC (Modbus Application Protocol §6.3, §6.4). */
+export const READ_REQUEST_BYTES = 8
+
+/** An FC03/FC04 answer: address, function, byte count, 2 bytes a register, CRC; 255 bytes for 125 registers. */
+export function readAnswerBytes(count: number): number {
+  return 5 + 2 * count
+}
+
+/**
+ * How long to wait for the answer to a read of `count` registers: `timeoutMs` plus the time the
+ * request and the answer take on the wire. modbus-serial starts its timer when the request is
+ * handed to the port, and a 125-register answer alone takes ~292 ms at 9600 baud 8E1 and 9.4 s
+ * at 300 baud: a plain `timeoutMs` would time out slaves that answer at once.
+ */
+export function requestTimeoutMs(
+  bus: { baudRate: number; dataBits: number; parity: string; stopBits: number; timeoutMs: number },
+  count: number,
+): number {
+  const bytes = READ_REQUEST_BYTES + readAnswerBytes(count)
+  return Math.ceil(bus.timeoutMs + (bytes * characterBits(bus) * 1000) / bus.baudRate)
 }
 
 /**

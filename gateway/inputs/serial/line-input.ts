@@ -64,6 +64,9 @@ export class SerialLineInput implements Input {
   private inflight = 0
   private idle: (() => void) | undefined
   private lostAt: number | undefined
+  /** Settles when the last reply handed to the port has left the stream for the device. */
+  private lastWrite: Promise<void> = Promise.resolve()
+  private readonly onData = (chunk: Buffer): void => this.framer.push(chunk)
 
   constructor(
     readonly line: ResolvedLine,
@@ -98,6 +101,10 @@ export class SerialLineInput implements Input {
     this.running = false
     clearTimeout(this.retry)
     clearInterval(this.watch)
+    // Take no more sentences: one accepted during the waits below would be committed but its ACK
+    // written after the port is gone (the device resends it anyway), and would keep the wait going.
+    this.port?.off('data', this.onData)
+    this.port?.pause()
     if (this.inflight > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, STOP_DRAIN_MS)
@@ -112,14 +119,10 @@ export class SerialLineInput implements Input {
     this.port = undefined
     if (port?.isOpen) {
       // Let the replies reach the wire before the descriptor goes, but not wait on a device that
-      // stopped reading (tcdrain would block as long as it does).
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, STOP_DRAIN_MS)
-        port.drain(() => {
-          clearTimeout(timer)
-          resolve()
-        })
-      })
+      // stopped reading (tcdrain would block as long as it does). drain() only waits for what the
+      // binding is writing, not for chunks still queued in the stream: the last write first.
+      await within(STOP_DRAIN_MS, this.lastWrite)
+      await within(STOP_DRAIN_MS, new Promise<void>((resolve) => port.drain(() => resolve())))
       await new Promise<void>((resolve) => port.close(() => resolve()))
     }
     this.deps.metrics.connected(this.line.id, false)
@@ -164,7 +167,7 @@ export class SerialLineInput implements Input {
     this.port = port
     // The rest of a sentence cut by the unplug never comes; the next `$` starts afresh.
     this.framer.reset()
-    port.on('data', (chunk: Buffer) => this.framer.push(chunk))
+    port.on('data', this.onData)
     port.on('close', (err: (Error & { disconnected?: boolean }) | null) => {
       if (this.port !== port) return
       clearInterval(this.watch)
@@ -183,12 +186,15 @@ export class SerialLineInput implements Input {
     this.deps.metrics.connected(this.line.id, true)
     if (this.lostAt !== undefined) {
       this.deps.metrics.reconnect(this.line.id)
-      this.log.info({ attempts: this.backoff.failures, downMs: Date.now() - this.lostAt }, 'serial port reopened')
+      // An adapter that opens and fails at once comes back every few seconds: one line per interval.
+      const held = this.limiter.take('reopened')
+      if (held >= 0) this.log.info({ attempts: this.backoff.failures, downMs: Date.now() - this.lostAt, heldBack: held }, 'serial port reopened')
     } else {
       this.log.info({ baudRate: this.line.baudRate, parity: this.line.parity, dataBits: this.line.dataBits, stopBits: this.line.stopBits }, 'serial port open')
     }
     this.lostAt = undefined
-    this.backoff.reset()
+    // Not a reset: an open that fails at once must keep backing off (Backoff.closed, .proven).
+    this.backoff.opened()
   }
 
   private vanished(port: SerialPort, why: string): void {
@@ -202,6 +208,7 @@ export class SerialLineInput implements Input {
 
   private lost(why: string, wasOpen = false): void {
     this.deps.metrics.connected(this.line.id, false)
+    if (wasOpen) this.backoff.closed()
     if (!this.running) return
     // An open port going away and a closed one staying away are limited separately, so the loss
     // is logged even while a line that never opened fills its own quota with retries.
@@ -213,7 +220,10 @@ export class SerialLineInput implements Input {
   }
 
   private sentence(body: string): void {
+    // Every sentence whose checksum holds is a frame taken off the line, including those refused
+    // for their fields or device afterwards (those are in gateway_input_rejected_total too).
     this.deps.metrics.frame(this.line.id)
+    this.backoff.proven()
     this.inflight++
     let answered = false
     const done = () => {
@@ -248,7 +258,10 @@ export class SerialLineInput implements Input {
     const out = this.replies
     this.replies = ''
     // A reply due while the port is down is lost: the device resends, and the outbox knows the frame.
-    if (out !== '' && this.port?.isOpen) this.port.write(out, 'latin1')
+    const port = this.port
+    if (out === '' || !port?.isOpen) return
+    // Writes complete in order: the last one's callback means every reply before it left the stream.
+    this.lastWrite = new Promise((resolve) => port.write(out, 'latin1', () => resolve()))
   }
 
   private warn(code: GatewayErrorCode, reason: string, message: string, fields: Record<string, unknown>): void {
@@ -256,6 +269,17 @@ export class SerialLineInput implements Input {
     if (held < 0) return
     this.log.warn({ code, reason, heldBack: held, ...fields }, message)
   }
+}
+
+/** Waits for `p`, but not longer than `ms`. */
+function within(ms: number, p: Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    void p.then(() => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
 }
 
 /** For a close whose outcome changes nothing (the line has already moved on); with no callback, serialport would emit an error. */
