@@ -54,6 +54,13 @@ export interface PlantServer {
   monitoredItemCount(): number
   /** The message security mode of each open session's channel: `None`, `SignAndEncrypt`. */
   sessionSecurityModes(): string[]
+  /**
+   * Closes every session and its subscriptions on the server side, leaving the TCP connections
+   * and secure channels open: a server that dropped its sessions (an admin action, a server-side
+   * timeout) while the network stayed up. The client hears of it only as BadSessionIdInvalid on
+   * its next request. Returns how many sessions were closed.
+   */
+  dropSessions(): number
   /** The server's own certificate (PEM), for a client's trusted/ folder. */
   readonly certificateFile: string
   nodeId(name: string): string
@@ -193,6 +200,13 @@ export async function startPlantServer(options: PlantServerOptions): Promise<Pla
     },
     sessionSecurityModes() {
       return (server?.engine.getSessions() ?? []).map((session) => MessageSecurityMode[session.channel?.securityMode ?? MessageSecurityMode.Invalid])
+    },
+    dropSessions() {
+      if (!server) return 0
+      const sessions = server.engine.getSessions()
+      // 'Forcing' as the Part 5 SessionDiagnostics reason; true: delete the subscriptions too.
+      for (const session of sessions) server.engine.closeSession(session.authenticationToken, true, 'Forcing')
+      return sessions.length
     },
     certificateFile: join(options.pkiDir, 'own', 'certs', 'certificate.pem'),
     nodeId: (name) => {

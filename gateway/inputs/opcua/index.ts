@@ -41,7 +41,16 @@ export class OpcuaInput implements Input {
     // rejected/ to trusted/, never automatically.
     const certificateManager = new OPCUACertificateManager({ rootFolder: this.pkiDir, automaticallyAcceptUnknownCertificate: false })
     await certificateManager.initialize()
-    this.dispose = () => certificateManager.dispose()
+    this.dispose = () => {
+      // Every OPCUAClient takes a reference on the manager (node-opcua-client 2.182.2,
+      // client_base_impl.js: referenceCounter++) and gives it back in disconnect(), except a
+      // client whose connect failed for good: it is already 'disconnected', so disconnect()
+      // returns early and the reference leaks, one per refused attempt. dispose() only decrements
+      // while references remain, so it would never close the manager's trusted/ and rejected/
+      // watchers. Every link is stopped and every client closed by now: drop what leaked.
+      certificateManager.referenceCounter = 0
+      return certificateManager.dispose()
+    }
     const metrics = new InputMetrics(this.ctx.metrics, INPUT)
     const thresholds = this.ctx.config.thresholds
     this.links = this.servers.map(

@@ -14,7 +14,15 @@ export interface ConvertedMessage {
   raw: Buffer
 }
 
-export type Conversion = { ok: true; messages: ConvertedMessage[] } | { ok: false; reason: 'not_numeric' }
+/**
+ * `messages` is set on a refusal too: a Good status clears the item's fault even when its value is
+ * not a number (the sensor works; the configured node is the wrong one), and that may be an
+ * `online` status to send.
+ */
+export type Conversion = { ok: true; messages: ConvertedMessage[] } | { ok: false; reason: 'not_numeric'; messages: ConvertedMessage[] }
+
+/** The Variant's DataType (Part 6, 5.1.2) where the value alone cannot say it: 64-bit integers. */
+export type WideIntegerType = 'Int64' | 'UInt64'
 
 export interface ItemValue {
   value: unknown
@@ -23,6 +31,8 @@ export interface ItemValue {
   statusName: string
   /** Epoch ms of the source timestamp, else the server timestamp, else undefined. */
   ts: number | undefined
+  /** Set for an Int64 or UInt64 Variant, whose value node-opcua gives as `[high, low]` 32-bit words. */
+  dataType?: WideIntegerType | undefined
 }
 
 export function isGood(status: number): boolean {
@@ -67,8 +77,9 @@ export class NotificationConverter {
       }
       return { ok: true, messages }
     }
-    const n = typeof v.value === 'number' ? v.value : typeof v.value === 'boolean' ? Number(v.value) : NaN
-    if (!Number.isFinite(n)) return { ok: false, reason: 'not_numeric' }
+    // The fault is cleared before the value is checked: a Good status says the sensor works, so an
+    // item that goes Bad and then Good with a value that is not a number must not leave its device
+    // faulted for good.
     if (faults?.delete(index) && faults.size === 0) {
       this.faults.delete(b.device)
       messages.push(status(b.device, `{"state":"online"${tsField}}`))
@@ -78,10 +89,27 @@ export class NotificationConverter {
       messages.push(status(b.device, `{"state":"online"${tsField}}`))
     }
     this.known.add(b.device)
+    const n = numberOf(v.value, v.dataType)
+    if (!Number.isFinite(n)) return { ok: false, reason: 'not_numeric', messages }
     const value = b.scale === 1 ? n : n * b.scale
     messages.push({ deviceId: b.device, kind: 'reading', raw: Buffer.from(`${b.prefix}${value}${tsField}}`) })
     return { ok: true, messages }
   }
+}
+
+/**
+ * node-opcua decodes Int64 and UInt64 (Part 6, 5.2.2.2) as `[high, low]`, two unsigned 32-bit
+ * words (node-opcua-basic-types constructInt64); Int64 is two's complement. Beyond 2^53 the
+ * number is rounded to the nearest double, as any reading is.
+ */
+function numberOf(value: unknown, dataType: WideIntegerType | undefined): number {
+  if (typeof value === 'number') return value
+  if (typeof value === 'boolean') return Number(value)
+  if (dataType !== undefined && Array.isArray(value) && value.length === 2 && value.every((w) => Number.isInteger(w) && w >= 0 && w <= 0xffffffff)) {
+    const bits = (BigInt(value[0] as number) << 32n) | BigInt(value[1] as number)
+    return Number(dataType === 'Int64' ? BigInt.asIntN(64, bits) : bits)
+  }
+  return NaN
 }
 
 function status(deviceId: string, json: string): ConvertedMessage {

@@ -14,12 +14,15 @@
  * `connection_reestablished` (as many applications do) would leave two subscriptions delivering
  * every item: test/integration/input-opcua.test.ts guards that. This file re-creates the whole
  * link (a new client, after closing the old one) only when the library gives up: the server
- * terminated the subscription (its lifetime ran out, Part 4, 5.13.1.1 h) or closed the session.
+ * terminated the subscription (its lifetime ran out, Part 4, 5.13.1.1 h) or closed the session,
+ * or the subscription went silent for longer than its keep-alive allows (liveness.ts: a session
+ * the server dropped without cutting TCP raises no event in node-opcua 2.182.2).
  */
 import {
   AttributeIds,
   ClientMonitoredItemGroup,
   DataChangeFilter,
+  DataType,
   DataChangeTrigger,
   DeadbandType,
   MessageSecurityMode,
@@ -37,6 +40,7 @@ import type { Logger } from '../../../common/logger.ts'
 import type { Pipeline } from '../../pipeline.ts'
 import type { InputMetrics } from '../input.ts'
 import type { OpcuaItemSettings, OpcuaServerSettings } from './config.ts'
+import { LivenessWatchdog, silenceLimitMs } from './liveness.ts'
 import { NotificationConverter, isGood } from './notification.ts'
 
 export interface ServerLinkDeps {
@@ -57,6 +61,11 @@ const MAX_KEEPALIVE_COUNT = 10
 const LIFETIME_KEEPALIVES = 6
 /** A close that the server does not answer must not hold the gateway's shutdown. */
 const CLOSE_TIMEOUT_MS = 3000
+/**
+ * The longest one CreateMonitoredItems call may take. node-opcua's own request timeout does not
+ * cover the case this guards: a group whose subscription is gone never sends the request at all.
+ */
+const MONITOR_TIMEOUT_MS = 30_000
 
 export class ServerLink {
   private client: OPCUAClient | undefined
@@ -64,8 +73,12 @@ export class ServerLink {
   private subscription: ClientSubscription | undefined
   private sessionUp = false
   private stopping = false
+  /** establish() is running: what ends the link now fails its setup, which retries by itself. */
+  private settingUp = false
   private establishing: Promise<void> | undefined
-  private wake: (() => void) | undefined
+  /** Aborted by stop(): ends a backoff sleep or a wait for monitored items at once. */
+  private halt = new AbortController()
+  private readonly liveness: LivenessWatchdog
   private readonly converter: NotificationConverter
   private readonly warnLimiter = new LogLimiter()
   private pendingFrames = 0
@@ -78,6 +91,10 @@ export class ServerLink {
   ) {
     this.converter = new NotificationConverter(settings.items, deps.unitOf)
     this.log = deps.logger.child({ server: settings.name })
+    this.liveness = new LivenessWatchdog((silentMs) => {
+      this.log.warn({ code: 'GW_OPCUA_CONNECT_FAILED', silentMs }, 'no keep-alive or notification from the OPC UA subscription; setting the link up again')
+      this.restart()
+    })
   }
 
   get name(): string {
@@ -95,15 +112,23 @@ export class ServerLink {
 
   start(): void {
     this.stopping = false
+    this.halt = new AbortController()
     this.deps.metrics.connected(this.name, false)
+    this.settingUp = true
     this.establishing = this.establish()
   }
 
+  /**
+   * Bounded: the gateway's stop awaits it before it flushes and closes the outbox. A setup that
+   * is stuck in a node-opcua call which never settles is abandoned (CLOSE_TIMEOUT_MS); establish()
+   * checks `stopping` after every step and closes what it opened after this returned.
+   */
   async stop(): Promise<void> {
     this.stopping = true
-    this.wake?.()
+    this.liveness.disarm()
+    this.halt.abort()
     await this.teardown()
-    await this.establishing
+    if (this.establishing) await bounded(this.establishing, CLOSE_TIMEOUT_MS)
     this.markDown()
   }
 
@@ -111,19 +136,30 @@ export class ServerLink {
   private async establish(): Promise<void> {
     const { initialDelayMs, maxDelayMs } = this.settings.reconnect
     let delay = initialDelayMs
-    for (let attempt = 1; !this.stopping; attempt++) {
-      try {
-        await this.connect()
-        return
-      } catch (err) {
-        if (this.stopping) return
-        const wait = Math.round(delay * (0.8 + Math.random() * 0.4))
-        this.log.warn({ err, code: 'GW_OPCUA_CONNECT_FAILED', endpoint: this.settings.endpointUrl, attempt, retryInMs: wait }, 'could not set up the OPC UA session')
-        await this.teardown()
-        await this.sleep(wait)
-        delay = Math.min(delay * 2, maxDelayMs)
+    try {
+      for (let attempt = 1; !this.stopping; attempt++) {
+        try {
+          await this.connect()
+          return
+        } catch (err) {
+          if (this.stopping) break
+          const wait = Math.round(delay * (0.8 + Math.random() * 0.4))
+          this.log.warn({ err, code: 'GW_OPCUA_CONNECT_FAILED', endpoint: this.settings.endpointUrl, attempt, retryInMs: wait }, 'could not set up the OPC UA session')
+          await this.teardown()
+          await this.sleep(wait)
+          delay = Math.min(delay * 2, maxDelayMs)
+        }
       }
+      // Stopped while connect() was opening: close what it opened after stop()'s own teardown.
+      await this.teardown()
+    } finally {
+      this.settingUp = false
     }
+  }
+
+  /** Thrown after each step of connect() once stop() was called, so no step starts after it. */
+  private checkStopping(): void {
+    if (this.stopping) throw new Error('the OPC UA input is stopping')
   }
 
   private async connect(): Promise<void> {
@@ -150,6 +186,8 @@ export class ServerLink {
       if (this.stopping || this.client !== client) return
       this.log.warn({ code: 'GW_OPCUA_CONNECT_FAILED' }, 'OPC UA connection lost; the client reconnects and repairs the session')
       this.markDown()
+      // Silence is expected while node-opcua reconnects (its backoff may exceed the limit).
+      this.liveness.disarm()
     })
     client.on('connection_reestablished', () => {
       if (this.stopping || this.client !== client) return
@@ -157,12 +195,16 @@ export class ServerLink {
       this.deps.metrics.reconnect(this.name)
       this.log.info({ subscriptionId: this.subscription?.subscriptionId }, 'OPC UA session repaired')
       this.markUp()
+      if (this.subscription && !this.settingUp) this.liveness.arm(silenceLimitMs(this.subscription.publishingInterval, this.subscription.maxKeepAliveCount))
     })
 
     await client.connect(s.endpointUrl)
-    if (this.stopping) return
+    this.checkStopping()
     const session = await client.createSession()
     this.session = session
+    this.checkStopping()
+    // Only the client's own CloseSession emits this in 2.182.2; a session the server drops is
+    // caught by the liveness watchdog instead.
     session.on('session_closed', () => {
       if (this.stopping || this.session !== session) return
       this.log.warn({ code: 'GW_OPCUA_CONNECT_FAILED' }, 'the OPC UA server closed the session; setting the link up again')
@@ -179,18 +221,25 @@ export class ServerLink {
       priority: 10,
     })
     this.subscription = subscription
+    this.checkStopping()
     subscription.on('terminated', () => {
       if (this.stopping || this.subscription !== subscription) return
       this.log.warn({ code: 'GW_OPCUA_CONNECT_FAILED' }, 'the OPC UA server ended the subscription; setting the link up again')
       this.restart()
     })
+    // Every Publish response: a keep-alive when nothing changed, else notifications.
+    subscription.on('keepalive', () => this.liveness.feed())
+    subscription.on('received_notifications', () => this.liveness.feed())
     await this.monitor(subscription)
-    if (this.stopping) return
+    this.checkStopping()
+    // Ended between the last group and here: the 'terminated' handler left it to this setup.
+    if (!subscription.isActive) throw new Error('the OPC UA subscription ended while it was being set up')
     this.log.info(
       { endpoint: s.endpointUrl, securityMode: s.securityMode, items: s.items.length, invalidItems: this.invalidItems, subscriptionId: subscription.subscriptionId },
       'OPC UA subscription set up',
     )
     this.markUp()
+    this.liveness.arm(silenceLimitMs(subscription.publishingInterval, subscription.maxKeepAliveCount))
   }
 
   /** Creates the monitored items, grouped by their parameters, ITEMS_PER_CALL at a time. */
@@ -207,6 +256,8 @@ export class ServerLink {
       const first = this.settings.items[indexes[0]]
       for (let from = 0; from < indexes.length; from += ITEMS_PER_CALL) {
         const chunk = indexes.slice(from, from + ITEMS_PER_CALL)
+        // A group on an ended subscription would never be created (see monitoredItemsCreated).
+        if (!subscription.isActive) throw new Error('the OPC UA subscription ended while its monitored items were being created')
         const group = ClientMonitoredItemGroup.create(
           subscription,
           chunk.map((i) => ({ nodeId: this.settings.items[i].nodeId, attributeId: AttributeIds.Value })),
@@ -215,10 +266,7 @@ export class ServerLink {
         )
         // Listening before the group is created: the initial values follow the create response.
         group.on('changed', (_item, dataValue: DataValue, i: number) => this.onChange(chunk[i], dataValue))
-        await new Promise<void>((resolve, reject) => {
-          group.once('initialized', () => resolve())
-          group.once('err', (message: string) => reject(new Error(`CreateMonitoredItems failed: ${message}`)))
-        })
+        await monitoredItemsCreated(group, subscription, MONITOR_TIMEOUT_MS, this.halt.signal)
         group.monitoredItems.forEach((mi, i) => {
           if (isGood(mi.statusCode.value)) return
           // Part 4, 5.12.2: a per-item result; BadNodeIdUnknown and friends leave the rest working.
@@ -235,13 +283,14 @@ export class ServerLink {
     const receivedAt = Date.now()
     const status = dv.statusCode
     const ts = dv.sourceTimestamp?.getTime() ?? dv.serverTimestamp?.getTime()
-    const out = this.converter.convert(index, { value: dv.value.value, status: status.value, statusName: status.name, ts })
+    const dataType = dv.value.dataType === DataType.Int64 ? 'Int64' : dv.value.dataType === DataType.UInt64 ? 'UInt64' : undefined
+    const out = this.converter.convert(index, { value: dv.value.value, status: status.value, statusName: status.name, ts, dataType })
     if (!out.ok) {
       this.deps.metrics.rejected(this.name, out.reason)
       if (this.warnLimiter.take(`${index}:${out.reason}`) >= 0) {
-        this.log.warn({ nodeId: this.settings.items[index].nodeId, dataType: dv.value.dataType }, 'an OPC UA value is not a number; ignored')
+        this.log.warn({ nodeId: this.settings.items[index].nodeId, dataType: DataType[dv.value.dataType] }, 'an OPC UA value is not a number; ignored')
       }
-      return
+      // Still sent: the Good status may have cleared the device's fault (notification.ts).
     }
     if (!isGood(status.value) && out.messages.length > 0) {
       const item = this.settings.items[index]
@@ -276,14 +325,22 @@ export class ServerLink {
     this.deps.metrics.connected(this.name, false)
   }
 
-  /** The library gave up on this session: close everything and set the link up from scratch. */
+  /**
+   * The library gave up on this session: close everything and set the link up from scratch.
+   * Never waits on a running setup (it may be stuck on the very session that ended): that setup
+   * fails on its own (its group wait listens for 'terminated', its calls fail) and retries.
+   */
   private restart(): void {
     this.markDown()
-    const previous = this.establishing
+    this.liveness.disarm()
+    if (this.stopping || this.settingUp) return
+    this.settingUp = true
     this.establishing = (async () => {
-      await previous
       await this.teardown()
-      if (this.stopping) return
+      if (this.stopping) {
+        this.settingUp = false
+        return
+      }
       this.deps.metrics.reconnect(this.name)
       await this.establish()
     })()
@@ -300,15 +357,50 @@ export class ServerLink {
   }
 
   private sleep(ms: number): Promise<void> {
+    const signal = this.halt.signal
     return new Promise((resolve) => {
+      if (signal.aborted) return resolve()
       const timer = setTimeout(done, ms)
+      signal.addEventListener('abort', done, { once: true })
       function done() {
         clearTimeout(timer)
+        signal.removeEventListener('abort', done)
         resolve()
       }
-      this.wake = done
     })
   }
+}
+
+/**
+ * Settles once a ClientMonitoredItemGroup was created on the server, or could not be.
+ *
+ * node-opcua 2.182.2 (client_monitored_item_group_impl.js, ClientMonitoredItemGroup.create) waits
+ * for the subscription to be ready and, if it was terminated meanwhile, returns without emitting
+ * 'initialized' or 'err': a wait on those two alone never settles, and held restart() and stop()
+ * with it. So the wait also ends on the subscription's 'terminated', a timeout, and stop().
+ */
+export function monitoredItemsCreated(group: ClientMonitoredItemGroup, subscription: ClientSubscription, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => settle(new Error(`CreateMonitoredItems did not complete within ${timeoutMs} ms`)), timeoutMs)
+    const onInitialized = () => settle()
+    const onErr = (message: string) => settle(new Error(`CreateMonitoredItems failed: ${message}`))
+    const onTerminated = () => settle(new Error('the OPC UA subscription ended before its monitored items were created'))
+    const onAbort = () => settle(new Error('the OPC UA input is stopping'))
+    group.once('initialized', onInitialized)
+    group.once('err', onErr)
+    subscription.once('terminated', onTerminated)
+    signal?.addEventListener('abort', onAbort, { once: true })
+    if (signal?.aborted) onAbort()
+    function settle(err?: Error) {
+      clearTimeout(timer)
+      group.off('initialized', onInitialized)
+      group.off('err', onErr)
+      subscription.off('terminated', onTerminated)
+      signal?.removeEventListener('abort', onAbort)
+      if (err) reject(err)
+      else resolve()
+    }
+  })
 }
 
 /** Part 4, 7.21 MonitoringParameters with a 7.22.2 DataChangeFilter. */
