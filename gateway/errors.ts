@@ -24,6 +24,7 @@ export const GatewayErrorCodes = {
   GW_MODBUS_EXCEPTION: 'a Modbus slave answered with an exception response',
   GW_MODBUS_SLAVE_OFFLINE: 'a Modbus slave stopped answering; its sensors are reported offline',
   GW_OPCUA_CONNECT_FAILED: 'an OPC UA server could not be reached or refused the session',
+  GW_OPCUA_LINK_SILENT: 'no keep-alive or notification from an OPC UA subscription for too long; the link is set up again',
   GW_OPCUA_BAD_STATUS: 'an OPC UA value arrived with a Bad or Uncertain status code',
   GW_OPCUA_NODE_INVALID: 'an OPC UA NodeId in the config does not exist on the server',
   GW_CAMERA_AUTH_FAILED: 'a camera event was pushed without valid credentials',

@@ -390,7 +390,7 @@ describe('opcua input when the server drops the session', () => {
       timeoutMs: 20_000,
       what: 'the link set up again',
     })
-    expect(lines.some((l) => l.includes('"code":"GW_OPCUA_CONNECT_FAILED"') && l.includes('no keep-alive or notification'))).toBe(true)
+    expect(lines.some((l) => l.includes('"code":"GW_OPCUA_LINK_SILENT"') && l.includes('no keep-alive or notification'))).toBe(true)
     await waitFor(async () => ((await metric('gateway_input_connected')) === 1 ? true : undefined), { timeoutMs: 20_000, what: 'the new session' })
     expect([plant.sessionCount, plant.subscriptionCount]).toEqual([1, 1])
     plant.setValue('gas-01', 6.66)

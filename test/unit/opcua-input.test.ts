@@ -365,7 +365,7 @@ describe('opcua server link against a scripted node-opcua', () => {
     const second = nextCreated('subscription', silenceLimitMs(10, 2) + 5000)
     // Then silence (2 × 2 × 10 ms + margin): the watchdog ends the link and sets it up again.
     await second
-    expect(lines.some((line) => line.includes('"code":"GW_OPCUA_CONNECT_FAILED"') && line.includes('no keep-alive or notification'))).toBe(true)
+    expect(lines.some((line) => line.includes('"code":"GW_OPCUA_LINK_SILENT"') && line.includes('no keep-alive or notification'))).toBe(true)
     expect(metrics.reconnect).toHaveBeenCalled()
     await waitFor(() => l.up || undefined, { timeoutMs: 5000, what: 'the link up again' })
   })

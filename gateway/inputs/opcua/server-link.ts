@@ -92,7 +92,7 @@ export class ServerLink {
     this.converter = new NotificationConverter(settings.items, deps.unitOf)
     this.log = deps.logger.child({ server: settings.name })
     this.liveness = new LivenessWatchdog((silentMs) => {
-      this.log.warn({ code: 'GW_OPCUA_CONNECT_FAILED', silentMs }, 'no keep-alive or notification from the OPC UA subscription; setting the link up again')
+      this.log.warn({ code: 'GW_OPCUA_LINK_SILENT', silentMs }, 'no keep-alive or notification from the OPC UA subscription; setting the link up again')
       this.restart()
     })
   }
