@@ -260,16 +260,17 @@ describe('camera input (ISAPI push)', () => {
   })
 
   describe('refusals', () => {
+    // Each case from its own address: a good login no longer clears an address's failures.
     it.each([
-      ['no credentials', null, 'unknown', 'missing'],
-      ['a wrong password', basicAuthorization('cam-isapi-01', 'not-the-password'), 'cam-isapi-01', 'bad_password'],
-      ['an unknown camera', basicAuthorization('cam-isapi-99', PASSWORD), 'unknown', 'unknown_camera'],
-      ['an MQTT device\'s login', basicAuthorization('gas-001', 'demo-gas-001-secret'), 'unknown', 'unknown_camera'],
-      ['a Bearer token', 'Bearer abcdef', 'unknown', 'malformed'],
-    ])('answers %s with 401 and the challenges, counts it, logs it, and stores nothing', async (_name, authorization, source, reason) => {
+      ['no credentials', null, 'unknown', 'missing', '127.0.0.20'],
+      ['a wrong password', basicAuthorization('cam-isapi-01', 'not-the-password'), 'cam-isapi-01', 'bad_password', '127.0.0.21'],
+      ['an unknown camera', basicAuthorization('cam-isapi-99', PASSWORD), 'unknown', 'unknown_camera', '127.0.0.22'],
+      ['an MQTT device\'s login', basicAuthorization('gas-001', 'demo-gas-001-secret'), 'unknown', 'unknown_camera', '127.0.0.23'],
+      ['a Bearer token', 'Bearer abcdef', 'unknown', 'malformed', '127.0.0.24'],
+    ])('answers %s with 401 and the challenges, counts it, logs it, and stores nothing', async (_name, authorization, source, reason, address) => {
       const before = lastSeq()
       const was = await rejected(source, 'auth_failed')
-      const res = await camera({ localAddress: '127.0.0.2' }).post(fixture('fielddetection.xml'), 'application/xml', authorization)
+      const res = await camera({ localAddress: address }).post(fixture('fielddetection.xml'), 'application/xml', authorization)
       expect(res.status).toBe(401)
       // Digest first (a camera takes the first scheme it can), since one camera here uses it.
       expect(res.challenges).toEqual([
@@ -279,10 +280,21 @@ describe('camera input (ISAPI push)', () => {
       expect(await rejected(source, 'auth_failed')).toBe(was + 1)
       expect(committedSince(before)).toEqual([])
       // One line per address and reason per 10 s: repeats are counted, not logged again.
-      expect(lines.some((l) => l.includes('GW_CAMERA_AUTH_FAILED') && l.includes('"address":"127.0.0.2"') && l.includes(`"reason":"${reason}"`))).toBe(true)
+      expect(lines.some((l) => l.includes('GW_CAMERA_AUTH_FAILED') && l.includes(`"address":"${address}"`) && l.includes(`"reason":"${reason}"`))).toBe(true)
       expect(lines.join('\n')).not.toContain('not-the-password')
-      // Back to a clean slate for the next case: one good login from the address clears its failures.
-      expect((await camera({ localAddress: '127.0.0.2' }).heartbeat()).status).toBe(200)
+    })
+
+    it('does not give an address fresh tries when a camera behind the same NAT logs in', async () => {
+      const nat = '127.0.0.6'
+      const guessing = camera({ localAddress: nat, password: 'guess' })
+      const own = camera({ localAddress: nat })
+      expect((await guessing.heartbeat()).status).toBe(401)
+      expect((await own.heartbeat()).status).toBe(200)
+      expect((await guessing.heartbeat()).status).toBe(401)
+      expect((await own.heartbeat()).status).toBe(200)
+      expect((await guessing.heartbeat()).status).toBe(401)
+      expect((await guessing.heartbeat()).status).toBe(429)
+      expect((await own.heartbeat()).status).toBe(200)
     })
 
     it('holds off an address after repeated failures, without locking out a camera already verified', async () => {
@@ -382,6 +394,39 @@ describe('camera input (ISAPI push)', () => {
       const json = await camera().post(Buffer.from('{"eventType":"VMD"}'), 'application/json')
       expect(json.status).toBe(415)
       expect(await rejected('cam-isapi-01', 'unsupported_type')).toBe(1)
+    })
+
+    it('answers a multipart body whose parts together pass maxBodyBytes with 413, though each is within it', async () => {
+      const before = lastSeq()
+      const was = await rejected('cam-isapi-01', 'oversized')
+      const part = (headers: string, bytes: Buffer) => Buffer.concat([Buffer.from(`--b0undary\r\n${headers}\r\n\r\n`), bytes, Buffer.from('\r\n')])
+      // Three pictures of 1.5 MiB: each under the default 4 MiB, 4.5 MiB together.
+      const picture = Buffer.concat([JPEG, Buffer.alloc(1536 * 1024)])
+      const body = Buffer.concat([
+        part('Content-Disposition: form-data; name="fielddetection"\r\nContent-Type: application/xml', fixture('fielddetection.xml')),
+        ...[1, 2, 3].map((i) => part(`Content-Disposition: form-data; name="picture${i}"; filename="${i}.jpg"\r\nContent-Type: image/jpeg`, picture)),
+        Buffer.from('--b0undary--\r\n'),
+      ])
+      const res = await camera().post(body, 'multipart/form-data; boundary=b0undary')
+      expect(res.status).toBe(413)
+      expect(res.body).toContain('multipart body is larger than 4194304 bytes')
+      expect(await rejected('cam-isapi-01', 'oversized')).toBe(was + 1)
+      expect(committedSince(before)).toEqual([])
+      // The connection was closed with the answer, so the next push is not read as the rest of this body.
+      expect((await camera().heartbeat()).status).toBe(200)
+    })
+
+    it('keeps an address held off, and a Digest camera\'s nonce good, across a reload of the office config', async () => {
+      const guessing = camera({ localAddress: '127.0.0.7', password: 'guess' })
+      for (let i = 0; i < 3; i++) expect((await guessing.heartbeat()).status).toBe(401)
+      const digestCamera = camera({ deviceId: 'cam-isapi-04', auth: 'digest' })
+      expect((await digestCamera.heartbeat()).status).toBe(200)
+      const stale = await rejected('cam-isapi-04', 'stale_nonce')
+      gateway.reload(gateway.config)
+      expect((await guessing.heartbeat()).status).toBe(429)
+      // The camera goes on with the nonce it has: no stale=true round trip.
+      expect((await digestCamera.heartbeat()).status).toBe(200)
+      expect(await rejected('cam-isapi-04', 'stale_nonce')).toBe(stale)
     })
 
     it('takes a new device list: a removed camera can no longer log in, a restored one can', async () => {

@@ -48,7 +48,7 @@ export class CameraInput implements Input {
   readonly name = 'camera'
   private app: FastifyInstance | undefined
   private readonly input: InputMetrics
-  private auth: CameraAuthenticator
+  private readonly auth: CameraAuthenticator
   private readonly snapshots: SnapshotStore
   private readonly warnLimiter = new LogLimiter()
   private readonly snapshotsDropped: Counter<'camera' | 'reason'>
@@ -96,11 +96,12 @@ export class CameraInput implements Input {
   }
 
   /**
-   * A reloaded office config: cameras added, removed or given new secrets log in accordingly.
-   * (Called by the gateway's reload once it tells field inputs about devices; see the report.)
+   * A reloaded office config (SIGHUP, gateway.reload): cameras added, removed or given new secrets
+   * log in accordingly. The same authenticator takes the new list, so hold-offs, remembered
+   * logins of unchanged cameras and Digest nonces outlive a reload (a new one would reset them all).
    */
   replaceDevices(devices: InputContext['config']['devices']): void {
-    this.auth = new CameraAuthenticator(devices, { ...this.settings.auth, pins: this.settings.pins, digestHa1: this.settings.digestHa1 })
+    this.auth.replaceDevices(devices)
   }
 
   health(): InputHealth {
@@ -136,6 +137,8 @@ export class CameraInput implements Input {
     // Only what a camera sends: Fastify's built-in JSON and text parsers would let other bodies in.
     app.removeAllContentTypeParsers()
     app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body))
+    // These limits are per part; the whole body's is kept by readMultipart, since four files of
+    // fileSize each would otherwise be four times maxBodyBytes (bodyLimit does not cover multipart).
     void app.register(multipart, {
       limits: { fileSize: maxBodyBytes, files: 4, parts: 8, fields: 4, fieldSize: MAX_XML_BYTES, headerPairs: 32 },
     })
@@ -182,8 +185,11 @@ export class CameraInput implements Input {
     this.input.frame(camera)
     let pushed: Pushed
     try {
-      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes) : { xml: req.body as Buffer }
+      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes, this.settings.maxBodyBytes) : { xml: req.body as Buffer }
     } catch (err) {
+      // Reading may have stopped mid-body: the rest of it must not be taken for the next request
+      // on this connection, nor read on the client's behalf. The connection ends with the answer.
+      if (req.isMultipart()) reply.header('connection', 'close')
       if (err instanceof BadRequest) return this.bad(req, reply, camera, err, err.reason === 'oversized' ? 413 : 400)
       const e = err as Error & { statusCode?: number }
       if (e.statusCode === 413) return this.bad(req, reply, camera, new BadRequest('oversized', e.message), 413)
@@ -265,12 +271,19 @@ function ok(reply: FastifyReply, url: string): FastifyReply {
  * "MoveDetection.xml" with a filename) and the picture as an image/jpeg part; which is which is
  * told by the part's Content-Type, then its file name, then its first byte.
  */
-async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number): Promise<Pushed> {
+async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxBodyBytes: number): Promise<Pushed> {
   const pushed: Pushed = {}
+  // Every part's bytes, so the body as a whole stays within maxBodyBytes.
+  let total = 0
+  const count = (n: number) => {
+    total += n
+    if (total > maxBodyBytes) throw new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
+  }
   for await (const part of req.parts()) {
     if (part.type === 'field') {
       if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
       const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
+      count(value?.length ?? 0)
       if (value && !pushed.xml && looksLikeXml(part.mimetype, part.fieldname, value)) pushed.xml = value
       continue
     }
@@ -281,6 +294,7 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number): Pro
     const cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
     // Bytes beyond the cap are read (the stream must be drained) but not kept.
     for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      count(chunk.length)
       bytes += chunk.length
       if (bytes <= cap) chunks.push(chunk)
     }

@@ -5,7 +5,8 @@
  * `inputs.camera.cameras[].digestHa1`; that value is as good as the password, for this realm only.
  *
  * Nonces are stateless (issue time + HMAC under a key made at start), valid for five minutes;
- * the nonce count (nc) must grow per nonce, so a captured request cannot be replayed.
+ * the nonce count (nc) must grow per nonce, so a captured request cannot be replayed. The key
+ * and the counts live as long as the verifier, which a device reload keeps (replaceCameras).
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 
@@ -19,14 +20,20 @@ export type DigestResult =
 export class DigestVerifier {
   private readonly key = randomBytes(32)
   private readonly opaque = randomBytes(12).toString('base64url')
-  /** nonce → highest nc seen with it. */
-  private readonly counts = new Map<string, number>()
+  /** nonce → highest nc seen with it, and when the nonce was issued; in order of first use. */
+  private readonly counts = new Map<string, { nc: number; issuedAt: number }>()
 
   constructor(
     private readonly realm: string,
-    private readonly ha1: ReadonlyMap<string, string>,
+    private ha1: ReadonlyMap<string, string>,
     private readonly now: () => number = Date.now,
+    private readonly maxNonces = MAX_TRACKED_NONCES,
   ) {}
+
+  /** A reloaded device list: new HA1s, same nonce key and replay table (nonces already out stay good). */
+  replaceCameras(ha1: ReadonlyMap<string, string>): void {
+    this.ha1 = ha1
+  }
 
   get enabled(): boolean {
     return this.ha1.size > 0
@@ -58,10 +65,29 @@ export class DigestVerifier {
     const issuedAt = this.issuedAt(nonce)
     if (issuedAt === undefined || this.now() - issuedAt > NONCE_LIFETIME_MS) return { ok: false, reason: 'stale_nonce', user }
     const count = parseInt(nc, 16)
-    if (count <= (this.counts.get(nonce) ?? 0)) return { ok: false, reason: 'stale_nonce', user }
-    if (this.counts.size >= MAX_TRACKED_NONCES) this.counts.clear()
-    this.counts.set(nonce, count)
+    const seen = this.counts.get(nonce)
+    if (seen && count <= seen.nc) return { ok: false, reason: 'stale_nonce', user }
+    if (seen) seen.nc = count
+    else {
+      if (this.counts.size >= this.maxNonces) this.forgetExpired()
+      this.counts.set(nonce, { nc: count, issuedAt })
+    }
     return { ok: true, user }
+  }
+
+  /**
+   * Only a nonce past its lifetime may be forgotten: it is refused as stale before its count is
+   * looked at. Forgetting a live one (as clearing the table did) would let its captured requests
+   * be replayed. Should the table still be full of live nonces, the one first used longest ago
+   * goes: the table stays bounded, and that nonce is likely the nearest to expiring.
+   */
+  private forgetExpired(): void {
+    const now = this.now()
+    for (const [nonce, { issuedAt }] of this.counts) if (now - issuedAt > NONCE_LIFETIME_MS) this.counts.delete(nonce)
+    if (this.counts.size >= this.maxNonces) {
+      const oldest = this.counts.keys().next()
+      if (!oldest.done) this.counts.delete(oldest.value)
+    }
   }
 
   private issuedAt(nonce: string): number | undefined {
