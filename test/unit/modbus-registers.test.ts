@@ -11,7 +11,8 @@ import { checkModbusInputs, resolveBus, type BusConfig, type Point } from '../..
 import { classify } from '../../gateway/inputs/modbus/failures.ts'
 import { SlavePresence } from '../../gateway/inputs/modbus/presence.ts'
 import { bitValue, planReads, pointValue, rawValue, RegisterImage } from '../../gateway/inputs/modbus/registers.ts'
-import { backoffMs, interFrameMs, nextDue, readAnswerBytes, Reopening, requestTimeoutMs } from '../../gateway/inputs/modbus/schedule.ts'
+import { interFrameMs, nextDue, readAnswerBytes, requestTimeoutMs } from '../../gateway/inputs/modbus/schedule.ts'
+import { backoffMs, PortBackoff } from '../../gateway/inputs/port-backoff.ts'
 
 const point = (p: Partial<Point> & Pick<Point, 'address'>): Point => ({
   quantity: 'gas',
@@ -180,26 +181,34 @@ describe('schedule', () => {
     expect(backoffMs(1, 500, 10_000, () => 0)).toBe(500)
   })
 
+  it('stays bounded after any number of failures', () => {
+    const b = new PortBackoff(500, 10_000)
+    for (let i = 0; i < 10_000; i++) b.next()
+    const d = b.next()
+    expect(d).toBeGreaterThanOrEqual(5000)
+    expect(d).toBeLessThanOrEqual(10_000)
+  })
+
   it('starts the backoff over only once a reopened port stayed up or carried an answer', () => {
-    const r = new Reopening(100, 10_000, 5000, () => 1)
-    expect([r.nextDelay(), r.nextDelay()]).toEqual([100, 200])
+    const r = new PortBackoff(100, 10_000, 5000, () => 1)
+    expect([r.next(), r.next()]).toEqual([100, 200])
     // An adapter that opens and fails at once keeps backing off.
     for (let i = 0; i < 3; i++) {
       r.opened(1000)
       r.closed(1010)
-      r.nextDelay()
+      r.next()
     }
     expect(r.failures).toBe(5)
-    expect(r.nextDelay()).toBe(3200)
+    expect(r.next()).toBe(3200)
     // Up long enough: the next loss starts from the minimum again.
     r.opened(10_000)
     r.closed(15_000)
-    expect(r.nextDelay()).toBe(100)
+    expect(r.next()).toBe(100)
     // An answer through the port proves it at once.
     r.opened(20_000)
     r.proven()
     r.closed(20_010)
-    expect(r.nextDelay()).toBe(100)
+    expect(r.next()).toBe(100)
   })
 
   it('waits for an answer as long as timeoutMs plus the request and the answer on the wire', () => {

@@ -9,7 +9,6 @@ import { describe, expect, it } from 'vitest'
 import { MAX_NOISE_RUN, SentenceFramer, type FramingFault } from '../../contracts/serial-framer.ts'
 import { checksum, encode, formatTime, frame, MAX_SENTENCE_BYTES, parse, parseTime } from '../../contracts/serial-sentences.ts'
 import type { GatewayConfig } from '../../gateway/config/schema.ts'
-import { Backoff } from '../../gateway/inputs/serial/backoff.ts'
 import { checkSerialInputs, resolveLine } from '../../gateway/inputs/serial/config.ts'
 
 function collect() {
@@ -208,46 +207,6 @@ describe('framer', () => {
     push(`${scan.slice(20)}${scan}`)
     expect(sentences).toEqual([scan.slice(1, -5)])
     expect(faults).toEqual([['noise', scan.length - 22]])
-  })
-})
-
-describe('reconnect backoff', () => {
-  it('doubles from min to max with jitter in the upper half of each step, and resets', () => {
-    const lows = new Backoff(100, 1000, () => 0)
-    expect(Array.from({ length: 6 }, () => lows.next())).toEqual([100, 200, 400, 500, 500, 500])
-    const highs = new Backoff(100, 1000, () => 1)
-    expect(Array.from({ length: 6 }, () => highs.next())).toEqual([200, 400, 800, 1000, 1000, 1000])
-    expect(highs.failures).toBe(6)
-    highs.reset()
-    expect(highs.next()).toBe(200)
-  })
-
-  it('keeps backing off for a port that opens and fails at once; starts over once it stayed up or carried a sentence', () => {
-    const b = new Backoff(100, 10_000, () => 1, 5000)
-    expect([b.next(), b.next()]).toEqual([200, 400])
-    for (let i = 0; i < 3; i++) {
-      b.opened(1000)
-      b.closed(1020)
-      b.next()
-    }
-    expect(b.failures).toBe(5)
-    expect(b.next()).toBe(6400)
-    b.opened(10_000)
-    b.closed(15_000)
-    expect(b.next()).toBe(200)
-    b.next()
-    b.opened(20_000)
-    b.proven()
-    b.closed(20_001)
-    expect(b.next()).toBe(200)
-  })
-
-  it('stays bounded after any number of failures', () => {
-    const b = new Backoff(500, 10_000)
-    for (let i = 0; i < 10_000; i++) b.next()
-    const d = b.next()
-    expect(d).toBeGreaterThanOrEqual(5000)
-    expect(d).toBeLessThanOrEqual(10_000)
   })
 })
 

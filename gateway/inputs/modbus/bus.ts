@@ -14,7 +14,8 @@ import type { ResolvedBus, ResolvedSlave } from './config.ts'
 import { classify, type RequestFailure } from './failures.ts'
 import { SlavePresence } from './presence.ts'
 import { bitValue, FUNCTION_CODE, planReads, pointValue, RegisterImage, type ReadBlock } from './registers.ts'
-import { interFrameMs, nextDue, Reopening, requestTimeoutMs } from './schedule.ts'
+import { interFrameMs, nextDue, requestTimeoutMs } from './schedule.ts'
+import { PortBackoff } from '../port-backoff.ts'
 
 // modbus-serial is CommonJS; its typings declare the client class as `default` of the module.
 const ModbusRTU = modbusSerial.default
@@ -49,7 +50,7 @@ export class ModbusBus implements Input {
   private timer: NodeJS.Timeout | undefined
   private wake: (() => void) | undefined
   private lostAt: number | undefined
-  private readonly reopening: Reopening
+  private readonly reopening: PortBackoff
 
   constructor(
     private readonly bus: ResolvedBus,
@@ -59,7 +60,7 @@ export class ModbusBus implements Input {
     this.name = `modbus:${bus.id}`
     this.input = new InputMetrics(ctx.metrics, 'modbus')
     this.gapMs = Math.ceil(interFrameMs(bus.baudRate))
-    this.reopening = new Reopening(bus.reconnectMinMs, bus.reconnectMaxMs)
+    this.reopening = new PortBackoff(bus.reconnectMinMs, bus.reconnectMaxMs)
     this.slaves = bus.slaves.map((config) => ({
       config,
       blocks: planReads(config).map((b) => ({ ...b, timeoutMs: requestTimeoutMs(bus, b.count) })),
@@ -104,7 +105,7 @@ export class ModbusBus implements Input {
     while (!this.stopping) {
       try {
         if (!this.client) {
-          await this.sleep(this.reopening.nextDelay())
+          await this.sleep(this.reopening.next())
           if (this.stopping) break
           await this.connect()
           continue

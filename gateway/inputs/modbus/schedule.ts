@@ -11,59 +11,6 @@ export function nextDue(due: number, intervalMs: number, now: number): number {
   return next
 }
 
-/**
- * Doubling from min to max, with jitter in [½, 1] of that so gateways on one power cut do not retry
- * in step; never below min, which is the promise `reconnectMinMs` makes.
- */
-export function backoffMs(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20))
-  return Math.max(minMs, Math.round(ceiling * (0.5 + random() / 2)))
-}
-
-/** How long a reopened port must stay open, without any answer through it, before it counts as working. */
-export const PORT_STABLE_MS = 5000
-
-/**
- * The backoff of a port that keeps going away. It starts over only once the port proved itself (an
- * answer came through it) or stayed open for `stableMs`: an adapter that opens and fails at once
- * would otherwise be retried at `minMs` forever.
- */
-export class Reopening {
-  private attempt = 0
-  private openedAt: number | undefined
-
-  constructor(
-    private readonly minMs: number,
-    private readonly maxMs: number,
-    private readonly stableMs = PORT_STABLE_MS,
-    private readonly random: () => number = Math.random,
-  ) {}
-
-  /** Attempts since the port last worked. */
-  get failures(): number {
-    return this.attempt
-  }
-
-  /** The delay before the next attempt to open. */
-  nextDelay(): number {
-    return backoffMs(this.attempt++, this.minMs, this.maxMs, this.random)
-  }
-
-  opened(now = Date.now()): void {
-    this.openedAt = now
-  }
-
-  /** A slave answered through the port: it works. */
-  proven(): void {
-    this.attempt = 0
-  }
-
-  closed(now = Date.now()): void {
-    if (this.openedAt !== undefined && now - this.openedAt >= this.stableMs) this.attempt = 0
-    this.openedAt = undefined
-  }
-}
-
 /** Bits one character takes on the line: start, data, parity when there is one, stop (Modbus over Serial Line §2.5.1). */
 export function characterBits(framing: { dataBits: number; parity: string; stopBits: number }): number {
   return 1 + framing.dataBits + (framing.parity === 'none' ? 0 : 1) + framing.stopBits

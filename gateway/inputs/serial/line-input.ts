@@ -15,7 +15,7 @@ import type { DeviceConfig } from '../../config/schema.ts'
 import type { GatewayErrorCode } from '../../errors.ts'
 import type { Pipeline } from '../../pipeline.ts'
 import type { Input, InputHealth, InputMetrics } from '../input.ts'
-import { Backoff } from './backoff.ts'
+import { PortBackoff } from '../port-backoff.ts'
 import type { ResolvedLine } from './config.ts'
 import { SentenceIngest } from './ingest.ts'
 import type { SerialMetrics } from './metrics.ts'
@@ -53,7 +53,7 @@ export class SerialLineInput implements Input {
   private running = false
   private retry: NodeJS.Timeout | undefined
   private watch: NodeJS.Timeout | undefined
-  private readonly backoff: Backoff
+  private readonly backoff: PortBackoff
   private readonly framer: SentenceFramer
   private readonly ingest: SentenceIngest
   private readonly log: Logger
@@ -74,7 +74,7 @@ export class SerialLineInput implements Input {
   ) {
     this.name = `serial:${line.id}`
     this.log = deps.logger.child({ line: line.id, path: line.path })
-    this.backoff = new Backoff(line.reconnectMinMs, line.reconnectMaxMs)
+    this.backoff = new PortBackoff(line.reconnectMinMs, line.reconnectMaxMs)
     this.ingest = new SentenceIngest(line.id, deps.devices, deps.pipeline, deps.metrics, {
       reply: (s) => this.reply(s),
       refused: (code, reason, message, device) => this.warn(code, reason, message, device === undefined ? {} : { device }),
@@ -193,7 +193,7 @@ export class SerialLineInput implements Input {
       this.log.info({ baudRate: this.line.baudRate, parity: this.line.parity, dataBits: this.line.dataBits, stopBits: this.line.stopBits }, 'serial port open')
     }
     this.lostAt = undefined
-    // Not a reset: an open that fails at once must keep backing off (Backoff.closed, .proven).
+    // Not a reset: an open that fails at once must keep backing off (PortBackoff.closed, .proven).
     this.backoff.opened()
   }
 
