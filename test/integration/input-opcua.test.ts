@@ -26,6 +26,25 @@ interface Row {
   payload: { quantity?: string; value?: number; unit?: string; state?: string; reason?: string; type?: string }
 }
 
+
+/** The demo office plus one OPC UA gas detector read from `plant`; `server` overrides the server entry. */
+function oneGasItemOffice(plant: PlantServer, server: Record<string, unknown>) {
+  const base = testOfficeConfig()
+  return testOfficeConfig({
+    devices: [...base.devices, { id: 'plant-gas-01', type: 'gas-detector', via: 'opcua' }],
+    inputs: {
+      opcua: [
+        {
+          endpointUrl: plant.endpointUrl,
+          reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
+          items: [{ nodeId: plant.nodeId('gas-01'), device: 'plant-gas-01', quantity: 'gas' }],
+          ...server,
+        },
+      ],
+    },
+  })
+}
+
 describe('opcua input', () => {
   let plant: PlantServer
   let securePlant: PlantServer
@@ -205,21 +224,7 @@ describe('opcua input with an untrusted server certificate', () => {
 
   beforeAll(async () => {
     plant = await startPlantServer({ port: await freePort(), pkiDir: join(root, 'plant-pki'), acceptAnyClientCertificate: true })
-    const base = testOfficeConfig()
-    const config = testOfficeConfig({
-      devices: [...base.devices, { id: 'plant-gas-01', type: 'gas-detector', via: 'opcua' }],
-      inputs: {
-        opcua: [
-          {
-            name: 'stranger',
-            endpointUrl: plant.endpointUrl,
-            security: { mode: 'SignAndEncrypt' },
-            reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-            items: [{ nodeId: plant.nodeId('gas-01'), device: 'plant-gas-01', quantity: 'gas' }],
-          },
-        ],
-      },
-    })
+    const config = oneGasItemOffice(plant, { name: 'stranger', security: { mode: 'SignAndEncrypt' } })
     dataDir = config.gateway.dataDir
     gateway = await Gateway.start(config, { logger, processMetrics: false })
   })
@@ -297,22 +302,7 @@ describe('opcua input through a network loss', () => {
   beforeAll(async () => {
     plant = await startPlantServer({ port: await freePort(), pkiDir: join(root, 'plant-pki'), acceptAnyClientCertificate: true })
     link = await relay(plant.port)
-    const base = testOfficeConfig()
-    const config = testOfficeConfig({
-      devices: [...base.devices, { id: 'plant-gas-01', type: 'gas-detector', via: 'opcua' }],
-      inputs: {
-        opcua: [
-          {
-            name: 'plant',
-            endpointUrl: `opc.tcp://127.0.0.1:${link.port}/UA/Plant`,
-            publishingIntervalMs: 100,
-            samplingIntervalMs: 50,
-            reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-            items: [{ nodeId: plant.nodeId('gas-01'), device: 'plant-gas-01', quantity: 'gas' }],
-          },
-        ],
-      },
-    })
+    const config = oneGasItemOffice(plant, { name: 'plant', endpointUrl: `opc.tcp://127.0.0.1:${link.port}/UA/Plant`, publishingIntervalMs: 100, samplingIntervalMs: 50 })
     gateway = await Gateway.start(config, { logger: capturingLogger('gateway').logger, processMetrics: false })
     await waitFor(async () => ((await metric('gateway_input_connected')) === 1 ? true : undefined), { timeoutMs: 20_000, what: 'the session' })
   })
@@ -356,22 +346,7 @@ describe('opcua input when the server drops the session', () => {
   // the watchdog (the client noticed the drop some other way there), hiding the case it guards.
   beforeAll(async () => {
     plant = await startPlantServer({ port: await freePort(), pkiDir: join(root, 'plant-pki'), acceptAnyClientCertificate: true })
-    const base = testOfficeConfig()
-    const config = testOfficeConfig({
-      devices: [...base.devices, { id: 'plant-gas-01', type: 'gas-detector', via: 'opcua' }],
-      inputs: {
-        opcua: [
-          {
-            name: 'plant',
-            endpointUrl: plant.endpointUrl,
-            publishingIntervalMs: 100,
-            samplingIntervalMs: 50,
-            reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-            items: [{ nodeId: plant.nodeId('gas-01'), device: 'plant-gas-01', quantity: 'gas' }],
-          },
-        ],
-      },
-    })
+    const config = oneGasItemOffice(plant, { name: 'plant', publishingIntervalMs: 100, samplingIntervalMs: 50 })
     gateway = await Gateway.start(config, { logger, processMetrics: false })
     await waitFor(async () => ((await metric('gateway_input_connected')) === 1 ? true : undefined), { timeoutMs: 20_000, what: 'the session' })
   })
