@@ -15,8 +15,10 @@
  * Failures back off exponentially with decorrelated jitter and honour Retry-After (429, 503).
  * Both lanes share a circuit breaker: after `breakerFailures` failures in a row it opens, and one
  * probe goes after `breakerHalfOpenMs`. cockatiel provides the backoff generator and the breaker:
- * maintained, typed, and the jitter scheme AWS and Polly recommend.
+ * maintained, typed, and the jitter scheme AWS and Polly recommend. Requests go out on one
+ * keep-alive connection per lane (post.ts).
  */
+import type { Agent as HttpAgent } from 'node:http'
 import { promisify } from 'node:util'
 import { gzip as gzipCb } from 'node:zlib'
 import {
@@ -33,6 +35,7 @@ import type { IngestResponse } from '../../contracts/ingest.ts'
 import type { Logger } from '../../common/logger.ts'
 import type { GatewayMetrics } from '../metrics.ts'
 import { Priority, type Outbox, type OutboxRow } from '../outbox/outbox.ts'
+import { laneConnection, post, type Answer } from './post.ts'
 
 const gzip = promisify(gzipCb)
 const GZIP_ABOVE_BYTES = 2048
@@ -161,9 +164,13 @@ export class Forwarder {
   private readonly breaker: CircuitBreakerPolicy
   private readonly lanes: Lane[]
   private abort = new AbortController()
+  private readonly ingestUrl: URL
+  /** One keep-alive connection per lane, made at start and closed at stop. */
+  private connections: Record<LaneName, HttpAgent> | undefined
 
   constructor(options: ForwarderOptions) {
     this.options = options
+    this.ingestUrl = new URL('/v1/ingest', options.url)
     this.backoffFactory = new ExponentialBackoff({ initialDelay: 200, maxDelay: options.maxBackoffMs })
     this.breaker = circuitBreaker(handleType(UplinkFailure), {
       halfOpenAfter: options.breakerHalfOpenMs,
@@ -181,6 +188,7 @@ export class Forwarder {
     if (this.running) return
     this.running = true
     this.abort = new AbortController()
+    this.connections = { urgent: laneConnection(this.ingestUrl), bulk: laneConnection(this.ingestUrl) }
     for (const lane of this.lanes) {
       lane.done = lane.run().catch((err: unknown) => {
         this.options.logger.fatal({ err, code: 'GW_UPLINK_FAILED', lane: lane.name }, 'uplink lane crashed')
@@ -209,6 +217,9 @@ export class Forwarder {
     this.abort.abort()
     this.wake(true)
     await Promise.all(this.lanes.map((l) => l.done))
+    const connections = this.connections
+    this.connections = undefined
+    if (connections) for (const c of Object.values(connections)) c.destroy()
   }
 
   /**
@@ -244,11 +255,12 @@ export class Forwarder {
     const json = Buffer.from(`{"envelopes":[${rows.map((r) => r.body).join(',')}]}`)
     const compress = json.length > GZIP_ABOVE_BYTES
     const body = compress ? await gzip(json) : json
-    let res: Response
+    let res: Answer
     try {
-      res = await fetch(new URL('/v1/ingest', this.options.url), {
-        method: 'POST',
-        headers: {
+      res = await post(
+        this.ingestUrl,
+        this.connections![lane],
+        {
           'content-type': 'application/json',
           ...(compress ? { 'content-encoding': 'gzip' } : {}),
           ...(this.options.token ? { authorization: `Bearer ${this.options.token}` } : {}),
@@ -257,8 +269,8 @@ export class Forwarder {
           ...(this.options.version ? { 'x-gridwatch-version': this.options.version } : {}),
         },
         body,
-        signal: AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs)]),
-      })
+        AbortSignal.any([this.abort.signal, AbortSignal.timeout(this.options.timeoutMs)]),
+      )
     } catch (err) {
       throw new UplinkFailure('network', `${(err as Error).name}: ${(err as Error).message}`)
     } finally {
@@ -266,7 +278,7 @@ export class Forwarder {
     }
 
     if (res.status === 200) {
-      const answer = (await res.json()) as IngestResponse
+      const answer = JSON.parse(res.text) as IngestResponse
       const seqById = new Map(rows.map((r) => [r.id, r.seq]))
       const acked: number[] = []
       for (const r of answer.results) {
@@ -285,19 +297,19 @@ export class Forwarder {
       return
     }
 
-    const text = await res.text().catch(() => '')
-    if (res.status === 400 && this.deadLetterNamed(rows, text) > 0) {
+    const { status, text } = res
+    if (status === 400 && this.deadLetterNamed(rows, text) > 0) {
       // The center is fine; the batch held poison. The rest goes again at once.
       outbox.release(rows.map((r) => r.seq))
       metrics.uplinkRequests.inc({ lane, outcome: 'http_400' })
       return
     }
-    if (res.status === 429 || res.status === 503) {
-      throw new UplinkFailure(`http_${res.status}`, text.slice(0, 200), retryAfterMs(res.headers.get('retry-after')))
+    if (status === 429 || status === 503) {
+      throw new UplinkFailure(`http_${status}`, text.slice(0, 200), retryAfterMs(res.headers['retry-after'] ?? null))
     }
     // 401/403: a token or office mismatch, an engineer must fix the config. Keep everything and
     // keep retrying slowly; data is never dropped for a configuration error.
-    throw new UplinkFailure(`http_${res.status}`, text.slice(0, 200))
+    throw new UplinkFailure(`http_${status}`, text.slice(0, 200))
   }
 
   /** A 400 names the envelopes at fault (`/envelopes/3/...`); those move to the dead-letter table. */
