@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
+import { EnvelopeFactory } from '../helpers/envelopes.ts'
 import { storeContract } from './store-contract.ts'
 
 storeContract('SQLite (embedded)', async () => {
@@ -14,4 +16,39 @@ storeContract('SQLite (embedded)', async () => {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+})
+
+describe('SQLite store: a large batch and a live alert', () => {
+  let dir: string
+  let store: SqliteStore
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gridwatch-store-slices-'))
+    store = new SqliteStore(join(dir, 'events.db'))
+    await store.open()
+  })
+  afterAll(async () => {
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('writes an alert that arrives during a 20,000-reading batch before that batch is done, and loses nothing of either', async () => {
+    const f = new EnvelopeFactory('gw-slices', 'o-slices')
+    const t0 = Date.UTC(2026, 10, 26, 8)
+    const readings = Array.from({ length: 20_000 }, (_, i) => f.reading('gas-002', t0 + i, i % 100))
+    const alert = f.alert('gas-001', t0, { alertId: 'gw-slices:alert-1', state: 'raised' })
+    const finished: string[] = []
+    const bulk = store.write(readings).then((s) => (finished.push('bulk'), s))
+    const live = store.write([alert]).then((s) => (finished.push('alert'), s))
+    const [bulkStatuses, liveStatuses] = await Promise.all([bulk, live])
+
+    expect(finished).toEqual(['alert', 'bulk'])
+    expect(liveStatuses).toEqual(['stored'])
+    expect(bulkStatuses).toHaveLength(20_000)
+    expect(bulkStatuses.every((s) => s === 'stored')).toBe(true)
+    const stored = await store.readings({ device: 'gas-002', from: t0, to: t0 + 20_000, limit: 30_000 })
+    expect(stored.map((p) => p.value)).toEqual(readings.map((r) => (r.kind === 'reading' ? r.payload.value : NaN)))
+    // Sent again (the gateway's retry after a lost answer), every id is known, across slices.
+    const again = await store.write(readings)
+    expect(new Set(again)).toEqual(new Set(['duplicate']))
+  })
 })
