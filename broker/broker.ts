@@ -83,9 +83,6 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const limits = settings.limits
   const warnings = new LogLimiter()
   // Counted once per message in and once per delivery: resolve the label children once, not per call.
-  const listenerNames: ListenerName[] = ['tcp', 'tls', 'ws']
-  const messagesIn = Object.fromEntries(listenerNames.map((l) => [l, metrics.messagesIn.labels(l)])) as Record<ListenerName, { inc(): void }>
-  const messagesOut = Object.fromEntries(listenerNames.map((l) => [l, metrics.messagesOut.labels(l)])) as Record<ListenerName, { inc(): void }>
   let listeners: Listeners | undefined
 
   if (settings.allowAnonymous) {
@@ -189,7 +186,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         if (heldBack >= 0) log.warn({ code: 'BROKER_PUBLISH_DENIED', action, clientId: client?.id, device: identity?.deviceId, topic: packet.topic, heldBack }, 'publish denied')
         return done(new Error('publish not authorized'))
       }
-      if (state) messagesIn[state.listener].inc()
+      if (state) metrics.traffic[state.listener].messagesIn++
       const proceed = () => {
         if (options.ingest) return options.ingest(identity, packet, client, done)
         // Standalone: make the PUBACK mean "queued on disk for every persistent subscriber".
@@ -212,7 +209,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
     authorizeForward(client, packet) {
       const state = states.get(client)
-      if (state) messagesOut[state.listener].inc()
+      if (state) metrics.traffic[state.listener].messagesOut++
       return packet
     },
   }
