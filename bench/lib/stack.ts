@@ -20,13 +20,17 @@ const root = fileURLToPath(new URL('../../', import.meta.url))
 /** `source` runs the TypeScript through tsx (tests); `dist` runs the production bundles (npm run chaos). */
 export type Build = 'source' | 'dist'
 
-/** `heapMb` replaces the unit's V8 old-space cap, to size a deployment (bench:opcua). */
+/**
+ * `heapMb` replaces the unit's V8 memory flags with that old-space cap alone, as the systemd
+ * drop-in in docs/inputs/opcua.md does for a large OPC UA office (bench:opcua).
+ */
 function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api', heapMb?: number): string[] {
   if (build === 'dist') {
     const bundle = join(root, 'dist', `${deployable}.mjs`)
     if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run npm run build`)
     if (deployable !== 'gateway') return [bundle]
-    const flags = heapMb === undefined ? gatewayNodeFlags() : [...gatewayNodeFlags().filter((f) => !f.startsWith('--max-old-space-size')), `--max-old-space-size=${heapMb}`]
+    const memory = (f: string) => f.startsWith('--max-old-space-size') || f.startsWith('--max-semi-space-size')
+    const flags = heapMb === undefined ? gatewayNodeFlags() : [...gatewayNodeFlags().filter((f) => !memory(f)), `--max-old-space-size=${heapMb}`]
     return [...flags, bundle]
   }
   return ['--import', 'tsx', join(root, deployable, 'main.ts')]
