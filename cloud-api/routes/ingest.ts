@@ -86,8 +86,12 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
       for (const { kind, status, n } of counted.values()) deps.metrics.ingested.inc({ kind, status }, n)
       deps.field.noteEnvelopes(envelopes)
       deps.field.noteBatch(gateway, deps.now(), envelopes.length, reported(req.headers))
-      // Alerts and incidents join the casebook; a replay changes nothing there (it tracks sequences).
-      if (fresh.some((e) => e.kind === 'alert' || e.kind === 'incident')) deps.casebook.applyEnvelopes(fresh)
+      // Alerts and incidents join the casebook, duplicates included: a batch the store kept only
+      // in part (a failure between its write slices, or the process killed before this line)
+      // comes back as duplicates, and its cases must still open. The casebook tracks sequences,
+      // so a true replay changes nothing there.
+      const cases = envelopes.filter((e) => e.kind === 'alert' || e.kind === 'incident')
+      if (cases.length > 0) deps.casebook.applyEnvelopes(cases)
       deps.bus.publish(fresh)
       return { results }
     },

@@ -69,6 +69,30 @@ describe('cloud-api', () => {
       expect(series.json<{ points: { value: number }[] }>().points.map((p) => p.value)).toEqual([1, 2, 3])
     })
 
+    it('opens the case of an alert the store already holds but the casebook never saw, when the gateway sends it again', async () => {
+      // A batch written in part: its first slice committed, then the store failed (or the
+      // process died) before the casebook ran, and the gateway, with no answer, sends it again.
+      const store = new SqliteStore(':memory:')
+      const center = await appWith(store)
+      try {
+        const raise = f.alert('gas-partial', T, { alertId: '', state: 'raised', severity: 'critical', message: 'high alarm' })
+        const raiseWithId = { ...raise, payload: { ...raise.payload, alertId: raise.id } } as Envelope
+        expect(await store.write([raiseWithId])).toEqual(['stored'])
+        const resend = await ingest(center, [raiseWithId])
+        expect(resend.json<{ results: { status: string }[] }>().results.map((r) => r.status)).toEqual(['duplicate'])
+        const res = await center.inject({ url: '/v1/alerts?office=office-test', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+        const alerts = res.json<{ alerts: { id: string; state: string }[] }>().alerts
+        expect(alerts).toEqual([expect.objectContaining({ id: raise.id, state: 'raised' })])
+        // Sent a third time it is still one case, unchanged.
+        await ingest(center, [raiseWithId])
+        const again = await center.inject({ url: '/v1/alerts?office=office-test', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+        expect(again.json<{ alerts: unknown[] }>().alerts).toEqual(alerts)
+      } finally {
+        await center.close()
+        await store.close()
+      }
+    })
+
     it('accepts a gzip body', async () => {
       const e = f.reading('gas-gz', T, 7)
       const res = await app.inject({
