@@ -184,10 +184,10 @@ function instrument(stream: Duplex, listener: ListenerName, maxPacketBytes: numb
   // destroy() drops what is still corked: a refusal written just before it (a CONNACK with a
   // return code, then the close) must still leave.
   const destroy = stream.destroy.bind(stream)
-  stream.destroy = ((err?: Error) => {
+  stream.destroy = (...args: Parameters<typeof stream.destroy>) => {
     uncork()
-    return destroy(err)
-  })
+    return destroy(...args)
+  }
   const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean
   stream.write = ((chunk: unknown, ...rest: unknown[]) => {
     traffic.bytesOut += typeof chunk === 'string' ? Buffer.byteLength(chunk) : (chunk as Buffer).length
