@@ -60,6 +60,7 @@ export class Gateway {
       gatewayId: config.gateway.id,
       logger: log.child({ component: 'outbox' }),
       maxBatchRows: config.outbox.maxBatchRows,
+      onWalRestart: (elapsedMs) => this.metrics.walRestartSeconds.observe(elapsedMs / 1000),
       onCommit: (envelopes, elapsedMs) => {
         this.metrics.commitSeconds.observe(elapsedMs / 1000)
         this.metrics.commitRows.observe(envelopes.length)
@@ -187,6 +188,7 @@ export class Gateway {
       this.pipeline.tick()
       this.evictor.enforceQuota()
       this.evictor.expire()
+      this.evictor.releasePages()
       this.outbox.guardWal()
       this.outbox.pruneTransmissions()
     } catch (err) {

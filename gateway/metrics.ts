@@ -74,6 +74,12 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
       buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
       registers,
     }),
+    walRestartSeconds: new Histogram({
+      name: 'gateway_outbox_wal_restart_seconds',
+      help: 'Time the event loop spent finishing a checkpoint so the outbox WAL starts over',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1],
+      registers,
+    }),
     commitRows: new Histogram({
       name: 'gateway_outbox_commit_rows',
       help: 'Envelopes per group commit',

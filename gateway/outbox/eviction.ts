@@ -35,17 +35,23 @@ export interface Evicted {
 
 const ORDER: EvictableClass[] = ['telemetry', 'aggregate', 'event']
 const CHUNK = 2000
+/** Newer than any commit time: the quota's cutoff (it evicts regardless of age). */
+const ANY_AGE = Number.MAX_SAFE_INTEGER
+/** Pages handed back to the file system per housekeeping pass at most (bounds its time). */
+const RELEASE_PAGES_PER_PASS = 2048
 
-interface Candidate {
-  seq: number
+/** One device's share of a chunk of evicted rows: what its gap record says. */
+interface DeviceShare {
   device: string
-  kind: string
-  ts: number
+  from: number
+  to: number
+  count: number
+  kinds: string
+  last: number
 }
 
 export class Evictor {
-  private readonly select
-  private readonly selectExpired
+  private readonly summarize
 
   constructor(
     private readonly outbox: Outbox,
@@ -54,11 +60,17 @@ export class Evictor {
     private readonly log: Logger,
     private readonly onEvicted: (e: Evicted) => void = () => {},
   ) {
-    const db = outbox.db
-    this.select = db.prepare("SELECT seq, device, kind, ts FROM outbox WHERE priority = ? AND kind != 'gap' ORDER BY seq LIMIT ?")
-    this.selectExpired = db.prepare(
-      "SELECT seq, device, kind, ts FROM outbox WHERE priority = ? AND kind != 'gap' AND created_at < ? ORDER BY seq LIMIT ?",
-    )
+    // The oldest `limit` rows of a class committed before a cutoff, leased rows skipped, summed
+    // up per device in SQL: at a full quota this runs for every chunk, and reading the rows one
+    // by one into JavaScript cost as much as ingesting them.
+    this.summarize = outbox.db.prepare(`
+      SELECT device, min(ts) AS "from", max(ts) AS "to", count(*) AS count, group_concat(DISTINCT kind) AS kinds, max(seq) AS last
+      FROM (
+        SELECT seq, device, kind, ts FROM outbox
+        WHERE priority = ? AND created_at < ? AND kind != 'gap' AND seq NOT IN (SELECT value FROM json_each(?))
+        ORDER BY seq LIMIT ?
+      )
+      GROUP BY device ORDER BY min(seq)`)
   }
 
   /** Evicts until the outbox is under the quota's low-water mark. Returns rows evicted. */
@@ -73,13 +85,12 @@ export class Evictor {
         // cost a whole class.
         const perRow = used / Math.max(1, this.outbox.pendingCount())
         const want = Math.min(CHUNK, Math.max(20, Math.ceil(((used - target) / perRow) * 1.2)))
-        const rows = this.candidates(this.select.all(Priority[cls], want + this.outbox.leasedCount()) as Candidate[], want)
-        if (rows.length === 0) break
-        total += this.evict(cls, 'quota', rows)
+        const evicted = this.evictOldest(cls, 'quota', ANY_AGE, want)
+        if (evicted === 0) break
+        total += evicted
       }
       if (this.outbox.usedBytes() <= target) break
     }
-    if (total > 0) this.releasePages()
     if (this.outbox.usedBytes() > quotaBytes) {
       this.log.error(
         { code: 'GW_OUTBOX_QUOTA', usedBytes: this.outbox.usedBytes(), quotaBytes },
@@ -100,60 +111,71 @@ export class Evictor {
         // anything is due; without this check the query below would walk the whole class.
         const oldest = this.outbox.oldestCreatedAt(Priority[cls])
         if (oldest === undefined || oldest >= now - ttl) break
-        const rows = this.candidates(this.selectExpired.all(Priority[cls], now - ttl, CHUNK + this.outbox.leasedCount()) as Candidate[], CHUNK)
-        if (rows.length === 0) break
-        total += this.evict(cls, 'ttl', rows)
+        const evicted = this.evictOldest(cls, 'ttl', now - ttl, CHUNK)
+        if (evicted === 0) break
+        total += evicted
       }
     }
-    if (total > 0) this.releasePages()
     return total
   }
 
-  private candidates(rows: Candidate[], limit: number): Candidate[] {
-    return rows.filter((r) => !this.outbox.isLeased(r.seq)).slice(0, limit)
+  /**
+   * Hands free pages back to the file system (auto_vacuum=INCREMENTAL), a bounded number per
+   * call, and only what the outbox will not soon fill again. At a full quota, eviction frees
+   * about a tenth of the quota and ingest fills it within seconds: giving those pages back and
+   * growing the file again at once cost the main thread a few percent of a core for nothing.
+   */
+  releasePages(): number {
+    const { quotaBytes, lowWater } = this.policy
+    const spare = quotaBytes > 0 ? quotaBytes * (1 - lowWater) : 32 * 1024 * 1024
+    const { free, pageSize } = this.outbox.pageStats()
+    if (free <= 2 * spare) return 0
+    const pages = Math.min(RELEASE_PAGES_PER_PASS, Math.floor((free - spare) / pageSize))
+    this.outbox.db.pragma(`incremental_vacuum(${pages})`)
+    return pages
   }
 
-  private evict(cls: EvictableClass, reason: EvictionReason, rows: Candidate[]): number {
-    const byDevice = new Map<string, { from: number; to: number; count: number; kinds: Set<string> }>()
-    for (const r of rows) {
-      const g = byDevice.get(r.device)
-      if (g) {
-        g.from = Math.min(g.from, r.ts)
-        g.to = Math.max(g.to, r.ts)
-        g.count++
-        g.kinds.add(r.kind)
-      } else {
-        byDevice.set(r.device, { from: r.ts, to: r.ts, count: 1, kinds: new Set([r.kind]) })
-      }
+  /**
+   * Evicts up to `limit` of a class's oldest rows committed before `before`, leased rows skipped,
+   * with one gap record per device in the same transaction. Returns rows evicted.
+   */
+  private evictOldest(cls: EvictableClass, reason: EvictionReason, before: number, limit: number): number {
+    const priority = Priority[cls]
+    const leased = this.outbox.leasedJson()
+    const shares = this.summarize.all(priority, before, leased, limit) as DeviceShare[]
+    if (shares.length === 0) return 0
+    let last = 0
+    let counted = 0
+    for (const s of shares) {
+      last = Math.max(last, s.last)
+      counted += s.count
     }
     const now = Date.now()
-    const gaps: GapEnvelope[] = [...byDevice].map(([device, g]) =>
+    const gaps: GapEnvelope[] = shares.map((s) =>
       this.outbox.stamp({
         gateway: this.outbox.gatewayId,
         office: this.office,
-        device,
+        device: s.device,
         ts: now,
         kind: 'gap',
-        payload: { class: cls, reason, from: g.from, to: g.to, count: g.count, kinds: [...g.kinds] },
+        payload: { class: cls, reason, from: s.from, to: s.to, count: s.count, kinds: s.kinds.split(',') },
       }),
     )
     // Deletions and their gap records are one transaction: the center never sees data vanish
-    // without the record that says so.
+    // without the record that says so. The delete repeats the summary's conditions up to its
+    // last row, so it removes exactly the rows counted (the same transaction sees no new rows).
+    let deleted = 0
     this.outbox.db.transaction(() => {
-      for (const r of rows) this.outbox.deleteInTransaction(r.seq)
+      deleted = this.outbox.deleteClassInTransaction(priority, last, before, leased)
+      if (deleted !== counted) throw new Error(`eviction would delete ${deleted} rows but counted ${counted}`)
       for (const gap of gaps) this.outbox.insertInTransaction(gap, Priority.event, now)
     })()
     this.log.warn(
-      { code: 'GW_OUTBOX_EVICTED', class: cls, reason, rows: rows.length, devices: gaps.length, from: rows[0].ts },
-      `evicted ${rows.length} ${cls} rows (${reason}); gap records written`,
+      { code: 'GW_OUTBOX_EVICTED', class: cls, reason, rows: deleted, devices: gaps.length, from: shares[0].from },
+      `evicted ${deleted} ${cls} rows (${reason}); gap records written`,
     )
-    this.onEvicted({ class: cls, reason, rows: rows.length, gaps: gaps.length })
-    return rows.length
-  }
-
-  /** Hands freed pages back to the file system (auto_vacuum=INCREMENTAL). */
-  private releasePages(): void {
-    this.outbox.db.pragma('incremental_vacuum')
+    this.onEvicted({ class: cls, reason, rows: deleted, gaps: gaps.length })
+    return deleted
   }
 }
 

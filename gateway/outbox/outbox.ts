@@ -21,7 +21,7 @@ import { dirname } from 'node:path'
 import { envelopeId, type Envelope, type EnvelopeDraft, type EnvelopeKind } from '../../contracts/envelope.ts'
 import { silentLogger, type Logger } from '../../common/logger.ts'
 import { envelopeJson } from './serialize.ts'
-import { Checkpointer } from '../../common/checkpointer.ts'
+import { Checkpointer, type CheckpointResult } from '../../common/checkpointer.ts'
 
 /** Forwarding order: lower goes first. SOS and alerts, then events, then aggregates, then raw telemetry. */
 export const Priority = { alert: 0, event: 1, aggregate: 2, telemetry: 3 } as const
@@ -66,6 +66,8 @@ export interface OutboxOptions {
   logger?: Logger
   /** A group commit never holds more rows than this. */
   maxBatchRows?: number
+  /** Called after this thread finished a checkpoint so the WAL starts over (see finishCheckpoint). */
+  onWalRestart?: (elapsedMs: number) => void
   /** Called after each commit with the committed envelopes (metrics, forwarder wake-up). */
   onCommit?: (envelopes: readonly Envelope[], elapsedMs: number) => void
 }
@@ -108,6 +110,8 @@ const RECENT_TRANSMISSIONS = 16_384
  * inside this window to reuse an id legitimately (MQTT-2.3.1-4 allows reuse after the PUBACK).
  */
 const REDELIVERY_WINDOW_MS = 60_000
+/** WAL size past which this thread finishes a checkpoint so the WAL starts over (finishCheckpoint). */
+const WAL_RESTART_BYTES = 16 * 1024 * 1024
 
 export class Outbox {
   readonly path: string
@@ -139,6 +143,8 @@ export class Outbox {
   private ringPosition = 0
   private readonly stmt: ReturnType<Outbox['prepare']>
   private readonly checkpointer: Checkpointer
+  private readonly pageSize: number
+  private readonly onWalRestart: ((elapsedMs: number) => void) | undefined
 
   constructor(options: OutboxOptions) {
     this.path = options.path
@@ -157,6 +163,9 @@ export class Outbox {
     this.db.pragma('synchronous = FULL')
     // Checkpoints run on a worker thread (common/checkpointer.ts), never inside a commit here.
     this.db.pragma('wal_autocheckpoint = 0')
+    // When the WAL starts over, SQLite cuts its file back to this size (it never shrinks otherwise).
+    this.db.pragma(`journal_size_limit = ${WAL_RESTART_BYTES}`)
+    this.pageSize = this.db.pragma('page_size', { simple: true }) as number
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
@@ -196,9 +205,27 @@ export class Outbox {
       this.log.warn({ previous: gatewayRow.value }, 'outbox was written by another gateway id')
     }
     this.stmt.setMeta.run('gateway_id', this.gatewayId)
+    this.onWalRestart = options.onWalRestart
     this.checkpointer = new Checkpointer(options.path, 250, (r) => {
       if (!r.ok) this.log.warn({ code: 'GW_OUTBOX_CHECKPOINT_FAILED', error: r.error }, 'WAL checkpoint failed')
+      else this.finishCheckpoint(r)
     })
+  }
+
+  /**
+   * The checkpoint thread copies the WAL into the database without ever blocking a commit, but
+   * under steady ingest a commit always lands while it works, so the WAL is never copied in full
+   * and SQLite never starts it over: at 38 k rows/s it grew by 30 MB a second until the safety
+   * net below checkpointed on this thread every second (~10 ms each). So once the thread reports
+   * a pass over a WAL past WAL_RESTART_BYTES, this thread, the only writer (nothing can land
+   * meanwhile), copies the few frames committed since that pass, and the next commit starts the
+   * WAL from its beginning. PASSIVE never waits: if the thread is mid-pass, this does what it can.
+   */
+  private finishCheckpoint(r: CheckpointResult): void {
+    if (this.closed || r.busy || (r.log ?? 0) * this.pageSize < WAL_RESTART_BYTES) return
+    const started = performance.now()
+    this.stmt.checkpoint.get()
+    this.onWalRestart?.(performance.now() - started)
   }
 
   /**
@@ -237,7 +264,13 @@ export class Outbox {
         'INSERT OR REPLACE INTO dead_letter (seq, body, reason, at) SELECT seq, body, ?, ? FROM outbox WHERE seq = ?',
       ),
       oldestOf: this.db.prepare('SELECT created_at AS t FROM outbox WHERE priority = ? ORDER BY seq LIMIT 1'),
-      pages: this.db.prepare('SELECT page_count * page_size AS total, freelist_count * page_size AS free FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()'),
+      checkpoint: this.db.prepare('PRAGMA wal_checkpoint(PASSIVE)'),
+      deleteClass: this.db.prepare(
+        "DELETE FROM outbox WHERE priority = ? AND seq <= ? AND created_at < ? AND kind != 'gap' AND seq NOT IN (SELECT value FROM json_each(?))",
+      ),
+      pages: this.db.prepare(
+        'SELECT page_count * page_size AS total, freelist_count * page_size AS free, page_size AS pageSize FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()',
+      ),
     }
   }
 
@@ -420,6 +453,22 @@ export class Outbox {
     for (const seq of seqs) this.leased.delete(seq)
   }
 
+  /** Sequence numbers leased to requests in flight, as a JSON array (for SQL that must skip them). */
+  leasedJson(): string {
+    return JSON.stringify([...this.leased])
+  }
+
+  /**
+   * Deletes inside the caller's transaction every row of a class with `seq <= last` and
+   * `created_at < before`, except gap records and leased rows: one statement for what eviction
+   * selected with the same conditions. Returns rows deleted.
+   */
+  deleteClassInTransaction(priority: number, last: number, before: number, leasedJson: string): number {
+    const { changes } = this.stmt.deleteClass.run(priority, last, before, leasedJson)
+    this.counts[priority] -= changes
+    return changes
+  }
+
   /** Deletes one row inside the caller's transaction, keeping the class counts right. */
   deleteInTransaction(seq: number): void {
     const row = this.stmt.delete.get(seq) as { priority: number } | undefined
@@ -449,8 +498,13 @@ export class Outbox {
   }
 
   usedBytes(): number {
-    const { total, free } = this.stmt.pages.get() as { total: number; free: number }
+    const { total, free } = this.pageStats()
     return total - free
+  }
+
+  /** Bytes of the database's pages, of its free pages, and the page size. */
+  pageStats(): { total: number; free: number; pageSize: number } {
+    return this.stmt.pages.get() as { total: number; free: number; pageSize: number }
   }
 
   stats(): OutboxStats {

@@ -96,9 +96,58 @@ describe('outbox quota', () => {
     const { box, evictor } = setup({ quotaBytes: 100 * 1024 })
     await fill(box, Array.from({ length: 2000 }, (_, i) => reading('gas-1', i)))
     const inFlight = box.lease(100, 3, 3).map((r) => r.seq)
-    evictor.enforceQuota()
+    const evicted = evictor.enforceQuota()
     const present = new Set(box.peek(1_000_000).map((r) => r.seq))
     expect(inFlight.every((s) => present.has(s))).toBe(true)
+    // The leased rows are the oldest, so the evicted ones lie beyond them: every row that went is
+    // in a gap record, and no leased row is counted there.
+    expect(evicted).toBeGreaterThan(0)
+    expect(kinds(box).reading).toBe(2000 - evicted)
+    expect(gapsIn(box).reduce((n, g) => n + g.payload.count, 0)).toBe(evicted)
+    expect(box.stats().pending.telemetry).toBe(2000 - evicted)
+  })
+
+  it('skips leased rows in the middle of a chunk and counts exactly the rows it deletes', async () => {
+    const { box, evictor } = setup({ quotaBytes: 100 * 1024 })
+    await fill(box, Array.from({ length: 2000 }, (_, i) => reading(i % 3 ? 'gas-1' : 'gas-2', i)))
+    const all = box.peek(1_000_000).map((r) => r.seq)
+    // Leased rows spread through the oldest part of the class: every tenth of the first 200.
+    const taken = box.lease(200, 3, 3).map((r) => r.seq)
+    const inFlight = taken.filter((_, i) => i % 10 === 9)
+    box.release(taken.filter((_, i) => i % 10 !== 9))
+    const evicted = evictor.enforceQuota()
+    expect(evicted).toBeGreaterThan(200)
+    const left = box.peek(1_000_000).map((r) => ({ seq: r.seq, kind: (JSON.parse(r.body) as { kind: string }).kind }))
+    const seqs = new Set(left.map((r) => r.seq))
+    expect(inFlight.every((s) => seqs.has(s))).toBe(true)
+    const readingsLeft = left.filter((r) => r.kind === 'reading')
+    expect(readingsLeft.length).toBe(2000 - evicted)
+    const gaps = gapsIn(box)
+    expect(gaps.reduce((n, g) => n + g.payload.count, 0)).toBe(evicted)
+    expect(new Set(gaps.map((g) => g.device))).toEqual(new Set(['gas-1', 'gas-2']))
+    // Apart from the leased rows, what is left of the class is its newest rows: oldest first.
+    const unleasedLeft = readingsLeft.filter((r) => !inFlight.includes(r.seq)).map((r) => r.seq)
+    expect(unleasedLeft).toEqual(all.slice(all.length - unleasedLeft.length))
+  })
+
+  it('hands free pages back once the outbox has drained, not while it is full', async () => {
+    const quotaBytes = 2 * 1024 * 1024
+    const { box, evictor } = setup({ quotaBytes })
+    // Fill to just over the quota, as steady ingest against an unreachable center does.
+    for (let i = 0; box.usedBytes() <= quotaBytes; i += 200) await fill(box, Array.from({ length: 200 }, (_, j) => reading('gas-1', i + j)))
+    expect(evictor.enforceQuota()).toBeGreaterThan(0)
+    // The pages eviction freed are kept for the rows that come next.
+    expect(evictor.releasePages()).toBe(0)
+    box.ack(box.peek(1_000_000).map((r) => r.seq))
+    const before = box.pageStats()
+    expect(before.free).toBeGreaterThan(quotaBytes / 2)
+    const released = evictor.releasePages()
+    expect(released).toBeGreaterThan(0)
+    const after = box.pageStats()
+    expect(after.total).toBe(before.total - released * before.pageSize)
+    // Down to the spare room (a tenth of the quota), never below it, and then no further.
+    expect(after.free).toBeGreaterThanOrEqual(quotaBytes * 0.1 - before.pageSize)
+    expect(evictor.releasePages()).toBe(0)
   })
 
   it('keeps sequence numbers monotonic across evictions and restarts (gap records take numbers too)', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -130,6 +130,38 @@ describe('Outbox', () => {
     expect(box.isCommitted(t)).toBe(true)
     box.close()
   })
+
+  it('starts its WAL over under steady writes, instead of letting it grow without end', async () => {
+    const path = tempPath()
+    let restarts = 0
+    let restarted: () => void = () => {}
+    const box = new Outbox({
+      path,
+      gatewayId: 'gw-1',
+      onWalRestart: () => {
+        restarts++
+        restarted()
+      },
+    })
+    const big = (i: number): EnvelopeDraft => ({ gateway: 'gw-1', office: 'o', device: 'd', ts: T, kind: 'reading', payload: { quantity: 'gas', value: i, unit: 'x'.repeat(2000) } })
+    // Commit after commit with no pause (each awaits the last), as steady ingest does, until the
+    // checkpoint thread and this one have restarted the WAL once.
+    const done = new Promise<void>((resolve) => (restarted = resolve))
+    let written = 0
+    const writer = (async () => {
+      while (restarts === 0 && written < 40_000) {
+        await box.append(Array.from({ length: 20 }, (_, i) => box.stamp(big(written + i))))
+        written += 20
+      }
+    })()
+    await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error(`no WAL restart after ${written} rows`)), 20_000))])
+    await writer
+    expect(restarts).toBe(1)
+    // The next commit starts the WAL from its beginning, and SQLite cuts the file back to 16 MB.
+    await box.append([box.stamp(reading(1))])
+    expect(statSync(path + '-wal').size).toBeLessThanOrEqual(16 * 1024 * 1024)
+    box.close()
+  }, 30_000)
 
   it('rejects appends after close rather than losing them silently', async () => {
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
