@@ -13,6 +13,7 @@
  */
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
+import type Database from 'better-sqlite3'
 
 const require = createRequire(import.meta.url)
 
@@ -61,21 +62,66 @@ export interface CheckpointResult {
   error?: string
 }
 
+/** The owning connection, for finishing checkpoints so its WAL starts over (see finish()). */
+export interface WalOwner {
+  db: Database.Database
+  /** WAL size past which the owner finishes a checkpoint; 16 MB if not given. */
+  restartBytes?: number
+  /** Time the owner's thread spent on it, each time. */
+  onRestart?: (elapsedMs: number) => void
+}
+
 export class Checkpointer {
   private readonly worker: Worker
   private closed = false
+  private readonly finishStmt: Database.Statement | undefined
+  private readonly restartFrames: number
 
-  constructor(path: string, intervalMs: number, onResult: (r: CheckpointResult) => void = () => {}) {
+  /**
+   * `owner`, when given, is the connection that writes: its automatic checkpoints are turned
+   * off here, and it finishes this thread's checkpoints when the WAL grows (see finish()).
+   */
+  constructor(path: string, intervalMs: number, onResult: (r: CheckpointResult) => void = () => {}, private readonly owner?: WalOwner) {
+    if (owner) {
+      owner.db.pragma('wal_autocheckpoint = 0')
+      const restartBytes = owner.restartBytes ?? 16 * 1024 * 1024
+      // When the WAL starts over, SQLite cuts its file back to this size (it never shrinks otherwise).
+      owner.db.pragma(`journal_size_limit = ${restartBytes}`)
+      this.restartFrames = restartBytes / (owner.db.pragma('page_size', { simple: true }) as number)
+      this.finishStmt = owner.db.prepare('PRAGMA wal_checkpoint(PASSIVE)')
+    } else {
+      this.restartFrames = Infinity
+    }
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { path, intervalMs, driver: require.resolve('better-sqlite3') },
       // A checkpoint thread needs little: keep its V8 heap small.
       resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
     })
-    this.worker.on('message', onResult)
+    this.worker.on('message', (r: CheckpointResult) => {
+      if (r.ok) this.finish(r)
+      onResult(r)
+    })
     this.worker.on('error', (err) => onResult({ ok: false, error: err.message }))
-    // The gateway must be able to exit even if this thread were stuck in a checkpoint.
+    // The process must be able to exit even if this thread were stuck in a checkpoint.
     this.worker.unref()
+  }
+
+  /**
+   * This thread copies the WAL into the database without ever blocking a commit, but under steady
+   * writes a commit always lands while it works, so the WAL is never copied in full and SQLite
+   * never starts it over: the gateway's outbox WAL grew by 30 MB a second at 38 k rows/s. So
+   * once a pass reports a WAL past the owner's restart size, the owner's thread (the only writer,
+   * so nothing lands meanwhile) copies the few frames committed since that pass, and its next
+   * commit starts the WAL from the beginning. PASSIVE never waits: if this thread is mid-pass
+   * again, the owner does what it can and the next report tries again.
+   */
+  private finish(r: CheckpointResult): void {
+    if (this.closed || !this.owner || !this.finishStmt || r.busy || (r.log ?? 0) < this.restartFrames) return
+    if (!this.owner.db.open || this.owner.db.inTransaction) return
+    const started = performance.now()
+    this.finishStmt.get()
+    this.owner.onRestart?.(performance.now() - started)
   }
 
   /** Asks for a checkpoint now (after a burst of writes), instead of at the next tick. */

@@ -55,8 +55,7 @@ export class SqliteStore implements EventStore {
     db.pragma('synchronous = FULL')
     if (this.path !== ':memory:') {
       // As in the gateway outbox: checkpoints on a worker thread, not inside an ingest request.
-      db.pragma('wal_autocheckpoint = 0')
-      this.checkpointer = new Checkpointer(this.path, 250)
+      this.checkpointer = new Checkpointer(this.path, 250, undefined, { db })
     }
     // A database from before the readings' office column: add it and fill it from the envelopes.
     const readingsCols = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('readings')").all().map((c) => c.name)

@@ -21,7 +21,7 @@ import { dirname } from 'node:path'
 import { envelopeId, type Envelope, type EnvelopeDraft, type EnvelopeKind } from '../../contracts/envelope.ts'
 import { silentLogger, type Logger } from '../../common/logger.ts'
 import { envelopeJson } from './serialize.ts'
-import { Checkpointer, type CheckpointResult } from '../../common/checkpointer.ts'
+import { Checkpointer } from '../../common/checkpointer.ts'
 
 /** Forwarding order: lower goes first. SOS and alerts, then events, then aggregates, then raw telemetry. */
 export const Priority = { alert: 0, event: 1, aggregate: 2, telemetry: 3 } as const
@@ -66,7 +66,7 @@ export interface OutboxOptions {
   logger?: Logger
   /** A group commit never holds more rows than this. */
   maxBatchRows?: number
-  /** Called after this thread finished a checkpoint so the WAL starts over (see finishCheckpoint). */
+  /** Called after the event loop finished a checkpoint so the WAL starts over (common/checkpointer.ts). */
   onWalRestart?: (elapsedMs: number) => void
   /** Called after each commit with the committed envelopes (metrics, forwarder wake-up). */
   onCommit?: (envelopes: readonly Envelope[], elapsedMs: number) => void
@@ -110,8 +110,6 @@ const RECENT_TRANSMISSIONS = 16_384
  * inside this window to reuse an id legitimately (MQTT-2.3.1-4 allows reuse after the PUBACK).
  */
 const REDELIVERY_WINDOW_MS = 60_000
-/** WAL size past which this thread finishes a checkpoint so the WAL starts over (finishCheckpoint). */
-const WAL_RESTART_BYTES = 16 * 1024 * 1024
 
 export class Outbox {
   readonly path: string
@@ -143,8 +141,6 @@ export class Outbox {
   private ringPosition = 0
   private readonly stmt: ReturnType<Outbox['prepare']>
   private readonly checkpointer: Checkpointer
-  private readonly pageSize: number
-  private readonly onWalRestart: ((elapsedMs: number) => void) | undefined
 
   constructor(options: OutboxOptions) {
     this.path = options.path
@@ -163,9 +159,6 @@ export class Outbox {
     this.db.pragma('synchronous = FULL')
     // Checkpoints run on a worker thread (common/checkpointer.ts), never inside a commit here.
     this.db.pragma('wal_autocheckpoint = 0')
-    // When the WAL starts over, SQLite cuts its file back to this size (it never shrinks otherwise).
-    this.db.pragma(`journal_size_limit = ${WAL_RESTART_BYTES}`)
-    this.pageSize = this.db.pragma('page_size', { simple: true }) as number
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS outbox (
         seq INTEGER PRIMARY KEY,
@@ -205,27 +198,14 @@ export class Outbox {
       this.log.warn({ previous: gatewayRow.value }, 'outbox was written by another gateway id')
     }
     this.stmt.setMeta.run('gateway_id', this.gatewayId)
-    this.onWalRestart = options.onWalRestart
-    this.checkpointer = new Checkpointer(options.path, 250, (r) => {
-      if (!r.ok) this.log.warn({ code: 'GW_OUTBOX_CHECKPOINT_FAILED', error: r.error }, 'WAL checkpoint failed')
-      else this.finishCheckpoint(r)
-    })
-  }
-
-  /**
-   * The checkpoint thread copies the WAL into the database without ever blocking a commit, but
-   * under steady ingest a commit always lands while it works, so the WAL is never copied in full
-   * and SQLite never starts it over: at 38 k rows/s it grew by 30 MB a second until the safety
-   * net below checkpointed on this thread every second (~10 ms each). So once the thread reports
-   * a pass over a WAL past WAL_RESTART_BYTES, this thread, the only writer (nothing can land
-   * meanwhile), copies the few frames committed since that pass, and the next commit starts the
-   * WAL from its beginning. PASSIVE never waits: if the thread is mid-pass, this does what it can.
-   */
-  private finishCheckpoint(r: CheckpointResult): void {
-    if (this.closed || r.busy || (r.log ?? 0) * this.pageSize < WAL_RESTART_BYTES) return
-    const started = performance.now()
-    this.stmt.checkpoint.get()
-    this.onWalRestart?.(performance.now() - started)
+    this.checkpointer = new Checkpointer(
+      options.path,
+      250,
+      (r) => {
+        if (!r.ok) this.log.warn({ code: 'GW_OUTBOX_CHECKPOINT_FAILED', error: r.error }, 'WAL checkpoint failed')
+      },
+      { db: this.db, onRestart: options.onWalRestart },
+    )
   }
 
   /**
@@ -264,7 +244,6 @@ export class Outbox {
         'INSERT OR REPLACE INTO dead_letter (seq, body, reason, at) SELECT seq, body, ?, ? FROM outbox WHERE seq = ?',
       ),
       oldestOf: this.db.prepare('SELECT created_at AS t FROM outbox WHERE priority = ? ORDER BY seq LIMIT 1'),
-      checkpoint: this.db.prepare('PRAGMA wal_checkpoint(PASSIVE)'),
       deleteClass: this.db.prepare(
         "DELETE FROM outbox WHERE priority = ? AND seq <= ? AND created_at < ? AND kind != 'gap' AND seq NOT IN (SELECT value FROM json_each(?))",
       ),
