@@ -14,15 +14,16 @@
  * an offline persistent subscriber is on disk before the publisher hears back.
  */
 import { createRequire } from 'node:module'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import Database from 'better-sqlite3'
 import type { Statement } from 'better-sqlite3'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import { OutgoingQueue } from './outgoing-queue.ts'
 
 const require = createRequire(import.meta.url)
 // The reference in-memory implementation (CommonJS, no subpath typings).
 const MemoryPersistence = require('aedes-persistence/asyncPersistence.js') as new (opts?: object) => MemoryApi
-const AedesPacket = require('aedes-packet') as new (original: Packet, broker: Aedes) => Packet
+const AedesPacket = require('aedes-packet') as new (original: Packet, broker?: Aedes) => Packet
 
 type Packet = PublishPacket & { brokerId?: string; brokerCounter?: number; clientId?: string; messageExpiry?: number }
 type ClientRef = Pick<Client, 'id'>
@@ -97,6 +98,8 @@ export class SqlitePersistence extends MemoryPersistence {
    * up on every insert, and no index search per acknowledgement.
    */
   private readonly rowOf = new Map<string, number>()
+  /** Each persistent session's outgoing QoS 1/2 messages, in memory. */
+  private readonly outgoing = new Map<string, OutgoingQueue>()
   /**
    * Queue rows written ahead for a publish, by payload (Aedes hands the enqueue a new packet
    * object that shares the parsed payload Buffer), then by subscriber. See queueAhead().
@@ -185,10 +188,11 @@ export class SqlitePersistence extends MemoryPersistence {
     for (const row of outgoing) {
       // Rows written ahead of their enqueue (queueAhead) have no broker identity yet: give them one.
       const stored = decode(row)
-      const packet = stored.brokerId === undefined ? new AedesPacket(stored, this.broker!) : stored
+      const packet = stored.brokerId === undefined ? new AedesPacket(stored, this.broker) : stored
       this.rowOf.set(rowKey(row.client_id, packet), row.seq)
-      await super.outgoingEnqueue({ clientId: row.client_id }, packet)
-      if (row.message_id !== null) await super.outgoingUpdate({ id: row.client_id }, { ...packet, messageId: row.message_id })
+      const queue = this.queueOf(row.client_id)
+      queue.enqueue(new AedesPacket(packet))
+      if (row.message_id !== null) queue.update({ ...packet, messageId: row.message_id })
     }
     for (const row of this.db.prepare('SELECT client_id, payload, meta FROM incoming').all() as (Row & { client_id: string })[]) {
       await super.incomingStorePacket({ id: row.client_id }, decode(row))
@@ -229,13 +233,31 @@ export class SqlitePersistence extends MemoryPersistence {
     await this.write(() => this.sql.subClean.run(client.id))
   }
 
+  // The outgoing queues are ours (broker/outgoing-queue.ts), not the reference's: same answers,
+  // without its scan per delivery and scan and splice per acknowledgement.
+
+  private queueOf(clientId: string): OutgoingQueue {
+    let queue = this.outgoing.get(clientId)
+    if (!queue) this.outgoing.set(clientId, (queue = new OutgoingQueue()))
+    return queue
+  }
+
+  private enqueueInMemory(clientId: string, packet: Packet): void {
+    // A copy, as the reference makes (aedes-packet: the packet id is cleared until delivery).
+    this.queueOf(clientId).enqueue(new AedesPacket(packet))
+  }
+
+  override outgoingStream(client: ClientRef): Readable {
+    return Readable.from(this.outgoing.get(client.id)?.packets() ?? [])
+  }
+
   override async outgoingEnqueue(sub: { clientId: string }, packet: Packet): Promise<void> {
-    await super.outgoingEnqueue(sub, packet)
+    this.enqueueInMemory(sub.clientId, packet)
     await this.write(() => this.insertOutgoing(sub.clientId, packet))
   }
 
   override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void> {
-    await super.outgoingEnqueueCombi(subs, packet)
+    for (const sub of subs) this.enqueueInMemory(sub.clientId, packet)
     const written = this.ahead.get(packet.payload as unknown as object)?.shift()
     const fresh = written ? subs.filter((sub) => !written.has(sub.clientId)) : subs
     if (written) {
@@ -255,8 +277,8 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   override async outgoingUpdate(client: ClientRef, packet: Packet): Promise<void> {
-    // Throws 'no such packet' exactly as the reference does; then there is nothing to mirror.
-    await super.outgoingUpdate(client, packet)
+    // 'no such packet', exactly as the reference says it; then there is nothing to mirror.
+    if (!this.queueOf(client.id).update(packet)) throw new Error('no such packet')
     const key = rowKey(client.id, packet)
     await this.write(() => {
       const seq = this.rowOf.get(key)
@@ -280,7 +302,7 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   override async outgoingClearMessageId(client: ClientRef, packet: Packet): Promise<Packet | undefined> {
-    const cleared = await super.outgoingClearMessageId(client, packet)
+    const cleared = packet.messageId === undefined ? undefined : this.outgoing.get(client.id)?.clear(packet.messageId)
     if (!cleared) return cleared
     const key = rowKey(client.id, cleared)
     await this.write(() => {
