@@ -23,6 +23,8 @@ export type Build = 'source' | 'dist'
 /**
  * `heapMb` replaces the unit's V8 memory flags with that old-space cap alone, as the systemd
  * drop-in in docs/inputs/opcua.md does for a large OPC UA office (bench:opcua).
+ * BENCH_GATEWAY_FLAGS adds node flags to the gateway bundle (e.g. `--cpu-prof --cpu-prof-dir=DIR`),
+ * as BENCH_API_NODE_FLAGS does for the center in bench:ingest.
  */
 function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api', heapMb?: number): string[] {
   if (build === 'dist') {
@@ -31,7 +33,7 @@ function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api', heapMb?: nu
     if (deployable !== 'gateway') return [bundle]
     const memory = (f: string) => f.startsWith('--max-old-space-size') || f.startsWith('--max-semi-space-size')
     const flags = heapMb === undefined ? gatewayNodeFlags() : [...gatewayNodeFlags().filter((f) => !memory(f)), `--max-old-space-size=${heapMb}`]
-    return [...flags, bundle]
+    return [...flags, ...(process.env.BENCH_GATEWAY_FLAGS?.split(' ').filter(Boolean) ?? []), bundle]
   }
   return ['--import', 'tsx', join(root, deployable, 'main.ts')]
 }
