@@ -94,10 +94,6 @@ interface PendingAppend {
 
 const NO_STATE: readonly StateWrite[] = Object.freeze([])
 
-/** The map key of a transmission, computed once per message and kept on it. */
-function keyOf(t: Transmission & { key?: string }): string {
-  return (t.key ??= `${t.client}\u0000${t.packet}`)
-}
 /**
  * How many recent transmissions are remembered. A redelivery refers to a message that was in
  * flight when the PUBACK was lost, so this needs to cover every client's in-flight window at once:
@@ -133,9 +129,15 @@ export class Outbox {
    * by every insert and delete.
    */
   private readonly counts = [0, 0, 0, 0]
-  /** Recent QoS 1 transmissions: `client\0packet` → a ring slot holding the payload hash and commit time. */
-  private readonly recentTransmissions = new Map<string, number>()
-  private readonly transmissionKey: (string | undefined)[] = new Array<string | undefined>(RECENT_TRANSMISSIONS)
+  /**
+   * Recent QoS 1 transmissions: client → packet id → a ring slot holding the payload hash and
+   * commit time. Two levels, not one `client\0packet` string key: the client id is the same
+   * string object for a connection's life (its hash is computed once), and a packet id is a small
+   * integer, so a message costs no string building and hashing here (4 % of the gateway's CPU).
+   */
+  private readonly recentTransmissions = new Map<string, Map<number, number>>()
+  private readonly transmissionClient: (string | undefined)[] = new Array<string | undefined>(RECENT_TRANSMISSIONS)
+  private readonly transmissionPacket = new Uint16Array(RECENT_TRANSMISSIONS)
   private readonly transmissionHash = new Uint32Array(RECENT_TRANSMISSIONS)
   private readonly transmissionAt = new Float64Array(RECENT_TRANSMISSIONS)
   private ringPosition = 0
@@ -337,22 +339,28 @@ export class Outbox {
    * between commit and PUBACK. Such a message is acknowledged again and not stored twice.
    */
   isCommitted(t: Transmission, now = Date.now()): boolean {
-    const slot = this.recentTransmissions.get(keyOf(t))
+    const slot = this.recentTransmissions.get(t.client)?.get(t.packet)
     return slot !== undefined && this.transmissionHash[slot] === t.hash && now - this.transmissionAt[slot] < REDELIVERY_WINDOW_MS
   }
 
   private remember(t: Transmission, at: number): void {
-    const key = keyOf(t)
-    let slot = this.recentTransmissions.get(key)
+    let ofClient = this.recentTransmissions.get(t.client)
+    if (!ofClient) this.recentTransmissions.set(t.client, (ofClient = new Map<number, number>()))
+    let slot = ofClient.get(t.packet)
     if (slot === undefined) {
       // A ring of slots decides who is forgotten: evicting "the oldest" by iterating a Map from its
       // start walks over every deleted entry before it, which measured as a quarter of the
       // gateway's time. The hash and time live in typed arrays: no object per message.
       slot = this.ringPosition
-      const evicted = this.transmissionKey[slot]
-      if (evicted !== undefined) this.recentTransmissions.delete(evicted)
-      this.transmissionKey[slot] = key
-      this.recentTransmissions.set(key, slot)
+      const evicted = this.transmissionClient[slot]
+      if (evicted !== undefined) {
+        const ofEvicted = this.recentTransmissions.get(evicted)!
+        ofEvicted.delete(this.transmissionPacket[slot])
+        if (ofEvicted.size === 0 && ofEvicted !== ofClient) this.recentTransmissions.delete(evicted)
+      }
+      this.transmissionClient[slot] = t.client
+      this.transmissionPacket[slot] = t.packet
+      ofClient.set(t.packet, slot)
       this.ringPosition = (slot + 1) % RECENT_TRANSMISSIONS
     }
     this.transmissionHash[slot] = t.hash

@@ -163,6 +163,35 @@ describe('Outbox', () => {
     box.close()
   }, 30_000)
 
+  it('remembers the last 16,384 transmissions across clients, and forgets the oldest first', async () => {
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    const sent: { client: string; packet: number; hash: number }[] = []
+    // Three clients, packet ids wrapping at 65,535 as MQTT's do, 20,000 messages in all.
+    for (let i = 0; i < 20_000; i++) sent.push({ client: `dev-${i % 3}`, packet: (Math.floor(i / 3) % 65535) + 1, hash: i })
+    await Promise.all(sent.map((t, i) => new Promise<void>((resolve, reject) => box.appendCb([box.stamp(reading(i))], [], (err) => (err ? reject(err) : resolve()), t))))
+    const known = sent.filter((t) => box.isCommitted(t)).map((t) => t.hash)
+    expect(known).toEqual(sent.slice(20_000 - 16_384).map((t) => t.hash))
+    // A client reusing a packet id for a new message: the new payload is what counts.
+    const last = sent[sent.length - 1]
+    await new Promise<void>((resolve, reject) => box.appendCb([box.stamp(reading(0))], [], (err) => (err ? reject(err) : resolve()), { ...last, hash: 777 }))
+    expect(box.isCommitted({ ...last, hash: 777 })).toBe(true)
+    expect(box.isCommitted(last)).toBe(false)
+    box.close()
+  })
+
+  it('remembers a client whose only remembered transmission is the one its next one pushes out', async () => {
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    const commit = (t: { client: string; packet: number; hash: number }) =>
+      new Promise<void>((resolve, reject) => box.appendCb([box.stamp(reading(0))], [], (err) => (err ? reject(err) : resolve()), t))
+    await commit({ client: 'solo', packet: 1, hash: 1 })
+    await Promise.all(Array.from({ length: 16_383 }, (_, i) => commit({ client: 'busy', packet: (i % 65535) + 1, hash: i })))
+    // The ring is full; this one takes the slot of solo's first.
+    await commit({ client: 'solo', packet: 2, hash: 2 })
+    expect(box.isCommitted({ client: 'solo', packet: 1, hash: 1 })).toBe(false)
+    expect(box.isCommitted({ client: 'solo', packet: 2, hash: 2 })).toBe(true)
+    box.close()
+  })
+
   it('rejects appends after close rather than losing them silently', async () => {
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
     box.close()
