@@ -1,7 +1,7 @@
 /**
  * Real servers for integration and end-to-end tests, on free ports, torn down afterwards.
  */
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -28,7 +28,8 @@ export interface RunningCloud {
 }
 
 export async function startCloud(options: { store?: EventStore; port?: number; logger?: Logger; overrides?: Record<string, unknown> } = {}): Promise<RunningCloud> {
-  const store = options.store ?? new SqliteStore(join(mkdtempSync(join(tmpdir(), 'gridwatch-cloud-')), 'events.db'))
+  const ownDir = options.store ? undefined : mkdtempSync(join(tmpdir(), 'gridwatch-cloud-'))
+  const store = options.store ?? new SqliteStore(join(ownDir!, 'events.db'))
   const config: CloudConfig = loadCloudConfig(undefined, {}, {
     gateways: [{ id: 'gw-tangquan-01', office: 'tangquan', tokenHash: hashToken(TEST_GATEWAY_TOKEN) }],
     users: [{ name: 'tests', role: 'admin', scope: {}, tokenHashes: [hashToken(TEST_READER_TOKEN)] }],
@@ -48,6 +49,7 @@ export async function startCloud(options: { store?: EventStore; port?: number; l
     async close() {
       await app.close()
       await store.close()
+      if (ownDir) rmSync(ownDir, { recursive: true, force: true })
     },
   }
 }

@@ -3,11 +3,11 @@
  * running API reads, and never prints or stores a secret it should not.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { buildApp } from '../../cloud-api/app.ts'
 import { runCli, UsageError } from '../../cloud-api/cli.ts'
@@ -22,6 +22,7 @@ describe('cloud CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-cli-'))
   const config = centerConfig({ center: { path: join(dir, 'center.db') } })
   const configFile = join(dir, 'center.yaml')
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
   beforeAll(() => {
     writeFileSync(configFile, stringify({ center: { path: join(dir, 'center.db') }, store: { type: 'sqlite', path: join(dir, 'events.db') }, organization }))
   })
