@@ -20,12 +20,11 @@ const require = createRequire(import.meta.url)
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
-const db = new Database(workerData.path, { fileMustExist: true })
-db.pragma('busy_timeout = 1000')
-let running = false
-function checkpoint() {
-  if (running) return
-  running = true
+const databases = new Map()
+function checkpoint(id) {
+  const d = databases.get(id)
+  if (!d || d.running) return
+  d.running = true
   try {
     // Frames committed during a pass are left for the next one; passes follow each other while
     // the last one still took a while, so what is left for the owner to finish is small.
@@ -34,23 +33,75 @@ function checkpoint() {
     let took
     do {
       const started = performance.now()
-      r = db.pragma('wal_checkpoint(PASSIVE)')[0]
+      r = d.db.pragma('wal_checkpoint(PASSIVE)')[0]
       took = performance.now() - started
       passes++
     } while (took > 2 && passes < 4 && r.busy === 0)
-    parentPort.postMessage({ ok: true, busy: r.busy, log: r.log, checkpointed: r.checkpointed, passes })
+    parentPort.postMessage({ id, ok: true, busy: r.busy, log: r.log, checkpointed: r.checkpointed, passes })
   } catch (err) {
-    parentPort.postMessage({ ok: false, error: String(err && err.message || err) })
+    parentPort.postMessage({ id, ok: false, error: String(err && err.message || err) })
   } finally {
-    running = false
+    d.running = false
   }
 }
-const timer = setInterval(checkpoint, workerData.intervalMs)
 parentPort.on('message', (m) => {
-  if (m === 'now') checkpoint()
-  if (m === 'close') { clearInterval(timer); db.close(); process.exit(0) }
+  if (m.type === 'open') {
+    try {
+      const db = new Database(m.path, { fileMustExist: true })
+      db.pragma('busy_timeout = 1000')
+      databases.set(m.id, { db, running: false, timer: setInterval(() => checkpoint(m.id), m.intervalMs) })
+    } catch (err) {
+      parentPort.postMessage({ id: m.id, ok: false, error: String(err && err.message || err) })
+    }
+  } else if (m.type === 'now') {
+    checkpoint(m.id)
+  } else if (m.type === 'close') {
+    const d = databases.get(m.id)
+    if (d) { clearInterval(d.timer); d.db.close(); databases.delete(m.id) }
+    parentPort.postMessage({ id: m.id, closed: true })
+  }
 })
 `
+
+/**
+ * One checkpoint thread per process, shared by every database in it (the gateway's outbox and
+ * raw-reading store; the center's event store and casebook): a thread costs a V8 isolate's
+ * memory, and checkpoints are short.
+ */
+interface SharedThread {
+  worker: Worker
+  listeners: Map<number, (m: CheckpointResult & { closed?: boolean }) => void>
+}
+let shared: SharedThread | undefined
+let nextId = 1
+
+function sharedThread(): SharedThread {
+  if (shared) return shared
+  const worker = new Worker(WORKER_SOURCE, {
+    eval: true,
+    workerData: { driver: require.resolve('better-sqlite3') },
+    // A checkpoint thread needs little: keep its V8 heap small.
+    resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
+  })
+  const thread: SharedThread = { worker, listeners: new Map() }
+  worker.on('message', (m: CheckpointResult & { id: number; closed?: boolean }) => thread.listeners.get(m.id)?.(m))
+  worker.on('error', (err) => {
+    for (const listener of thread.listeners.values()) listener({ ok: false, error: err.message })
+  })
+  // If the thread dies, the next database to open gets a new one.
+  worker.on('exit', () => {
+    if (shared === thread) shared = undefined
+  })
+  // The process must be able to exit even if this thread were stuck in a checkpoint.
+  worker.unref()
+  shared = thread
+  return thread
+}
+
+/** Databases the shared checkpoint thread is serving now (for tests). */
+export function checkpointThreadLoad(): { threads: number; databases: number } {
+  return { threads: shared ? 1 : 0, databases: shared?.listeners.size ?? 0 }
+}
 
 export interface CheckpointResult {
   ok: boolean
@@ -72,8 +123,10 @@ export interface WalOwner {
 }
 
 export class Checkpointer {
-  private readonly worker: Worker
+  private readonly thread: SharedThread
+  private readonly id = nextId++
   private closed = false
+  private closedAck: (() => void) | undefined
   private readonly finishStmt: Database.Statement | undefined
   private readonly restartFrames: number
 
@@ -92,28 +145,25 @@ export class Checkpointer {
     } else {
       this.restartFrames = Infinity
     }
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { path, intervalMs, driver: require.resolve('better-sqlite3') },
-      // A checkpoint thread needs little: keep its V8 heap small.
-      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 },
-    })
-    this.worker.on('message', (r: CheckpointResult) => {
+    this.thread = sharedThread()
+    this.thread.listeners.set(this.id, (r) => {
+      if (r.closed) {
+        this.closedAck?.()
+        return
+      }
       if (r.ok) this.finish(r)
       onResult(r)
     })
-    this.worker.on('error', (err) => onResult({ ok: false, error: err.message }))
-    // The process must be able to exit even if this thread were stuck in a checkpoint.
-    this.worker.unref()
+    this.thread.worker.postMessage({ type: 'open', id: this.id, path, intervalMs })
   }
 
   /**
-   * This thread copies the WAL into the database without ever blocking a commit, but under steady
+   * The thread copies the WAL into the database without ever blocking a commit, but under steady
    * writes a commit always lands while it works, so the WAL is never copied in full and SQLite
    * never starts it over: the gateway's outbox WAL grew by 30 MB a second at 38 k rows/s. So
    * once a pass reports a WAL past the owner's restart size, the owner's thread (the only writer,
    * so nothing lands meanwhile) copies the few frames committed since that pass, and its next
-   * commit starts the WAL from the beginning. PASSIVE never waits: if this thread is mid-pass
+   * commit starts the WAL from the beginning. PASSIVE never waits: if the thread is mid-pass
    * again, the owner does what it can and the next report tries again.
    */
   private finish(r: CheckpointResult): void {
@@ -126,14 +176,20 @@ export class Checkpointer {
 
   /** Asks for a checkpoint now (after a burst of writes), instead of at the next tick. */
   nudge(): void {
-    if (!this.closed) this.worker.postMessage('now')
+    if (!this.closed) this.thread.worker.postMessage({ type: 'now', id: this.id })
   }
 
+  /** Closes this database's connection on the thread; the thread ends with its last database. */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()))
-    this.worker.postMessage('close')
-    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+    const acknowledged = new Promise<void>((resolve) => (this.closedAck = resolve))
+    this.thread.worker.postMessage({ type: 'close', id: this.id })
+    await Promise.race([acknowledged, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())])
+    this.thread.listeners.delete(this.id)
+    if (this.thread.listeners.size === 0) {
+      if (shared === this.thread) shared = undefined
+      await this.thread.worker.terminate()
+    }
   }
 }

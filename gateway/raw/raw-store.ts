@@ -13,6 +13,7 @@ import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { ReadingEnvelope } from '../../contracts/envelope.ts'
+import { Checkpointer } from '../../common/checkpointer.ts'
 
 export interface RawPoint {
   ts: number
@@ -42,6 +43,7 @@ export class RawStore {
   private readonly full: Chunk[] = []
   private timer: NodeJS.Timeout | undefined
   private lastPrune = 0
+  private readonly checkpointer: Checkpointer
 
   constructor(
     path: string,
@@ -60,6 +62,10 @@ export class RawStore {
       CREATE INDEX IF NOT EXISTS raw_by_end ON raw_chunks (last_ts);
     `)
     this.insert = this.db.prepare('INSERT INTO raw_chunks (device, quantity, unit, first_ts, last_ts, ts, vals) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    // Checkpoints on the shared checkpoint thread, as for the outbox: SQLite's automatic ones ran
+    // inside whichever chunk write crossed 4 MB, on the event loop (measured: ~4 ms every ~40 s
+    // at 5,000 readings/s).
+    this.checkpointer = new Checkpointer(path, 1000, undefined, { db: this.db })
   }
 
   add(e: ReadingEnvelope): void {
@@ -131,6 +137,7 @@ export class RawStore {
   close(): void {
     this.flush(true)
     clearTimeout(this.timer)
+    void this.checkpointer.close()
     this.db.close()
   }
 }
