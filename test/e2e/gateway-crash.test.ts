@@ -4,8 +4,6 @@
  * device got a PUBACK for reaches the cloud, once.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -13,12 +11,13 @@ import { freePort } from '../../common/ports.ts'
 import { demoDevicePassword } from '../../devices/demo-credentials.ts'
 import { readJson, startCloud, TEST_GATEWAY_TOKEN, type RunningCloud } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { testTempDir } from '../helpers/temp.ts'
 
 const root = join(import.meta.dirname, '..', '..')
 
 describe('gateway killed with SIGKILL mid-stream', () => {
   let cloud: RunningCloud
-  const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-crash-'))
+  const dataDir = testTempDir('gridwatch-crash-')
   let mqttPort: number
   let httpPort: number
   const children: ChildProcess[] = []

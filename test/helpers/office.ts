@@ -1,23 +1,10 @@
 /** The demo office config, re-aimed at temporary directories and free ports, for tests. */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
 import type { GatewayConfig } from '../../gateway/config/schema.ts'
-
-const dataDirs: string[] = []
-
-/**
- * Removes the data directories made so far (test/setup.ts calls it after each test file; the
- * property-based rule tests alone made thousands per run, and they piled up in /tmp).
- */
-export function removeTestDataDirs(): void {
-  for (const dir of dataDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-}
+import { testTempDir } from './temp.ts'
 
 export function testOfficeConfig(overrides: Record<string, unknown> = {}): GatewayConfig {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-gw-'))
-  dataDirs.push(dataDir)
+  const dataDir = testTempDir('gridwatch-gw-')
   return loadGatewayConfig(DEMO_CONFIG_PATH, {
     env: {},
     overrides: {

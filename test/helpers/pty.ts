@@ -2,10 +2,9 @@
  * A pair of linked pseudo-terminals made by socat (devices/serial/pty-pair.ts), standing in for an
  * RS-485 adapter and the bus behind it, with the unplug and replug a test needs.
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startPtyPair as startPair, type PtyPair as Pair } from '../../devices/serial/pty-pair.ts'
+import { testTempDir } from './temp.ts'
 
 /** For `describeWith`: suites over ptys skip loudly without socat, and fail under CI. */
 export const SOCAT = { name: 'socat', debianPackage: 'socat' }
@@ -21,7 +20,7 @@ export interface PtyPair {
   restart(): Promise<void>
 }
 
-export async function startPtyPair(dir = mkdtempSync(join(tmpdir(), 'gridwatch-pty-'))): Promise<PtyPair> {
+export async function startPtyPair(dir = testTempDir('gridwatch-pty-')): Promise<PtyPair> {
   const master = join(dir, 'master')
   const slaves = join(dir, 'slaves')
   let pair: Pair | undefined = await startPair(master, slaves)

@@ -3,9 +3,6 @@
  * poison envelope. The cloud runs on its embedded SQLite store here; the InfluxDB path is the
  * end-to-end suite's.
  */
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Envelope } from '../../contracts/envelope.ts'
 import { freePort } from '../../common/ports.ts'
@@ -14,6 +11,7 @@ import type { Gateway } from '../../gateway/gateway.ts'
 import { GATEWAY_VERSION } from '../../gateway/gateway.ts'
 import { connectDevice, readJson, startCloud, startGateway, TEST_READER_TOKEN, type RunningCloud } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { testTempDir } from '../helpers/temp.ts'
 
 interface Series {
   points: { time: string; value: number; id: string }[]
@@ -94,7 +92,7 @@ describe('uplink', () => {
   })
 
   it('a restarted gateway sends what it kept, and its new envelopes never reuse an id', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'gridwatch-restart-'))
+    const dataDir = testTempDir('gridwatch-restart-')
     const port = await freePort()
     const first = await startGateway({ uplinkUrl: `http://127.0.0.1:${port}`, dataDir })
     const from = Date.now()
