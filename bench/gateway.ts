@@ -54,8 +54,6 @@ async function benchGateway() {
     const result = await load(url, seconds, true)
     const cpu = (cpuSeconds(pid) - cpu0) / result.seconds
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
-    const commits = /gateway_outbox_commit_rows_count (\d+)/.exec(metrics)?.[1]
-    const rows = /gateway_outbox_commit_rows_sum (\d+)/.exec(metrics)?.[1]
     // The sum of a metric's samples (over all its labels) in the exposition text.
     const metric = (name: string) =>
       metrics
@@ -66,7 +64,7 @@ async function benchGateway() {
       ...result,
       rssMb: peakRssMb(pid),
       cpuPercent: cpu * 100,
-      rowsPerCommit: Number(rows) / Number(commits),
+      rowsPerCommit: metric('gateway_outbox_commit_rows_sum') / metric('gateway_outbox_commit_rows_count'),
       // Load past the quota is part of the run (the uplink points at nothing): say how much.
       evicted: metric('gateway_outbox_rows_evicted_total'),
       walRestarts: metric('gateway_outbox_wal_restart_seconds_count'),
