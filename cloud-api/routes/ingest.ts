@@ -66,6 +66,14 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
         throw new ApiError('CLOUD_FORBIDDEN', 'the batch holds envelopes of another gateway or office; nothing was stored', foreign.slice(0, 20))
       }
 
+      // Alerts and incidents open or move their cases first: the casebook commit is what numbers
+      // and announces them on the live stream, so an alert reaches the consoles without waiting
+      // on the event-store write as well. The casebook is durable on its own (center.db) and
+      // tracks each case's sequence, so when the store write below fails (503) and the gateway
+      // sends the batch again, the casebook takes nothing twice.
+      const cases = envelopes.filter((e) => e.kind === 'alert' || e.kind === 'incident')
+      if (cases.length > 0) deps.casebook.applyEnvelopes(cases)
+
       const started = performance.now()
       const statuses = await deps.store.write(envelopes)
       deps.metrics.storeSeconds.observe((performance.now() - started) / 1000)
@@ -86,12 +94,6 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
       for (const { kind, status, n } of counted.values()) deps.metrics.ingested.inc({ kind, status }, n)
       deps.field.noteEnvelopes(envelopes)
       deps.field.noteBatch(gateway, deps.now(), envelopes.length, reported(req.headers))
-      // Alerts and incidents join the casebook, duplicates included: a batch the store kept only
-      // in part (a failure between its write slices, or the process killed before this line)
-      // comes back as duplicates, and its cases must still open. The casebook tracks sequences,
-      // so a true replay changes nothing there.
-      const cases = envelopes.filter((e) => e.kind === 'alert' || e.kind === 'incident')
-      if (cases.length > 0) deps.casebook.applyEnvelopes(cases)
       deps.bus.publish(fresh)
       return { results }
     },

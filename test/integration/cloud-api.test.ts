@@ -5,7 +5,7 @@
 import { gzipSync } from 'node:zlib'
 import type { FastifyInstance } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildApp } from '../../cloud-api/app.ts'
+import { buildApp, type AppDeps } from '../../cloud-api/app.ts'
 import { loadCloudConfig } from '../../cloud-api/config.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { StoreUnavailableError, type EventStore } from '../../cloud-api/store/store.ts'
@@ -88,6 +88,38 @@ describe('cloud-api', () => {
         const again = await center.inject({ url: '/v1/alerts?office=office-test', headers: { authorization: `Bearer ${READER_TOKEN}` } })
         expect(again.json<{ alerts: unknown[] }>().alerts).toEqual(alerts)
       } finally {
+        await center.close()
+        await store.close()
+      }
+    })
+
+    it('announces an alert before its store write, and a resend after a failed write opens no second case', async () => {
+      // The casebook commit numbers and announces an alert; the store write comes after it, so a
+      // console is not kept waiting on it. When that write fails the gateway sends the batch again.
+      const store = new SqliteStore(':memory:')
+      const write = store.write.bind(store)
+      let failWrites = true
+      store.write = (envelopes) => (failWrites ? Promise.reject(new StoreUnavailableError('connection refused')) : write(envelopes))
+      const center = await appWith(store)
+      const announced: string[] = []
+      // Read through the port the stream route uses, so a regression in the order shows here.
+      const { feed } = (center as unknown as { center: AppDeps }).center
+      const unsubscribe = feed.subscribe((events) => announced.push(...events.filter((e) => e.event === 'alert').map((e) => (JSON.parse(e.data) as Envelope).id)))
+      try {
+        const raise = f.alert('gas-early', T, { alertId: '', state: 'raised', severity: 'critical', message: 'high alarm' })
+        const raiseWithId = { ...raise, payload: { ...raise.payload, alertId: raise.id } } as Envelope
+        const first = await ingest(center, [raiseWithId])
+        expect(first.statusCode).toBe(503)
+        expect(announced).toEqual([raise.id])
+
+        failWrites = false
+        const resend = await ingest(center, [raiseWithId])
+        expect(resend.json<{ results: { status: string }[] }>().results.map((r) => r.status)).toEqual(['stored'])
+        expect(announced).toEqual([raise.id])
+        const res = await center.inject({ url: '/v1/alerts?office=office-test', headers: { authorization: `Bearer ${READER_TOKEN}` } })
+        expect(res.json<{ alerts: { id: string; state: string }[] }>().alerts).toEqual([expect.objectContaining({ id: raise.id, state: 'raised' })])
+      } finally {
+        unsubscribe()
         await center.close()
         await store.close()
       }
