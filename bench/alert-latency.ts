@@ -15,7 +15,8 @@
  * Also printed, from the processes' own metrics: mean group-commit and urgent-request times, and
  * how many gateway commits and center store writes took over 10 ms; and, measured first in the
  * same run, this disk's fsync latency. BENCH_CLOUD_DIR=/dev/shm puts the center's store on tmpfs
- * (to separate the two ends' disk traffic); BENCH_BACKGROUND sets the background rate.
+ * (to separate the two ends' disk traffic); BENCH_BACKGROUND sets the background rate;
+ * BENCH_GATEWAY_FLAGS adds node flags to the gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  *
  * Last line: {"bench":"alert-latency","p50_ms":…,"p99_ms":…,"background_msgs_per_s":…}
  */
@@ -30,7 +31,7 @@ import { readSse } from '../common/sse.ts'
 import type { Envelope } from '../contracts/envelope.ts'
 import { DEMO_GATEWAY_TOKEN, demoDevicePassword } from '../devices/demo-credentials.ts'
 import { startProcess, type Child } from './lib/proc.ts'
-import { gatewayEnv, gatewayNodeFlags } from './lib/runtime.ts'
+import { benchGatewayFlags, gatewayEnv, gatewayNodeFlags } from './lib/runtime.ts'
 
 const quick = process.argv.includes('--quick')
 const storeArg = process.argv.includes('--store') ? process.argv[process.argv.indexOf('--store') + 1] : 'sqlite'
@@ -100,7 +101,7 @@ try {
   const office = parseYaml(readFileSync(join(dist, 'demo-office.yaml'), 'utf8')) as Record<string, unknown>
   const officePath = join(dir, 'office.json')
   writeFileSync(officePath, JSON.stringify({ ...office, storm: { maxAlerts: 1_000_000, windowSeconds: 60 } }))
-  const gateway = startProcess(process.execPath, [...gatewayNodeFlags(), join(dist, 'gateway.mjs')], {
+  const gateway = startProcess(process.execPath, [...gatewayNodeFlags(), ...benchGatewayFlags(), join(dist, 'gateway.mjs')], {
     env: {
       ...process.env,
       ...gatewayEnv(),

@@ -29,3 +29,6 @@ export const gatewayNodeFlags = () => nodeFlags(gatewayUnit)
 export const gatewayEnv = () => environment(gatewayUnit)
 export const brokerNodeFlags = () => nodeFlags(brokerUnit)
 export const brokerEnv = () => environment(brokerUnit)
+
+/** BENCH_GATEWAY_FLAGS: node flags a benchmark adds to its gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+export const benchGatewayFlags = () => process.env.BENCH_GATEWAY_FLAGS?.split(' ').filter(Boolean) ?? []

@@ -13,7 +13,7 @@ import { freePort } from '../../common/ports.ts'
 import { DEMO_GATEWAY_TOKEN } from '../../devices/demo-credentials.ts'
 import { DEMO_CONFIG_PATH } from '../../gateway/config/load.ts'
 import { startProcess, type Child } from './proc.ts'
-import { gatewayEnv, gatewayNodeFlags } from './runtime.ts'
+import { benchGatewayFlags, gatewayEnv, gatewayNodeFlags } from './runtime.ts'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -33,7 +33,7 @@ function nodeArgs(build: Build, deployable: 'gateway' | 'cloud-api', heapMb?: nu
     if (deployable !== 'gateway') return [bundle]
     const memory = (f: string) => f.startsWith('--max-old-space-size') || f.startsWith('--max-semi-space-size')
     const flags = heapMb === undefined ? gatewayNodeFlags() : [...gatewayNodeFlags().filter((f) => !memory(f)), `--max-old-space-size=${heapMb}`]
-    return [...flags, ...(process.env.BENCH_GATEWAY_FLAGS?.split(' ').filter(Boolean) ?? []), bundle]
+    return [...flags, ...benchGatewayFlags(), bundle]
   }
   return ['--import', 'tsx', join(root, deployable, 'main.ts')]
 }
