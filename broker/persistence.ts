@@ -18,6 +18,7 @@ import { Readable } from 'node:stream'
 import Database from 'better-sqlite3'
 import type { Statement } from 'better-sqlite3'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import { limitPageCache } from '../common/sqlite.ts'
 import { OutgoingQueue } from './outgoing-queue.ts'
 
 const require = createRequire(import.meta.url)
@@ -111,6 +112,7 @@ export class SqlitePersistence extends MemoryPersistence {
   constructor(options: SqlitePersistenceOptions) {
     super()
     this.db = new Database(options.path)
+    limitPageCache(this.db)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
     this.db.exec(SCHEMA)

@@ -49,6 +49,9 @@ parentPort.on('message', (m) => {
     try {
       const db = new Database(m.path, { fileMustExist: true })
       db.pragma('busy_timeout = 1000')
+      // A checkpoint copies WAL frames straight to the database file: no use for a page cache
+      // (better-sqlite3's default is 16 MB a connection; see common/sqlite.ts).
+      db.pragma('cache_size = -256')
       databases.set(m.id, { db, running: false, timer: setInterval(() => checkpoint(m.id), m.intervalMs) })
     } catch (err) {
       parentPort.postMessage({ id: m.id, ok: false, error: String(err && err.message || err) })

@@ -22,6 +22,7 @@ import { envelopeId, type Envelope, type EnvelopeDraft, type EnvelopeKind } from
 import { silentLogger, type Logger } from '../../common/logger.ts'
 import { envelopeJson } from './serialize.ts'
 import { Checkpointer } from '../../common/checkpointer.ts'
+import { limitPageCache } from '../../common/sqlite.ts'
 
 /** Forwarding order: lower goes first. SOS and alerts, then events, then aggregates, then raw telemetry. */
 export const Priority = { alert: 0, event: 1, aggregate: 2, telemetry: 3 } as const
@@ -152,6 +153,7 @@ export class Outbox {
     this.onCommit = options.onCommit
     mkdirSync(dirname(options.path), { recursive: true })
     this.db = new Database(options.path)
+    limitPageCache(this.db)
     // INCREMENTAL before the first table exists: lets eviction hand freed pages back to the OS
     // (PRAGMA incremental_vacuum), so the file on disk shrinks with the data.
     this.db.pragma('auto_vacuum = INCREMENTAL')

@@ -14,6 +14,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { ReadingEnvelope } from '../../contracts/envelope.ts'
 import { Checkpointer } from '../../common/checkpointer.ts'
+import { limitPageCache } from '../../common/sqlite.ts'
 
 export interface RawPoint {
   ts: number
@@ -51,6 +52,7 @@ export class RawStore {
   ) {
     mkdirSync(dirname(path), { recursive: true })
     this.db = new Database(path)
+    limitPageCache(this.db)
     this.db.pragma('journal_mode = WAL')
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(`
