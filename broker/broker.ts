@@ -25,7 +25,14 @@ import { BrokerMetrics, type ListenerName } from './metrics.ts'
 import { SqlitePersistence } from './persistence.ts'
 import type { DeviceRegistry } from './registry.ts'
 
+/** CONNACK 2 (identifier rejected), then the connection closes: Aedes ends it on the error. */
+function refuseConnect(client: Client, done: (err: Error | null, ok: boolean) => void, why: string): void {
+  ;(client.conn as { write(b: Buffer): void }).write(Buffer.from([0x20, 0x02, 0x00, IDENTIFIER_REJECTED]))
+  done(new Error(why), false)
+}
+
 /** CONNACK return codes, MQTT 3.1.1 §3.2.2.3. */
+const IDENTIFIER_REJECTED = 2
 const SERVER_UNAVAILABLE = 3
 const BAD_USERNAME_OR_PASSWORD = 4
 const NOT_AUTHORIZED = 5
@@ -106,18 +113,29 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     drainTimeout: limits.drainTimeoutMs,
     connectTimeout: limits.connectTimeoutMs,
     preConnect(client, packet, done) {
-      // Keepalive enforcement, as Mosquitto's max_keepalive: a client must ask for one, and not a
-      // longer one than allowed, or a dead connection would hold its session for hours. 3.1.1 has
-      // no code for this, so like Mosquitto we answer 2 (identifier rejected) and close.
+      const listener = () => listeners?.info(client.conn)?.listener ?? 'tcp'
+      const { clientId, clean, protocolVersion } = packet as { clientId?: string; clean?: boolean; protocolVersion?: number }
+      // An empty client id is a request for a session the server names, which cannot be resumed
+      // later: only with CleanSession 1 (MQTT-3.1.3-8: otherwise CONNACK 2 and close), and never
+      // in MQTT 3.1, whose client ids are 1 to 23 characters. Aedes would name it and go on.
+      if (!clientId && (clean === false || protocolVersion === 3)) {
+        metrics.connectionsRefused.inc({ listener: listener(), reason: 'client_id' })
+        log.warn({ code: 'BROKER_CLIENT_ID_REFUSED', clean, protocolVersion, listener: listener() }, 'connection refused: empty client id without a clean session')
+        return refuseConnect(client, done, 'empty client id without a clean session')
+      }
+      // Keepalive enforcement. A keepalive over the maximum is refused as Mosquitto's max_keepalive
+      // does: 3.1.1 has no code for it, so CONNACK 2 (identifier rejected) and close. A keepalive
+      // of 0 turns the client's own checks off (3.1.1 §3.1.2.10), which every client may ask; the
+      // server "is permitted to disconnect a Client that it determines to be inactive ... at any
+      // time", so such a client is held to the maximum instead, and a dead connection still ends.
       const max = limits.keepaliveMaxSeconds
       const keepalive = (packet as { keepalive?: number }).keepalive ?? 0
-      if (max > 0 && (keepalive === 0 || keepalive > max)) {
-        const listener = listeners?.info(client.conn)?.listener ?? 'tcp'
-        metrics.connectionsRefused.inc({ listener, reason: 'keepalive' })
-        log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId: packet.clientId, keepalive, max, listener }, 'connection refused: keepalive out of range')
-        ;(client.conn as { write(b: Buffer): void }).write(Buffer.from([0x20, 0x02, 0x00, 0x02]))
-        return done(new Error('keepalive out of range'), false)
+      if (max > 0 && keepalive > max) {
+        metrics.connectionsRefused.inc({ listener: listener(), reason: 'keepalive' })
+        log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId, keepalive, max, listener: listener() }, 'connection refused: keepalive out of range')
+        return refuseConnect(client, done, 'keepalive out of range')
       }
+      if (max > 0 && keepalive === 0) (packet as { keepalive?: number }).keepalive = max
       done(null, true)
     },
     authenticate(client, username, password, done) {

@@ -145,6 +145,18 @@ describe('MQTT 3.1.1 conformance', () => {
   })
 
   describe('QoS', () => {
+    it('overlapping subscriptions deliver one copy, at the highest QoS of those matching (MQTT-3.3.5-1)', async () => {
+      const sub = await client()
+      // The sentinel goes at QoS 2 as well: MQTT.js hands a QoS 2 message over at PUBREL, so a QoS 1
+      // sentinel could overtake it.
+      await sub.subscribeAsync({ 'over/#': { qos: 2 }, 'over/+': { qos: 1 }, 'over-end': { qos: 2 } })
+      const got = collectUntil(sub, 'over-end')
+      const pub = await client()
+      await pub.publishAsync('over/c', 'both match', { qos: 2 })
+      await pub.publishAsync('over-end', '', { qos: 2 })
+      expect(await got).toEqual([{ topic: 'over/c', payload: 'both match', qos: 2, retain: false }])
+    })
+
     it.each([
       [0, 2, 0],
       [1, 2, 1],
@@ -202,6 +214,33 @@ describe('MQTT 3.1.1 conformance', () => {
       expect(await present(true)).toBe(false)
       // The clean connect discarded the session (MQTT-3.1.2-6).
       expect(await present(false)).toBe(false)
+    })
+
+    it('an empty client id is accepted only with a clean session (MQTT-3.1.3-8), and never in MQTT 3.1', async () => {
+      const port = broker.broker.ports.tcp!
+      const attempt = async (protocolId: 'MQTT' | 'MQIsdp', protocolVersion: 3 | 4, clean: boolean) => {
+        const raw = await RawMqtt.open(port)
+        const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+        // By hand: mqtt-packet refuses to encode what these clients send.
+        const name = Buffer.from(protocolId)
+        const variable = Buffer.concat([Buffer.from([0, name.length]), name, Buffer.from([protocolVersion, clean ? 0x02 : 0x00, 0, 30])])
+        const body = Buffer.concat([variable, Buffer.from([0, 0])]) // client id: zero bytes
+        raw.socket.write(Buffer.concat([Buffer.from([0x10, body.length]), body]))
+        const { returnCode } = (await raw.next((p) => p.cmd === 'connack')) as { returnCode: number }
+        return { returnCode, raw, closed }
+      }
+      // Refused with 2 (identifier rejected), and the server closes the connection.
+      for (const [protocolId, version, clean] of [['MQTT', 4, false], ['MQIsdp', 3, true], ['MQIsdp', 3, false]] as const) {
+        const refused = await attempt(protocolId, version, clean)
+        expect(refused.returnCode, `${protocolId} ${version} clean=${clean}`).toBe(2)
+        await refused.closed
+      }
+      // With a clean session the server names the session, and it works.
+      const named = await attempt('MQTT', 4, true)
+      expect(named.returnCode).toBe(0)
+      named.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'anon/echo', qos: 1 }] })
+      expect(await named.raw.next((p) => p.cmd === 'suback')).toMatchObject({ granted: [1] })
+      named.raw.close()
     })
 
     it('a persistent session queues QoS 1 while offline; a clean one does not', async () => {

@@ -104,17 +104,15 @@ describe('broker protections', () => {
     expect(await metricOf(broker, 'broker_messages_dropped_total', 'reason="acl"')).toBe(0)
   })
 
-  it('refuses a keepalive of 0 or over the maximum with CONNACK 2, and disconnects a client silent for 1.5× its keepalive', async () => {
+  it('refuses a keepalive over the maximum with CONNACK 2, and disconnects a client silent for 1.5× its keepalive', async () => {
     const { broker } = await start({ keepaliveMaxSeconds: 60 })
     const port = broker.broker.ports.tcp!
-    for (const keepalive of [0, 61]) {
-      const raw = await RawMqtt.open(port)
-      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: `ka-${keepalive}`, keepalive, username: 'gas-001', password: Buffer.from(passwordOf('gas-001')) })
-      const connack = (await raw.next((p) => p.cmd === 'connack')) as { returnCode: number }
-      expect(connack.returnCode).toBe(2)
-      raw.close()
-    }
-    expect(await metricOf(broker, 'broker_connections_refused_total', 'listener="tcp",reason="keepalive"')).toBe(2)
+    const raw = await RawMqtt.open(port)
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ka-61', keepalive: 61, username: 'gas-001', password: Buffer.from(passwordOf('gas-001')) })
+    const connack = (await raw.next((p) => p.cmd === 'connack')) as { returnCode: number }
+    expect(connack.returnCode).toBe(2)
+    raw.close()
+    expect(await metricOf(broker, 'broker_connections_refused_total', 'listener="tcp",reason="keepalive"')).toBe(1)
 
     const silent = await RawMqtt.open(port)
     silent.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'silent', keepalive: 1, username: 'gas-001', password: Buffer.from(passwordOf('gas-001')) })
@@ -125,6 +123,20 @@ describe('broker protections', () => {
       silent.socket.once('close', () => (clearTimeout(timer), resolve()))
     })
     expect(await metricOf(broker, 'broker_forced_disconnects_total', 'reason="keepalive_timeout"')).toBe(1)
+  })
+
+  it('accepts a keepalive of 0 (the client checks nothing) and holds that client to the maximum', async () => {
+    const { broker } = await start({ keepaliveMaxSeconds: 1 })
+    const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+    const closed = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('a silent keepalive-0 client is still connected')), 5000)
+      raw.socket.once('close', () => (clearTimeout(timer), resolve()))
+    })
+    raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'ka-0', keepalive: 0, username: 'gas-001', password: Buffer.from(passwordOf('gas-001')) })
+    expect(await raw.next((p) => p.cmd === 'connack')).toMatchObject({ returnCode: 0 })
+    await closed
+    expect(await metricOf(broker, 'broker_forced_disconnects_total', 'reason="keepalive_timeout"')).toBe(1)
+    expect(await metricOf(broker, 'broker_connections_refused_total', 'listener="tcp",reason="keepalive"')).toBe(0)
   })
 
   it('disconnects a subscriber that stops reading, and keeps serving everyone else', async () => {
