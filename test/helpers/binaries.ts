@@ -15,9 +15,22 @@ export function hasBinary(name: string): boolean {
   }
 }
 
-/** `describe` when every binary is present; otherwise a loud skip, or a failure under CI. */
-export function describeWith(binaries: { name: string; debianPackage: string }[]): typeof describe {
-  const missing = binaries.filter((b) => !hasBinary(b.name))
+/** Whether a command (argv, no shell) runs and exits 0. */
+function succeeds(argv: readonly string[]): boolean {
+  try {
+    execFileSync(argv[0], argv.slice(1), { stdio: 'ignore', timeout: 10_000 })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * `describe` when every binary is present; otherwise a loud skip, or a failure under CI. A `probe`
+ * (argv) stands in for the PATH lookup of `name` when being on PATH is not enough.
+ */
+export function describeWith(binaries: { name: string; debianPackage: string; probe?: readonly string[] }[]): typeof describe {
+  const missing = binaries.filter((b) => !(b.probe ? succeeds(b.probe) : hasBinary(b.name)))
   if (missing.length === 0) return describe
   const what = missing.map((b) => `${b.name} (apt-get install -y ${b.debianPackage})`).join(', ')
   if (process.env.CI === 'true') throw new Error(`CI=true and required binaries are missing: ${what}`)
@@ -28,3 +41,5 @@ export function describeWith(binaries: { name: string; debianPackage: string }[]
 export const INFLUXD = { name: 'influxd', debianPackage: 'influxdb' }
 export const MOSQUITTO_CLIENTS = { name: 'mosquitto_pub', debianPackage: 'mosquitto-clients' }
 export const MOSQUITTO = { name: 'mosquitto', debianPackage: 'mosquitto' }
+/** The system Python with pymodbus (3.0 in Debian bookworm), a third-party Modbus RTU slave. */
+export const PYMODBUS = { name: '/usr/bin/python3 with pymodbus', debianPackage: 'python3-pymodbus', probe: ['/usr/bin/python3', '-c', 'import pymodbus'] }
