@@ -30,6 +30,22 @@ describe('Outbox', () => {
     box.close()
   })
 
+  it('commits an alert at once, with what is pending, without waiting for the end of the turn', async () => {
+    const commits: string[][] = []
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', onCommit: (e) => commits.push(e.map((x) => x.kind)) })
+    const before = box.append([box.stamp(reading(1))])
+    let alertCommitted = false
+    box.appendCb([box.stamp(alert())], [], (err) => (alertCommitted = err === null))
+    // Synchronously: the alert and the reading before it are on disk already.
+    expect(alertCommitted).toBe(true)
+    expect(commits).toEqual([['reading', 'alert']])
+    const after = box.append([box.stamp(reading(2))])
+    expect(commits).toHaveLength(1)
+    await Promise.all([before, after])
+    expect(commits).toEqual([['reading', 'alert'], ['reading']])
+    box.close()
+  })
+
   it('caps a group commit at maxBatchRows', async () => {
     const commits: number[] = []
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', maxBatchRows: 20, onCommit: (e) => commits.push(e.length) })
