@@ -51,6 +51,17 @@ describe('ISAPI EventNotificationAlert parsing', () => {
     expect(parsed('fire-detection.xml').channel).toBe(2)
   })
 
+  it('reads a `duration` event as the event its relationEvent names', () => {
+    expect(parsed('duration-fielddetection.xml')).toMatchObject({ eventType: 'fielddetection', channel: 1, channelName: 'Canteen yard' })
+    expect(mapped(parsed('duration-fielddetection.xml')).event).toBe('intrusion')
+  })
+
+  it('takes the target from a top-level targetType, and reads an offset with a one-digit hour', () => {
+    const alert = parsed('nvr-vmd-targettype.xml')
+    expect(alert).toMatchObject({ eventType: 'VMD', channel: 5, targets: ['human'] })
+    expect(mapped(alert)).toMatchObject({ event: 'motion', region: 'Camera 05 (human)', ts: '2026-11-26T06:56:42-06:00' })
+  })
+
   it('reads a heartbeat without an XML declaration in the old ver10 namespace', () => {
     expect(parsed('videoloss-heartbeat.xml')).toMatchObject({ eventType: 'videoloss', eventState: 'inactive', activePostCount: 0 })
   })

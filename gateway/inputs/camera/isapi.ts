@@ -73,7 +73,7 @@ const parser = new XMLParser({
   processEntities: true,
   htmlEntities: false,
   maxNestedTags: 24,
-  isArray: (name) => name === 'DetectionRegionEntry' || name === 'RegionCoordinates',
+  isArray: (name) => name === 'DetectionRegionEntry' || name === 'RegionCoordinates' || name === 'Duration',
 })
 
 export function parseEventNotification(xml: Buffer | string): IsapiParseResult {
@@ -91,8 +91,14 @@ export function parseEventNotification(xml: Buffer | string): IsapiParseResult {
   }
   const root = doc.EventNotificationAlert
   if (!isRecord(root)) return fail('the document is not an EventNotificationAlert')
-  const eventType = str(root.eventType)
+  let eventType = str(root.eventType)
   if (!eventType) return fail('EventNotificationAlert has no eventType')
+  // Newer firmware reports a smart event that lasts as `duration`, naming the event itself in
+  // DurationList/Duration/relationEvent: that is the event (an intrusion, not "a duration").
+  if (eventType.toLowerCase() === 'duration' && isRecord(root.DurationList)) {
+    const related = asArray(root.DurationList.Duration).map((d) => (isRecord(d) ? str(d.relationEvent) : undefined)).find((e) => e !== undefined)
+    if (related) eventType = related
+  }
   if (eventType.length > 128) return fail('eventType is longer than 128 characters')
   const state = (str(root.eventState) ?? 'active').toLowerCase()
   if (state !== 'active' && state !== 'inactive') return fail(`eventState "${state}" is neither active nor inactive`)
@@ -111,6 +117,9 @@ export function parseEventNotification(xml: Buffer | string): IsapiParseResult {
     if (c !== undefined) confidence = Math.max(confidence ?? 0, c)
   }
   confidence ??= percent(root.confidence)
+  // NVRs and motion events with target classification name the target at the top level.
+  const topTarget = str(root.targetType)
+  if (topTarget && targets.length === 0) targets.push(topTarget)
 
   const alert: IsapiAlert = { eventType, eventState: state, regions, targets }
   const channel = int(root.channelID) ?? int(root.dynChannelID)
@@ -181,8 +190,10 @@ const ISO_LOCAL = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$/
  * leaves the offset out; the camera's clock is then the office's local time. Anything else is
  * left out, and the gateway's receive time stands.
  */
-function sourceTime(dateTime: string | undefined, utcOffsetMinutes: number): string | undefined {
-  if (!dateTime) return undefined
+function sourceTime(raw: string | undefined, utcOffsetMinutes: number): string | undefined {
+  if (!raw) return undefined
+  // Some firmware writes a one-digit hour in the offset (2013-06-10T12:00:00-6:00).
+  const dateTime = raw.replace(/([+-])(\d):(\d{2})$/, (_m, sign: string, hour: string, minute: string) => `${sign}0${hour}:${minute}`)
   if (ISO_WITH_ZONE.test(dateTime)) return dateTime
   if (!ISO_LOCAL.test(dateTime)) return undefined
   const sign = utcOffsetMinutes < 0 ? '-' : '+'
