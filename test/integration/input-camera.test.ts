@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { MqttClient } from 'mqtt'
@@ -147,6 +148,34 @@ describe('camera input (ISAPI push)', () => {
       expect(readFileSync(join(gateway.config.gateway.dataDir, ref))).toEqual(JPEG)
     })
 
+    it('takes the pictures of NVRs and ANPR cameras: no filename, no type, several per event', async () => {
+      const part = (headers: string, bytes: Buffer) => Buffer.concat([Buffer.from(`--b0undary\r\n${headers}\r\n\r\n`), bytes, Buffer.from('\r\n')])
+      const xmlPart = part('Content-Disposition: form-data; name="fielddetection"\r\nContent-Type: application/xml', fixture('fielddetection.xml'))
+      // An NVR's picture part: a name and a type, no filename, larger than an XML part may be. It
+      // is a picture (over this office's snapshot limit, so counted and dropped); the event stays.
+      const tooLarge = () => metric(/gateway_camera_snapshots_dropped_total\{camera="cam-isapi-01",reason="too_large"\} (\d+)/)
+      const wasTooLarge = await tooLarge()
+      let before = lastSeq()
+      const nvr = await camera().post(
+        Buffer.concat([xmlPart, part('Content-Disposition: form-data; name="Picture"\r\nContent-Type: image/jpeg', Buffer.concat([JPEG, Buffer.alloc(150 * 1024)])), Buffer.from('--b0undary--\r\n')]),
+        'multipart/form-data; boundary=b0undary',
+      )
+      expect(nvr.status).toBe(200)
+      expect(committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera').map((r) => r.payload.event)).toEqual(['intrusion'])
+      expect(await tooLarge()).toBe(wasTooLarge + 1)
+
+      // An ANPR camera's five pictures as application/octet-stream without filenames: the first is kept.
+      const pictures = [1, 2, 3, 4, 5].map((i) => Buffer.concat([JPEG, Buffer.alloc(i, i)]))
+      before = lastSeq()
+      const anpr = await camera().post(
+        Buffer.concat([xmlPart, ...pictures.map((p, i) => part(`Content-Disposition: form-data; name="picture${i}"\r\nContent-Type: application/octet-stream`, p)), Buffer.from('--b0undary--\r\n')]),
+        'multipart/form-data; boundary=b0undary',
+      )
+      expect(anpr.status).toBe(200)
+      const [event] = committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera')
+      expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(pictures[0])
+    })
+
     it('keeps an event type it does not know, under its own normalised name', async () => {
       const before = lastSeq()
       const res = await camera().post(fixture('audioexception.xml'), 'application/xml')
@@ -282,6 +311,21 @@ describe('camera input (ISAPI push)', () => {
       // One line per address and reason per 10 s: repeats are counted, not logged again.
       expect(lines.some((l) => l.includes('GW_CAMERA_AUTH_FAILED') && l.includes(`"address":"${address}"`) && l.includes(`"reason":"${reason}"`))).toBe(true)
       expect(lines.join('\n')).not.toContain('not-the-password')
+    })
+
+    it('ends the connection of a refused push with a large body, and keeps it for a small one', async () => {
+      // Raw requests: what matters is the Connection header and whether the socket stays open.
+      const refusedWith = (body: Buffer, localAddress: string) =>
+        new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+          const req = httpRequest(url, { method: 'POST', localAddress, headers: { 'content-type': 'application/xml', 'content-length': body.length } }, (res) => {
+            res.resume()
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }))
+          })
+          req.on('error', reject)
+          req.end(body)
+        })
+      expect(await refusedWith(fixture('fielddetection.xml'), '127.0.0.25')).toEqual({ status: 401, connection: 'keep-alive' })
+      expect(await refusedWith(Buffer.alloc(2 * 1024 * 1024, 0x20), '127.0.0.26')).toEqual({ status: 401, connection: 'close' })
     })
 
     it('does not give an address fresh tries when a camera behind the same NAT logs in', async () => {

@@ -140,7 +140,12 @@ export class CameraInput implements Input {
     // These limits are per part; the whole body's is kept by readMultipart, since four files of
     // fileSize each would otherwise be four times maxBodyBytes (bodyLimit does not cover multipart).
     void app.register(multipart, {
-      limits: { fileSize: maxBodyBytes, files: 4, parts: 8, fields: 4, fieldSize: MAX_XML_BYTES, headerPairs: 32 },
+      // Every part is read as a stream and sorted by readMultipart. busboy's default makes a part
+      // without a filename a "field", held in memory and refused over fieldSize: NVRs send their
+      // pictures that way (name="Picture", no filename), which lost the whole event with a 413.
+      isPartAFile: () => true,
+      // ANPR and traffic cameras send the XML and several pictures (scene, plate, vehicle).
+      limits: { fileSize: maxBodyBytes, files: 16, parts: 16, fields: 4, fieldSize: MAX_XML_BYTES, headerPairs: 32 },
     })
     // Before the body is read: an unauthenticated client never gets to upload megabytes.
     app.addHook('onRequest', async (req, reply) => {
@@ -175,6 +180,11 @@ export class CameraInput implements Input {
       this.ctx.logger.warn({ code: 'GW_CAMERA_AUTH_FAILED', address, camera: result.deviceId, reason: result.reason, heldBack: held }, 'camera push refused')
     }
     if (result.status === 401) reply.header('www-authenticate', this.auth.challenges(result.reason === 'stale_nonce'))
+    // To keep the connection, Node reads and discards the rest of a refused body, however large.
+    // A small one (a login's first step: an alarm XML) may keep it; anything larger, or of unknown
+    // length, ends it, so a refused client cannot make the gateway read megabytes.
+    const length = req.headers['transfer-encoding'] !== undefined ? Infinity : Number(req.headers['content-length'] ?? 0)
+    if (!(length <= MAX_XML_BYTES)) reply.header('connection', 'close')
     if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds))
     return reply.code(result.status).type('application/xml').send(responseStatus(req.url, 4, 'Invalid Operation', result.reason))
   }
@@ -287,13 +297,19 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
       if (value && !pushed.xml && looksLikeXml(part.mimetype, part.fieldname, value)) pushed.xml = value
       continue
     }
-    const isImage = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename)
-    const declaredXml = /xml/i.test(part.mimetype) || /\.xml$/i.test(part.filename)
+    const named = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '')
+    const declaredXml = /xml/i.test(part.mimetype) || /\.xml$/i.test(part.filename ?? '')
     const chunks: Buffer[] = []
     let bytes = 0
-    const cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
+    let isImage = named
+    let cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
     // Bytes beyond the cap are read (the stream must be drained) but not kept.
     for await (const chunk of part.file as AsyncIterable<Buffer>) {
+      // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
+      if (bytes === 0 && !isImage && !declaredXml && isPicture(chunk)) {
+        isImage = true
+        cap = maxSnapshotBytes
+      }
       count(chunk.length)
       bytes += chunk.length
       if (bytes <= cap) chunks.push(chunk)
@@ -310,9 +326,15 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
       continue // a large part of another kind (a clip, say) is not the event
     }
     const value = Buffer.concat(chunks)
-    if (!pushed.xml && looksLikeXml(part.mimetype, part.filename, value)) pushed.xml = value
+    if (!pushed.xml && looksLikeXml(part.mimetype, part.filename ?? part.fieldname, value)) pushed.xml = value
   }
   return pushed
+}
+
+/** A JPEG (FF D8 FF) or PNG by its signature. */
+function isPicture(head: Buffer): boolean {
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return true
+  return head.length >= 4 && head[0] === 0x89 && head.toString('latin1', 1, 4) === 'PNG'
 }
 
 function looksLikeXml(mimetype: string, name: string, value: Buffer): boolean {
