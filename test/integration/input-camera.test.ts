@@ -176,6 +176,28 @@ describe('camera input (ISAPI push)', () => {
       expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(pictures[0])
     })
 
+    it('takes the JSON form of newer firmware, alone or as the event part of a multipart body', async () => {
+      let before = lastSeq()
+      expect((await camera().post(fixture('density.json'), 'application/json')).status).toBe(200)
+      expect(committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera').map((r) => r.payload)).toEqual([
+        { event: 'crowding', confidence: 1, channel: 3, region: 'Market square (human)' },
+      ])
+      const part = (headers: string, bytes: Buffer) => Buffer.concat([Buffer.from(`--b0undary\r\n${headers}\r\n\r\n`), bytes, Buffer.from('\r\n')])
+      before = lastSeq()
+      const res = await camera().post(
+        Buffer.concat([
+          part('Content-Disposition: form-data; name="personDensityDetection"\r\nContent-Type: application/json', fixture('density.json')),
+          part('Content-Disposition: form-data; name="person_density_image"; filename="density.jpg"\r\nContent-Type: image/jpeg', JPEG),
+          Buffer.from('--b0undary--\r\n'),
+        ]),
+        'multipart/form-data; boundary=b0undary',
+      )
+      expect(res.status).toBe(200)
+      const [event] = committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera')
+      expect(event.payload).toMatchObject({ event: 'crowding', region: 'Market square (human)' })
+      expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(JPEG)
+    })
+
     it('keeps an event type it does not know, under its own normalised name', async () => {
       const before = lastSeq()
       const res = await camera().post(fixture('audioexception.xml'), 'application/xml')
@@ -423,7 +445,7 @@ describe('camera input (ISAPI push)', () => {
       ])
       const noXml = await camera().post(onlyImage, 'multipart/form-data; boundary=b0undary')
       expect(noXml.status).toBe(400)
-      expect(noXml.body).toContain('no EventNotificationAlert XML part')
+      expect(noXml.body).toContain('no EventNotificationAlert XML or JSON part')
       expect(await rejected('cam-isapi-01', 'bad_multipart')).toBe(was + 2)
     })
 
@@ -435,8 +457,8 @@ describe('camera input (ISAPI push)', () => {
       const was = await rejected('cam-isapi-01', 'oversized')
       expect((await camera().post(bigPart, 'multipart/form-data; boundary=b0undary')).status).toBe(413)
       expect(await rejected('cam-isapi-01', 'oversized')).toBe(was + 1)
-      const json = await camera().post(Buffer.from('{"eventType":"VMD"}'), 'application/json')
-      expect(json.status).toBe(415)
+      const text = await camera().post(Buffer.from('eventType=VMD'), 'text/plain')
+      expect(text.status).toBe(415)
       expect(await rejected('cam-isapi-01', 'unsupported_type')).toBe(1)
     })
 

@@ -62,6 +62,25 @@ describe('ISAPI EventNotificationAlert parsing', () => {
     expect(mapped(alert)).toMatchObject({ event: 'motion', region: 'Camera 05 (human)', ts: '2026-11-26T06:56:42-06:00' })
   })
 
+  it('reads the JSON form of newer firmware, bare or wrapped in EventNotificationAlert', () => {
+    const density = parsed('density.json')
+    expect(density).toMatchObject({ eventType: 'personDensityDetection', eventState: 'active', channel: 3, channelName: 'Market square', targets: ['human'] })
+    expect(mapped(density)).toMatchObject({ event: 'crowding', channel: 3, region: 'Market square (human)', ts: '2026-11-26T19:30:08+08:00' })
+    expect(parsed('accesscontroller.json')).toMatchObject({ eventType: 'AccessControllerEvent', activePostCount: 1, ipAddress: '10.20.3.90' })
+    expect(mapped(parsed('accesscontroller.json')).event).toBe('accesscontrollerevent')
+  })
+
+  it.each([
+    ['{"eventType": "VMD", ', /JSON could not be parsed/],
+    ['["VMD"]', /not an object/],
+    ['{"eventState": "active"}', /no eventType/],
+    ['{"__proto__": {"eventType": "VMD"}}', /no eventType/],
+  ])('refuses the JSON %s', (json, message) => {
+    const result = parseEventNotification(json)
+    expect(result.ok).toBe(false)
+    expect(!result.ok && result.message).toMatch(message)
+  })
+
   it('reads a heartbeat without an XML declaration in the old ver10 namespace', () => {
     expect(parsed('videoloss-heartbeat.xml')).toMatchObject({ eventType: 'videoloss', eventState: 'inactive', activePostCount: 0 })
   })
@@ -89,7 +108,6 @@ describe('ISAPI EventNotificationAlert parsing', () => {
     ['no eventType', '<EventNotificationAlert><eventState>active</eventState></EventNotificationAlert>', /no eventType/],
     ['an unknown eventState', '<EventNotificationAlert><eventType>VMD</eventType><eventState>on</eventState></EventNotificationAlert>', /neither active nor inactive/],
     ['an empty body', '', /not an EventNotificationAlert|not well-formed/],
-    ['JSON', '{"eventType":"VMD"}', /not well-formed|not an EventNotificationAlert/],
     ['too deep a document', `<EventNotificationAlert>${'<a>'.repeat(40)}${'</a>'.repeat(40)}</EventNotificationAlert>`, /could not be parsed/],
   ])('refuses %s', (_name, xml, message) => {
     const result = parseEventNotification(xml)

@@ -29,7 +29,8 @@ declare module 'fastify' {
 
 /** What came in one request's body. */
 interface Pushed {
-  xml?: Buffer
+  /** The EventNotificationAlert, XML or JSON. */
+  document?: Buffer
   jpeg?: Buffer
   /** The image part was larger than a snapshot may be; its bytes were not kept. */
   jpegTooLarge?: number
@@ -136,7 +137,8 @@ export class CameraInput implements Input {
     app.decorateRequest('camera', '')
     // Only what a camera sends: Fastify's built-in JSON and text parsers would let other bodies in.
     app.removeAllContentTypeParsers()
-    app.addContentTypeParser(['application/xml', 'text/xml'], { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body))
+    // The same EventNotificationAlert as XML or, from newer firmware, as JSON (isapi.ts reads both).
+    app.addContentTypeParser(['application/xml', 'text/xml', 'application/json'], { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body))
     // These limits are per part; the whole body's is kept by readMultipart, since four files of
     // fileSize each would otherwise be four times maxBodyBytes (bodyLimit does not cover multipart).
     void app.register(multipart, {
@@ -161,7 +163,7 @@ export class CameraInput implements Input {
       const source = req.camera || 'unknown'
       const status = err.statusCode ?? 500
       if (status === 413) return this.bad(req, reply, source, new BadRequest('oversized', err.message), 413)
-      if (status === 415) return this.bad(req, reply, source, new BadRequest('unsupported_type', 'unsupported Content-Type; send application/xml, text/xml or multipart/form-data'), 415)
+      if (status === 415) return this.bad(req, reply, source, new BadRequest('unsupported_type', 'unsupported Content-Type; send application/xml, text/xml, application/json or multipart/form-data'), 415)
       if (status >= 400 && status < 500) return this.bad(req, reply, source, new BadRequest('bad_multipart', err.message), status)
       this.ctx.logger.error({ err, camera: source }, 'camera input request failed')
       return reply.code(500).type('application/xml').send(responseStatus(req.url, 3, 'Device Error', 'internalError'))
@@ -195,7 +197,7 @@ export class CameraInput implements Input {
     this.input.frame(camera)
     let pushed: Pushed
     try {
-      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes, this.settings.maxBodyBytes) : { xml: req.body as Buffer }
+      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes, this.settings.maxBodyBytes) : { document: req.body as Buffer }
     } catch (err) {
       // Reading may have stopped mid-body: the rest of it must not be taken for the next request
       // on this connection, nor read on the client's behalf. The connection ends with the answer.
@@ -205,11 +207,11 @@ export class CameraInput implements Input {
       if (e.statusCode === 413) return this.bad(req, reply, camera, new BadRequest('oversized', e.message), 413)
       return this.bad(req, reply, camera, new BadRequest('bad_multipart', `multipart body could not be read: ${e.message}`))
     }
-    if (!pushed.xml || pushed.xml.length === 0) {
-      const missing = req.isMultipart() ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML part') : new BadRequest('bad_xml', 'empty body')
+    if (!pushed.document || pushed.document.length === 0) {
+      const missing = req.isMultipart() ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML or JSON part') : new BadRequest('bad_xml', 'empty body')
       return this.bad(req, reply, camera, missing)
     }
-    const parsed = parseEventNotification(pushed.xml)
+    const parsed = parseEventNotification(pushed.document)
     if (!parsed.ok) return this.bad(req, reply, camera, new BadRequest('bad_xml', parsed.message))
     const mapped = toCameraMessage(parsed.alert, {
       defaultConfidence: this.settings.defaultConfidence,
@@ -294,11 +296,11 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
       if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
       const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
       count(value?.length ?? 0)
-      if (value && !pushed.xml && looksLikeXml(part.mimetype, part.fieldname, value)) pushed.xml = value
+      if (value && !pushed.document && looksLikeDocument(part.mimetype, part.fieldname, value)) pushed.document = value
       continue
     }
     const named = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '')
-    const declaredXml = /xml/i.test(part.mimetype) || /\.xml$/i.test(part.filename ?? '')
+    const declaredDocument = /xml|json/i.test(part.mimetype) || /\.(xml|json)$/i.test(part.filename ?? '')
     const chunks: Buffer[] = []
     let bytes = 0
     let isImage = named
@@ -306,7 +308,7 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
     // Bytes beyond the cap are read (the stream must be drained) but not kept.
     for await (const chunk of part.file as AsyncIterable<Buffer>) {
       // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
-      if (bytes === 0 && !isImage && !declaredXml && isPicture(chunk)) {
+      if (bytes === 0 && !isImage && !declaredDocument && isPicture(chunk)) {
         isImage = true
         cap = maxSnapshotBytes
       }
@@ -322,11 +324,11 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
       continue
     }
     if (bytes > cap) {
-      if (declaredXml) throw new BadRequest('oversized', `XML part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+      if (declaredDocument) throw new BadRequest('oversized', `event part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
       continue // a large part of another kind (a clip, say) is not the event
     }
     const value = Buffer.concat(chunks)
-    if (!pushed.xml && looksLikeXml(part.mimetype, part.filename ?? part.fieldname, value)) pushed.xml = value
+    if (!pushed.document && looksLikeDocument(part.mimetype, part.filename ?? part.fieldname, value)) pushed.document = value
   }
   return pushed
 }
@@ -337,8 +339,9 @@ function isPicture(head: Buffer): boolean {
   return head.length >= 4 && head[0] === 0x89 && head.toString('latin1', 1, 4) === 'PNG'
 }
 
-function looksLikeXml(mimetype: string, name: string, value: Buffer): boolean {
-  if (/xml/i.test(mimetype) || /\.xml$/i.test(name)) return true
+/** The event document: declared XML or JSON, or starting like one. */
+function looksLikeDocument(mimetype: string, name: string, value: Buffer): boolean {
+  if (/xml|json/i.test(mimetype) || /\.(xml|json)$/i.test(name)) return true
   const first = value.subarray(0, 64).toString('utf8').replace(/^\uFEFF/, '').trimStart()
-  return first.startsWith('<')
+  return first.startsWith('<') || first.startsWith('{')
 }

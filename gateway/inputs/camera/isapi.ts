@@ -76,19 +76,44 @@ const parser = new XMLParser({
   isArray: (name) => name === 'DetectionRegionEntry' || name === 'RegionCoordinates' || name === 'Duration',
 })
 
-export function parseEventNotification(xml: Buffer | string): IsapiParseResult {
-  const text = (typeof xml === 'string' ? xml : xml.toString('utf8')).replace(/^\uFEFF/, '')
-  if (Buffer.byteLength(text) > MAX_XML_BYTES) return fail(`XML is larger than ${MAX_XML_BYTES} bytes`)
+/**
+ * Reads an EventNotificationAlert, XML or JSON: newer firmware (access control, the AI Open
+ * Platform, density and thermometry events) can post the same document as JSON, with the XML
+ * element names as keys, either bare or under `EventNotificationAlert`.
+ */
+export function parseEventNotification(body: Buffer | string): IsapiParseResult {
+  const text = (typeof body === 'string' ? body : body.toString('utf8')).replace(/^\uFEFF/, '')
+  if (Buffer.byteLength(text) > MAX_XML_BYTES) return fail(`the document is larger than ${MAX_XML_BYTES} bytes`)
+  const doc = /^\s*[[{]/.test(text) ? parseJson(text) : parseXml(text)
+  if (!doc.ok) return doc
+  return readAlert(doc.doc)
+}
+
+function parseJson(text: string): { ok: true; doc: Record<string, unknown> } | { ok: false; message: string } {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    return fail(`JSON could not be parsed: ${(err as Error).message}`)
+  }
+  if (!isRecord(doc)) return fail('the JSON document is not an object')
+  // Bare or wrapped: {"eventType": ...} or {"EventNotificationAlert": {"eventType": ...}}.
+  return { ok: true, doc: isRecord(doc.EventNotificationAlert) ? doc : { EventNotificationAlert: doc } }
+}
+
+function parseXml(text: string): { ok: true; doc: Record<string, unknown> } | { ok: false; message: string } {
   // ISAPI documents never carry a DTD; one here can only be an entity-expansion or XXE attempt.
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) return fail('XML with a DOCTYPE is not accepted')
   const valid = XMLValidator.validate(text)
   if (valid !== true) return fail(`XML is not well-formed: ${valid.err.msg} (line ${valid.err.line}, column ${valid.err.col})`)
-  let doc: Record<string, unknown>
   try {
-    doc = parser.parse(text) as Record<string, unknown>
+    return { ok: true, doc: parser.parse(text) as Record<string, unknown> }
   } catch (err) {
     return fail(`XML could not be parsed: ${(err as Error).message}`)
   }
+}
+
+function readAlert(doc: Record<string, unknown>): IsapiParseResult {
   const root = doc.EventNotificationAlert
   if (!isRecord(root)) return fail('the document is not an EventNotificationAlert')
   let eventType = str(root.eventType)
@@ -117,9 +142,12 @@ export function parseEventNotification(xml: Buffer | string): IsapiParseResult {
     if (c !== undefined) confidence = Math.max(confidence ?? 0, c)
   }
   confidence ??= percent(root.confidence)
-  // NVRs and motion events with target classification name the target at the top level.
-  const topTarget = str(root.targetType)
-  if (topTarget && targets.length === 0) targets.push(topTarget)
+  // Elsewhere the target is named at the top level: `targetType` (NVRs, motion with target
+  // classification) or, in JSON events such as density, `Target[].recognitionType`.
+  if (targets.length === 0) {
+    const named = [root.targetType, ...asArray(root.Target).map((t) => (isRecord(t) ? t.recognitionType : undefined))]
+    for (const t of named.map(str)) if (t && !targets.includes(t)) targets.push(t)
+  }
 
   const alert: IsapiAlert = { eventType, eventState: state, regions, targets }
   const channel = int(root.channelID) ?? int(root.dynChannelID)
@@ -201,7 +229,7 @@ function sourceTime(raw: string | undefined, utcOffsetMinutes: number): string |
   return `${dateTime}${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`
 }
 
-function fail(message: string): IsapiParseResult {
+function fail(message: string): { ok: false; message: string } {
   return { ok: false, message }
 }
 
