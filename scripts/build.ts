@@ -6,7 +6,7 @@
  * bundled, measured here); on a street-office box with a memory budget that matters. The native
  * addon (better-sqlite3) stays external and loads from node_modules.
  */
-import { cpSync, mkdirSync } from 'node:fs'
+import { cpSync, mkdirSync, rmSync } from 'node:fs'
 import { build } from 'esbuild'
 
 const entries = {
@@ -16,6 +16,9 @@ const entries = {
   'mqtt-load': 'devices/load/mqtt-load.ts',
 }
 
+// From empty: code splitting names chunks by content hash, so every build used to leave the last
+// one's chunks behind (141 files after a day's work, most of them dead).
+rmSync('dist', { recursive: true, force: true })
 mkdirSync('dist', { recursive: true })
 await build({
   entryPoints: entries,
