@@ -123,6 +123,7 @@ export class Outbox {
   private pending: PendingAppend[] = []
   private pendingRows = 0
   private flushScheduled = false
+  private urgentScheduled = false
   private closed = false
   /** Rows handed to the uplink and not yet answered: eviction leaves them alone. */
   private readonly leased = new Set<number>()
@@ -282,11 +283,21 @@ export class Outbox {
     }
     this.pending.push({ envelopes, state, done, transmission })
     this.pendingRows += envelopes.length
-    // An alert or SOS commits at once, with whatever is pending, rather than at the end of the
-    // event-loop turn: behind a busy turn (5,000 msgs/s of telemetry) that wait was up to a
-    // millisecond of its way to the center. Alerts are few, so the extra commits are too.
-    if (this.pendingRows >= this.maxBatchRows || envelopes.some(isUrgent)) {
+    if (this.pendingRows >= this.maxBatchRows) {
       this.flush()
+    } else if (envelopes.some(isUrgent)) {
+      // An alert or SOS commits as soon as the current callback returns, with whatever is pending,
+      // not at the end of the event-loop turn: behind a busy turn (5,000 msgs/s of telemetry) that
+      // wait was up to a millisecond of its way to the center. A microtask, not a commit right
+      // here: the alerts of one callback share one fsync, and no device's acknowledgement runs
+      // inside another's append.
+      if (!this.urgentScheduled) {
+        this.urgentScheduled = true
+        queueMicrotask(() => {
+          this.urgentScheduled = false
+          this.flush()
+        })
+      }
     } else if (!this.flushScheduled) {
       this.flushScheduled = true
       setImmediate(() => this.flush())

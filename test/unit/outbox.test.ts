@@ -30,19 +30,27 @@ describe('Outbox', () => {
     box.close()
   })
 
-  it('commits an alert at once, with what is pending, without waiting for the end of the turn', async () => {
+  it('commits an alert as soon as the callback returns, with what is pending, not at the end of the turn', async () => {
     const commits: string[][] = []
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', onCommit: (e) => commits.push(e.map((x) => x.kind)) })
     const before = box.append([box.stamp(reading(1))])
-    let alertCommitted = false
-    box.appendCb([box.stamp(alert())], [], (err) => (alertCommitted = err === null))
-    // Synchronously: the alert and the reading before it are on disk already.
-    expect(alertCommitted).toBe(true)
-    expect(commits).toEqual([['reading', 'alert']])
+    let alertsCommitted = 0
+    box.appendCb([box.stamp(alert())], [], (err) => (alertsCommitted += err === null ? 1 : 0))
+    box.appendCb([box.stamp(alert())], [], (err) => (alertsCommitted += err === null ? 1 : 0))
+    // Not inside append: no acknowledgement runs in another device's call.
+    expect(alertsCommitted).toBe(0)
+    let turnEnded = false
+    setImmediate(() => (turnEnded = true))
+    await Promise.resolve()
+    // One commit for both alerts and the reading before them, before the turn's end.
+    expect(turnEnded).toBe(false)
+    expect(alertsCommitted).toBe(2)
+    expect(commits).toEqual([['reading', 'alert', 'alert']])
     const after = box.append([box.stamp(reading(2))])
+    await Promise.resolve()
     expect(commits).toHaveLength(1)
     await Promise.all([before, after])
-    expect(commits).toEqual([['reading', 'alert'], ['reading']])
+    expect(commits).toEqual([['reading', 'alert', 'alert'], ['reading']])
     box.close()
   })
 
