@@ -183,10 +183,13 @@ export class CameraInput implements Input {
     }
     if (result.status === 401) reply.header('www-authenticate', this.auth.challenges(result.reason === 'stale_nonce'))
     // To keep the connection, Node reads and discards the rest of a refused body, however large.
-    // A small one (a login's first step: an alarm XML) may keep it; anything larger, or of unknown
-    // length, ends it, so a refused client cannot make the gateway read megabytes.
-    const length = req.headers['transfer-encoding'] !== undefined ? Infinity : Number(req.headers['content-length'] ?? 0)
-    if (!(length <= MAX_XML_BYTES)) reply.header('connection', 'close')
+    // A body over maxBodyBytes (more than any accepted push may be) ends the connection instead.
+    // Not every refused upload: closing with unread data makes the kernel reset the connection,
+    // which can destroy the 401 before the client reads it, and a Digest camera's first, refused
+    // request carries its whole push, picture included. A chunked body is still read to its end
+    // or to the 30 s request timeout.
+    const length = Number(req.headers['content-length'] ?? 0)
+    if (length > this.settings.maxBodyBytes) reply.header('connection', 'close')
     if (result.retryAfterSeconds !== undefined) reply.header('retry-after', String(result.retryAfterSeconds))
     return reply.code(result.status).type('application/xml').send(responseStatus(req.url, 4, 'Invalid Operation', result.reason))
   }
