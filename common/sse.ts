@@ -24,19 +24,32 @@ export interface SseStream {
   done: Promise<void>
 }
 
-/** Splits an event stream into events, across chunk boundaries. */
+/**
+ * Splits an event stream into events, across chunk boundaries. `id` is the event's own id field
+ * (the center numbers only replayable events), not EventSource's running last event id.
+ */
 export class SseParser {
   private buffer = ''
   private current: Partial<SseEvent> = {}
+  private started = false
 
   constructor(private readonly onEvent: (e: SseEvent) => void) {}
 
   push(text: string): void {
+    // The stream may begin with a byte order mark (WHATWG: one is skipped).
+    if (!this.started && text.length > 0) {
+      this.started = true
+      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
+    }
     this.buffer += text
     let start = 0
+    // Where the next CR and LF are, each searched for again only once passed: searching the whole
+    // rest of the buffer for a CR at every line made a large chunk of LF-only lines quadratic.
+    let cr = -2
+    let lf = -2
     for (;;) {
-      const lf = this.buffer.indexOf('\n', start)
-      const cr = this.buffer.indexOf('\r', start)
+      if (cr < start && cr !== -1) cr = this.buffer.indexOf('\r', start)
+      if (lf < start && lf !== -1) lf = this.buffer.indexOf('\n', start)
       const end = cr >= 0 && (lf < 0 || cr < lf) ? cr : lf
       if (end < 0) break
       // A CR at the very end may be the first half of a CRLF still on its way.
@@ -50,7 +63,7 @@ export class SseParser {
   private line(line: string): void {
     if (line === '') {
       const { data, event, id } = this.current
-      if (data !== undefined) this.onEvent({ event: event ?? 'message', data, ...(id !== undefined ? { id } : {}) })
+      if (data !== undefined) this.onEvent({ event: event || 'message', data, ...(id !== undefined ? { id } : {}) })
       this.current = {}
       return
     }
@@ -66,6 +79,7 @@ export class SseParser {
 
 export function readSse(url: string, onEvent: (e: SseEvent) => void, headers: Record<string, string> = {}): SseStream {
   let closed = false
+  let isOpen = false
   let req: http.ClientRequest | undefined
   let markOpen!: () => void
   let failOpen!: (err: Error) => void
@@ -82,6 +96,7 @@ export function readSse(url: string, onEvent: (e: SseEvent) => void, headers: Re
         resolve()
         return
       }
+      isOpen = true
       markOpen()
       const parser = new SseParser(onEvent)
       res.setEncoding('utf8')
@@ -100,20 +115,24 @@ export function readSse(url: string, onEvent: (e: SseEvent) => void, headers: Re
       res.on('close', () => (closed || res.complete ? resolve() : reject(new Error(`SSE ${url}: connection lost`))))
     })
     req.on('error', (err) => {
-      if (closed) resolve()
-      else {
-        failOpen(err)
-        reject(err)
-      }
+      // Before the stream opened (refused, unreachable), the failure is reported through `opened`
+      // and `done` just settles; after it, `done` carries it.
+      if (closed || !isOpen) resolve()
+      else reject(err)
+      failOpen(err)
     })
   })
-  // Before the stream opened, a failure is reported through `opened`; `done` then just settles.
+  // A caller that never awaits `opened` (it closed first, say) or `done` must not get an
+  // unhandled rejection; those who await them still see it.
+  opened.catch(() => undefined)
   done.catch(() => undefined)
   return {
     opened,
     done,
     close: () => {
       closed = true
+      // Closed before the headers came: whoever waits for `opened` must not wait forever.
+      failOpen(new Error(`SSE ${url}: closed before it opened`))
       req?.destroy()
     },
   }

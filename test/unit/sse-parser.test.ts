@@ -1,6 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { SseParser, type SseEvent } from '../../common/sse.ts'
+import { readSse, SseParser, type SseEvent } from '../../common/sse.ts'
 
 function parse(chunks: string[]): SseEvent[] {
   const events: SseEvent[] = []
@@ -43,5 +45,59 @@ describe('SseParser (WHATWG event-stream rules for the fields the center sends)'
 
   it('does not emit an event before its blank line', () => {
     expect(parse(['id: 1\nevent: alert\ndata: x\n'])).toEqual([])
+  })
+})
+
+describe('SseParser edge cases', () => {
+  it('skips a byte order mark at the start, and names an event with an empty event field "message"', () => {
+    expect(parse(['\uFEFFevent: alert\ndata: x\n\n', 'event:\ndata: y\n\n', '\uFEFFdata: z\n\n'])).toEqual([
+      { event: 'alert', data: 'x' },
+      { event: 'message', data: 'y' },
+      // Only the stream's first character may be a BOM to skip; later one is part of its line.
+    ])
+  })
+})
+
+describe('readSse', () => {
+  let server: Server
+  let url: string
+  beforeAll(async () => {
+    // Answers /slow only after the test is done with it, /events at once.
+    server = createServer((req, res) => {
+      if (req.url === '/events') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' })
+        res.write('id: 1\nevent: alert\ndata: {}\n\n')
+      }
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  })
+  afterAll(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+
+  it('closed before the headers came: `opened` rejects and `done` settles', async () => {
+    const stream = readSse(`${url}/slow`, () => undefined)
+    stream.close()
+    await expect(stream.opened).rejects.toThrow(/closed before it opened/)
+    await expect(stream.done).resolves.toBeUndefined()
+  })
+
+  it('refused: `opened` rejects with the cause and `done` settles', async () => {
+    const stream = readSse('http://127.0.0.1:1/events', () => undefined)
+    await expect(stream.opened).rejects.toThrow(/ECONNREFUSED/)
+    await expect(stream.done).resolves.toBeUndefined()
+  })
+
+  it('delivers events once open, and `done` settles when the caller closes', async () => {
+    const events: SseEvent[] = []
+    const stream = readSse(`${url}/events`, (e) => {
+      events.push(e)
+      stream.close()
+    })
+    await stream.opened
+    await expect(stream.done).resolves.toBeUndefined()
+    expect(events).toEqual([{ id: '1', event: 'alert', data: '{}' }])
   })
 })
