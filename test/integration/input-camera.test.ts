@@ -174,6 +174,15 @@ describe('camera input (ISAPI push)', () => {
       expect(anpr.status).toBe(200)
       const [event] = committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera')
       expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(pictures[0])
+
+      // Past the 16-part limit the event already read is kept; the parts after it are not read.
+      before = lastSeq()
+      const many = await camera().post(
+        Buffer.concat([xmlPart, ...Array.from({ length: 20 }, (_, i) => part(`Content-Disposition: form-data; name="p${i}"\r\nContent-Type: application/octet-stream`, pictures[i % 5])), Buffer.from('--b0undary--\r\n')]),
+        'multipart/form-data; boundary=b0undary',
+      )
+      expect(many.status).toBe(200)
+      expect(committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera').map((r) => r.payload.event)).toEqual(['intrusion'])
     })
 
     it('takes the JSON form of newer firmware, alone or as the event part of a multipart body', async () => {

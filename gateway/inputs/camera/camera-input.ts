@@ -34,6 +34,8 @@ interface Pushed {
   jpeg?: Buffer
   /** The image part was larger than a snapshot may be; its bytes were not kept. */
   jpegTooLarge?: number
+  /** Parts past the limit were left unread: the connection must end with the answer. */
+  partsLeftUnread?: true
 }
 
 class BadRequest extends Error {
@@ -210,6 +212,7 @@ export class CameraInput implements Input {
       if (e.statusCode === 413) return this.bad(req, reply, camera, new BadRequest('oversized', e.message), 413)
       return this.bad(req, reply, camera, new BadRequest('bad_multipart', `multipart body could not be read: ${e.message}`))
     }
+    if (pushed.partsLeftUnread) reply.header('connection', 'close')
     if (!pushed.document || pushed.document.length === 0) {
       const missing = req.isMultipart() ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML or JSON part') : new BadRequest('bad_xml', 'empty body')
       return this.bad(req, reply, camera, missing)
@@ -294,44 +297,55 @@ async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxB
     total += n
     if (total > maxBodyBytes) throw new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
   }
-  for await (const part of req.parts()) {
-    if (part.type === 'field') {
-      if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
-      const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
-      count(value?.length ?? 0)
-      if (value && !pushed.document && looksLikeDocument(part.mimetype, part.fieldname, value)) pushed.document = value
-      continue
-    }
-    const named = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '')
-    const declaredDocument = /xml|json/i.test(part.mimetype) || /\.(xml|json)$/i.test(part.filename ?? '')
-    const chunks: Buffer[] = []
-    let bytes = 0
-    let isImage = named
-    let cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
-    // Bytes beyond the cap are read (the stream must be drained) but not kept.
-    for await (const chunk of part.file as AsyncIterable<Buffer>) {
-      // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
-      if (bytes === 0 && !isImage && !declaredDocument && isPicture(chunk)) {
-        isImage = true
-        cap = maxSnapshotBytes
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'field') {
+        if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+        const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
+        count(value?.length ?? 0)
+        if (value && !pushed.document && looksLikeDocument(part.mimetype, part.fieldname, value)) pushed.document = value
+        continue
       }
-      count(chunk.length)
-      bytes += chunk.length
-      if (bytes <= cap) chunks.push(chunk)
+      const named = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '')
+      const declaredDocument = /xml|json/i.test(part.mimetype) || /\.(xml|json)$/i.test(part.filename ?? '')
+      const chunks: Buffer[] = []
+      let bytes = 0
+      let isImage = named
+      // A picture sent as application/octet-stream, or with no type at all, shows by its first four
+      // bytes, which a TCP boundary may split across chunks.
+      let decided = named || declaredDocument
+      // Bytes beyond the cap are read (the stream must be drained) but not kept.
+      for await (const chunk of part.file as AsyncIterable<Buffer>) {
+        count(chunk.length)
+        bytes += chunk.length
+        if (!decided && bytes >= 4) {
+          decided = true
+          isImage = isPicture(Buffer.concat([...chunks, chunk]))
+        }
+        if (bytes <= (isImage ? maxSnapshotBytes : MAX_XML_BYTES)) chunks.push(chunk)
+      }
+      if (!decided) isImage = isPicture(Buffer.concat(chunks))
+      const cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
+      if (part.file.truncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than the request limit`)
+      if (isImage) {
+        if (pushed.jpeg || pushed.jpegTooLarge !== undefined) continue // one snapshot per event; extra pictures are ignored
+        if (bytes > cap) pushed.jpegTooLarge = bytes
+        else pushed.jpeg = Buffer.concat(chunks)
+        continue
+      }
+      if (bytes > cap) {
+        if (declaredDocument) throw new BadRequest('oversized', `event part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+        continue // a large part of another kind (a clip, say) is not the event
+      }
+      const value = Buffer.concat(chunks)
+      if (!pushed.document && looksLikeDocument(part.mimetype, part.filename ?? part.fieldname, value)) pushed.document = value
     }
-    if (part.file.truncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than the request limit`)
-    if (isImage) {
-      if (pushed.jpeg || pushed.jpegTooLarge !== undefined) continue // one snapshot per event; extra pictures are ignored
-      if (bytes > cap) pushed.jpegTooLarge = bytes
-      else pushed.jpeg = Buffer.concat(chunks)
-      continue
-    }
-    if (bytes > cap) {
-      if (declaredDocument) throw new BadRequest('oversized', `event part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
-      continue // a large part of another kind (a clip, say) is not the event
-    }
-    const value = Buffer.concat(chunks)
-    if (!pushed.document && looksLikeDocument(part.mimetype, part.filename ?? part.fieldname, value)) pushed.document = value
+  } catch (err) {
+    // More parts than the limit (traffic cameras that send every picture): an event already read
+    // is kept, and the parts after the limit are not read.
+    const code = (err as { code?: string }).code
+    if ((code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT') && pushed.document) return { ...pushed, partsLeftUnread: true }
+    throw err
   }
   return pushed
 }

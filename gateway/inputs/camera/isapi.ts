@@ -193,8 +193,8 @@ export function toCameraMessage(alert: IsapiAlert, options: MappingOptions): { h
 export function gridwatchEvent(eventType: string, overrides: Record<string, string> = {}): string {
   const key = eventType.toLowerCase()
   for (const [k, v] of Object.entries(overrides)) if (k.toLowerCase() === key) return v
-  const known = ISAPI_EVENT_TYPES[key]
-  if (known) return known
+  // Own keys only: an eventType "constructor" must not find Object.prototype's.
+  if (Object.hasOwn(ISAPI_EVENT_TYPES, key)) return ISAPI_EVENT_TYPES[key]
   const ident = key.replace(/[^a-z0-9_.-]+/g, '_').replace(/^[^a-z0-9]+/, '').slice(0, 64)
   return ident || 'other'
 }
