@@ -6,7 +6,8 @@
  * bundled, measured here); on a street-office box with a memory budget that matters. The native
  * addon (better-sqlite3) stays external and loads from node_modules.
  */
-import { cpSync, mkdirSync, rmSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { build } from 'esbuild'
 
 const entries = {
@@ -16,11 +17,8 @@ const entries = {
   'mqtt-load': 'devices/load/mqtt-load.ts',
 }
 
-// From empty: code splitting names chunks by content hash, so every build used to leave the last
-// one's chunks behind (141 files after a day's work, most of them dead).
-rmSync('dist', { recursive: true, force: true })
 mkdirSync('dist', { recursive: true })
-await build({
+const built = await build({
   entryPoints: entries,
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
@@ -39,7 +37,13 @@ await build({
   // CommonJS dependencies inside an ES module bundle still call require().
   banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   logLevel: 'warning',
+  metafile: true,
 })
+// Code splitting names chunks by content hash, so each build used to leave the last one's chunks
+// behind (141 files after a day's work). They are removed after the build, not before it: a
+// gateway restarting from dist/ during a build still finds a complete set.
+const outputs = new Set(Object.keys(built.metafile.outputs).map((p) => basename(p)))
+for (const file of readdirSync('dist')) if (/\.mjs(\.map)?$/.test(file) && !outputs.has(file)) rmSync(join('dist', file))
 // The demo office config is found next to the module that loads it (gateway/config/load.ts).
 cpSync('gateway/config/demo-office.yaml', 'dist/demo-office.yaml')
 // The web console, served by dist/cloud-api.mjs from dist/console/.
