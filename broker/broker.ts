@@ -135,7 +135,12 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId, keepalive, max, listener: listener() }, 'connection refused: keepalive out of range')
         return refuseConnect(client, done, 'keepalive out of range')
       }
-      if (max > 0 && keepalive === 0) (packet as { keepalive?: number }).keepalive = max
+      if (max > 0 && keepalive === 0) {
+        // Said once per connection, so a device that then goes quiet for longer than 1.5× the
+        // maximum and is disconnected for it can be told apart from a dead one.
+        log.info({ code: 'BROKER_KEEPALIVE_HELD', clientId, max, listener: listener() }, 'keepalive 0 asked for: held to the maximum')
+        ;(packet as { keepalive?: number }).keepalive = max
+      }
       done(null, true)
     },
     authenticate(client, username, password, done) {
