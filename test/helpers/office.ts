@@ -18,3 +18,12 @@ export function testOfficeConfig(overrides: Record<string, unknown> = {}): Gatew
     },
   })
 }
+
+/**
+ * A Modbus RTU bus for tests over a pty pair. The timeout is generous: a slave answers at once
+ * (pymodbus in a few ms), but a test process on a loaded CI machine can stall its event loop long
+ * enough for a short timeout to fire before the answer is read.
+ */
+export function testModbusBus(id: string, path: string, slaves: unknown[]): Record<string, unknown> {
+  return { id, path, baudRate: 19200, timeoutMs: 400, offlineAfter: 3, reconnectMinMs: 50, reconnectMaxMs: 200, slaves }
+}

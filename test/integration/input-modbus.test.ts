@@ -10,7 +10,7 @@ import { GasDetectorSlave, SlaveLine, type ServedRequest } from '../../devices/m
 import { Gateway } from '../../gateway/gateway.ts'
 import { describeWith } from '../helpers/binaries.ts'
 import { capturingLogger } from '../helpers/stack.ts'
-import { testOfficeConfig } from '../helpers/office.ts'
+import { testModbusBus, testOfficeConfig } from '../helpers/office.ts'
 import { SOCAT, startPtyPair, type PtyPair } from '../helpers/pty.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
 
@@ -98,20 +98,7 @@ describeWith([SOCAT])('modbus input', () => {
       ],
       reduction: { deadband: { gas: 0, temperature: 0 } },
       inputs: {
-        modbus: [
-          {
-            id: BUS,
-            path: pair.master,
-            baudRate: 19200,
-            // Generous: the slaves answer at once, but a test process on a loaded CI machine can
-            // stall its event loop long enough for a short timeout to fire before the answer is read.
-            timeoutMs: 400,
-            offlineAfter: 3,
-            reconnectMinMs: 50,
-            reconnectMaxMs: 200,
-            slaves: Object.entries(UNITS).map(([unit, device]) => ({ unit: Number(unit), device, intervalMs: 100, ...gasMap })),
-          },
-        ],
+        modbus: [testModbusBus(BUS, pair.master, Object.entries(UNITS).map(([unit, device]) => ({ unit: Number(unit), device, intervalMs: 100, ...gasMap })))],
       },
     })
     gateway = await Gateway.start(config, { logger, processMetrics: false })

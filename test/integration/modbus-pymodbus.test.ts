@@ -15,7 +15,7 @@ import type { Counter } from 'prom-client'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import { Gateway } from '../../gateway/gateway.ts'
 import { describeWith, PYMODBUS } from '../helpers/binaries.ts'
-import { testOfficeConfig } from '../helpers/office.ts'
+import { testModbusBus, testOfficeConfig } from '../helpers/office.ts'
 import { SOCAT, startPtyPair, type PtyPair } from '../helpers/pty.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
@@ -207,17 +207,10 @@ describeWith([SOCAT, PYMODBUS])('modbus input against a pymodbus 3.0 RTU slave',
       reduction: { deadband: Object.fromEntries([...GAS, ...MIXED].map((r) => [r.quantity, 0])) },
       inputs: {
         modbus: [
-          {
-            id: BUS,
-            path: pair.master,
-            baudRate: 19200,
-            // As input-modbus.test.ts: generous for a loaded CI machine, and pymodbus answers from
-            // a Python event loop, a few ms per request.
-            timeoutMs: 400,
-            offlineAfter: 3,
-            reconnectMinMs: 50,
-            reconnectMaxMs: 200,
-            slaves: SLAVES.map((s) => ({
+          testModbusBus(
+            BUS,
+            pair.master,
+            SLAVES.map((s) => ({
               unit: s.unit,
               device: s.device,
               intervalMs: 100,
@@ -232,7 +225,7 @@ describeWith([SOCAT, PYMODBUS])('modbus input against a pymodbus 3.0 RTU slave',
               })),
               bits,
             })),
-          },
+          ),
         ],
       },
     })
