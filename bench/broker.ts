@@ -12,6 +12,8 @@
  * then queued, tracked and cleared in SQLite. The rate is what the subscriber receives, from its
  * first message to its last.
  *
+ * BENCH_BROKER_FLAGS adds node flags to our broker (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
+ *
  * Last line: {"bench":"broker","qos0_msgs_per_s":…,"qos1_msgs_per_s":…,"mosquitto_qos0_msgs_per_s":…,
  *             "mosquitto_qos1_msgs_per_s":…,"qos1_ratio":…}
  */
@@ -25,7 +27,7 @@ import { hashPassword } from '../common/secrets.ts'
 import { startBrokerProcess, writeBrokerConfig } from './lib/broker-process.ts'
 import { startMosquitto } from './lib/mosquitto.ts'
 import { cpuSeconds, peakRssMb, runForJson } from './lib/proc.ts'
-import { brokerEnv, brokerNodeFlags } from './lib/runtime.ts'
+import { benchBrokerFlags, brokerEnv, brokerNodeFlags } from './lib/runtime.ts'
 
 const quick = process.argv.includes('--quick')
 const seconds = quick ? 5 : 15
@@ -100,7 +102,7 @@ async function benchOurs(): Promise<{ runs: Run[]; rssMb: number }> {
     http: null,
   })
   // Production settings from deploy/gridwatch-broker.service (memory flags and glibc environment).
-  const broker = await startBrokerProcess(config, { build: 'dist', nodeFlags: brokerNodeFlags(), env: brokerEnv() })
+  const broker = await startBrokerProcess(config, { build: 'dist', nodeFlags: [...brokerNodeFlags(), ...benchBrokerFlags()], env: brokerEnv() })
   const pid = broker.child.pid!
   try {
     const url = `mqtt://127.0.0.1:${port}`

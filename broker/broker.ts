@@ -102,7 +102,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const refuse = (returnCode: AuthenticateError['returnCode'], message: string): AuthenticateError =>
     Object.assign(new Error(message), { returnCode })
 
-  const persistence = settings.persistence.path ? new SqlitePersistence({ path: settings.persistence.path, synchronous: settings.persistence.synchronous }) : undefined
+  const persistence = settings.persistence.path ? new SqlitePersistence({ path: settings.persistence.path, synchronous: settings.persistence.synchronous, logger: log }) : undefined
 
   const aedesOptions: AedesOptions = {
     ...(options.id ? { id: options.id } : {}),

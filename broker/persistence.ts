@@ -9,7 +9,9 @@
  * MongoDB at a street office). At start the tables are replayed into memory.
  *
  * Writes are group-committed: every mutation made in one turn of the event loop goes into one
- * transaction, and each mutation's promise resolves only after that transaction commits. Aedes
+ * transaction, and each mutation's promise resolves only after that transaction is on disk. The
+ * fsync runs on libuv's thread pool (common/wal-sync.ts) and WAL checkpoints on a worker thread
+ * (common/checkpointer.ts), so the broker keeps serving clients while the disk works. Aedes
  * awaits `outgoingEnqueueCombi` before it PUBACKs a QoS 1 publish, so an acknowledged message for
  * an offline persistent subscriber is on disk before the publisher hears back.
  */
@@ -18,7 +20,10 @@ import { Readable } from 'node:stream'
 import Database from 'better-sqlite3'
 import type { Statement } from 'better-sqlite3'
 import type { Aedes, Client, PublishPacket } from 'aedes'
+import { Checkpointer } from '../common/checkpointer.ts'
+import type { Logger } from '../common/logger.ts'
 import { limitPageCache } from '../common/sqlite.ts'
+import { WalSync, type SyncFn } from '../common/wal-sync.ts'
 import { OutgoingQueue } from './outgoing-queue.ts'
 
 const require = createRequire(import.meta.url)
@@ -66,15 +71,29 @@ export interface SqlitePersistenceOptions {
   /** SQLite file; ':memory:' for tests that do not need a restart. */
   path: string
   /**
-   * 'full' fsyncs every group commit (survives power loss); 'normal' survives a process crash
-   * but may lose the last commits on power loss, and is several times cheaper on slow disks.
+   * 'full': a mutation's promise resolves after its group commit is fsynced (survives power
+   * loss). 'normal': after the commit is written (survives a process crash, but a power cut may
+   * lose the last commits); several times cheaper on slow disks.
    */
   synchronous?: 'full' | 'normal'
+  /** The WAL fsync (tests watch its ordering); fs.fdatasync by default. */
+  syncWal?: SyncFn
+  logger?: Logger
 }
 
-interface Waiter {
+interface Deferred {
+  promise: Promise<void>
   resolve: () => void
   reject: (err: unknown) => void
+}
+
+function deferred(): Deferred {
+  const d = {} as Deferred
+  d.promise = new Promise<void>((resolve, reject) => {
+    d.resolve = resolve
+    d.reject = reject
+  })
+  return d
 }
 
 const SCHEMA = `
@@ -92,7 +111,11 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly db: Database.Database
   private readonly sql: Record<string, Statement>
   private ops: (() => void)[] = []
-  private batch: { committed: Promise<void>; settle: Waiter } | undefined
+  /**
+   * The next group commit, with the promises its mutations wait on: `durable` resolves when the
+   * commit is on disk, `written` when it is in the WAL (survives a process crash, not a power cut).
+   */
+  private batch: { durable?: Deferred; written?: Deferred } | undefined
   /**
    * Row of each queued packet, by client, broker and broker counter (how Aedes names a queued
    * message). Updates and clears then touch one row by primary key: no secondary index to keep
@@ -108,14 +131,32 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly ahead = new WeakMap<object, Map<string, number>[]>()
   private broker: Aedes | undefined
   private closed = false
+  /** Makes group commits durable off the event loop; absent for 'normal' and ':memory:'. */
+  private readonly walSync: WalSync | undefined
+  private readonly checkpointer: Checkpointer | undefined
 
   constructor(options: SqlitePersistenceOptions) {
     super()
     this.db = new Database(options.path)
     limitPageCache(this.db)
     this.db.pragma('journal_mode = WAL')
-    this.db.pragma(`synchronous = ${options.synchronous === 'normal' ? 'NORMAL' : 'FULL'}`)
+    // NORMAL either way: for 'full', walSync adds the fsync before any promise resolves (see
+    // common/wal-sync.ts), so FULL's fsync on the event loop would only be a second one.
+    this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
+    const onDisk = options.path !== ':memory:' && options.path !== ''
+    if (onDisk && options.synchronous !== 'normal') this.walSync = new WalSync(options.path, options.syncWal)
+    // Checkpoints on the shared worker thread, never inside a commit on the event loop.
+    if (onDisk) {
+      this.checkpointer = new Checkpointer(
+        options.path,
+        1000,
+        (r) => {
+          if (!r.ok) options.logger?.warn({ code: 'BROKER_CHECKPOINT_FAILED', error: r.error }, 'broker persistence: WAL checkpoint failed')
+        },
+        { db: this.db },
+      )
+    }
     const prepare = (text: string) => this.db.prepare(text)
     this.sql = {
       retainedPut: prepare('INSERT OR REPLACE INTO retained (topic, payload, meta) VALUES (?, ?, ?)'),
@@ -300,7 +341,7 @@ export class SqlitePersistence extends MemoryPersistence {
         packet.messageId,
         packet.brokerId,
       )
-    })
+    }, untilFor(packet))
   }
 
   override async outgoingClearMessageId(client: ClientRef, packet: Packet): Promise<Packet | undefined> {
@@ -315,7 +356,7 @@ export class SqlitePersistence extends MemoryPersistence {
       }
       this.rowOf.delete(key)
       this.sql.outDelete.run(seq)
-    })
+    }, untilFor(cleared))
     return cleared
   }
 
@@ -349,6 +390,9 @@ export class SqlitePersistence extends MemoryPersistence {
     await super.destroy()
     this.flush()
     this.closed = true
+    // Waits for the last sync: its descriptor must stay open until it returns.
+    await this.walSync?.close()
+    await this.checkpointer?.close()
     this.db.close()
   }
 
@@ -361,16 +405,14 @@ export class SqlitePersistence extends MemoryPersistence {
    * Queues a mutation for the next group commit and resolves once it is committed. Every
    * mutation of one batch shares one promise: one allocation per commit, not one per message.
    */
-  private write(op: () => void): Promise<void> {
+  private write(op: () => void, until: 'durable' | 'written' = 'durable'): Promise<void> {
     if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
     this.ops.push(op)
     if (!this.batch) {
-      let settle!: Waiter
-      const committed = new Promise<void>((resolve, reject) => (settle = { resolve, reject }))
-      this.batch = { committed, settle }
+      this.batch = {}
       setImmediate(() => this.flush())
     }
-    return this.batch.committed
+    return (this.batch[until] ??= deferred()).promise
   }
 
   private flush(): void {
@@ -384,11 +426,28 @@ export class SqlitePersistence extends MemoryPersistence {
         for (const op of ops) op()
       })()
     } catch (err) {
-      batch.settle.reject(err)
+      batch.written?.reject(err)
+      batch.durable?.reject(err)
       return
     }
-    batch.settle.resolve()
+    batch.written?.resolve()
+    if (!batch.durable) return
+    if (this.walSync) this.walSync.durable().then(batch.durable.resolve, batch.durable.reject)
+    else batch.durable.resolve()
   }
+}
+
+/**
+ * What a QoS 1 delivery's packet id and its clearing wait for: the WAL write, not the fsync. Aedes
+ * sends the delivery, or reads the subscriber's next PUBACKs, only when these resolve, so an fsync
+ * here was on every message's path twice more. Nothing is promised to anyone on them: a power cut
+ * that loses one loses no message, it only resends it (with a new packet id, or after its PUBACK),
+ * a duplicate that QoS 1 allows. A process crash loses neither (the WAL is in the OS page cache),
+ * and any later commit's fsync covers them. QoS 2 waits for the fsync: a resend there would
+ * deliver twice what was promised once.
+ */
+function untilFor(packet: Pick<Packet, 'qos'>): 'durable' | 'written' {
+  return packet.qos === 1 ? 'written' : 'durable'
 }
 
 function rowKey(clientId: string, packet: Pick<Packet, 'brokerId' | 'brokerCounter'>): string {

@@ -32,3 +32,6 @@ export const brokerEnv = () => environment(brokerUnit)
 
 /** BENCH_GATEWAY_FLAGS: node flags a benchmark adds to its gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
 export const benchGatewayFlags = () => process.env.BENCH_GATEWAY_FLAGS?.split(' ').filter(Boolean) ?? []
+
+/** BENCH_BROKER_FLAGS: the same for a benchmark's standalone broker. */
+export const benchBrokerFlags = () => process.env.BENCH_BROKER_FLAGS?.split(' ').filter(Boolean) ?? []

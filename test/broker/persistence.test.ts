@@ -7,6 +7,7 @@ import type { Aedes } from 'aedes'
 import mqemitter from 'mqemitter'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/persistence.ts'
+import type { SyncFn } from '../../common/wal-sync.ts'
 
 const run = promisify(execFile)
 
@@ -93,6 +94,55 @@ describe('SQLite broker persistence', () => {
       await third.setup(fakeBroker('broker-c'))
       expect(((await drain(third.outgoingStream({ id: 'phone-7' }))) as unknown[]).length).toBe(1)
       await third.destroy()
+    })
+  })
+
+  describe('durability of each write', () => {
+    let dir: string | undefined
+    afterEach(() => {
+      if (dir) rmSync(dir, { recursive: true, force: true })
+    })
+
+    it('answers a PUBACK-bound write only after its fsync; a QoS 1 delivery\'s packet id and clearing only after their commit', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
+      const syncs: ((err: NodeJS.ErrnoException | null) => void)[] = []
+      const syncWal: SyncFn = (_fd, done) => void syncs.push(done)
+      const sessions = new SqlitePersistence({ path: join(dir, 'broker.db'), syncWal })
+      await sessions.setup(fakeBroker('broker-a'))
+      /** The next fsync the persistence asks for, once it asks (within 2 s). */
+      const nextSync = async () => {
+        const deadline = Date.now() + 2000
+        while (syncs.length === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+        expect(syncs.length).toBe(1)
+        return syncs.shift()!
+      }
+      const subscribed = sessions.addSubscriptions({ id: 'gw' }, [{ topic: 'dev/+/reading', qos: 1 }])
+      ;(await nextSync())(null)
+      await subscribed
+
+      const publish = { cmd: 'publish', topic: 'dev/d1/reading', payload: Buffer.from('21.5'), qos: 1, retain: false, dup: false } as never
+      let acknowledged = false
+      const ahead = sessions.queueAhead(publish).then(() => (acknowledged = true))
+      const fsyncReturns = await nextSync()
+      // Committed, and the fsync asked for has not returned: the publisher must not have its PUBACK yet.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(acknowledged).toBe(false)
+      fsyncReturns(null)
+      await ahead
+      expect(acknowledged).toBe(true)
+
+      const queued = { ...(publish as object), brokerId: 'broker-a', brokerCounter: 1 } as never
+      await sessions.outgoingEnqueueCombi([{ clientId: 'gw' }], queued)
+      // The delivery's packet id and its clearing resolve at their commit, with no fsync of their own.
+      await sessions.outgoingUpdate({ id: 'gw' }, { ...(queued as object), messageId: 7 } as never)
+      await sessions.outgoingClearMessageId({ id: 'gw' }, { messageId: 7 } as never)
+      expect(syncs.length).toBe(0)
+      expect(await drain(sessions.outgoingStream({ id: 'gw' }))).toEqual([])
+
+      const destroyed = sessions.destroy()
+      await new Promise((resolve) => setImmediate(resolve))
+      for (const done of syncs.splice(0)) done(null)
+      await destroyed
     })
   })
 })
