@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
+import type { SyncFn } from '../../common/wal-sync.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
 import { storeContract } from './store-contract.ts'
 
@@ -50,5 +51,39 @@ describe('SQLite store: a large batch and a live alert', () => {
     // Sent again (the gateway's retry after a lost answer), every id is known, across slices.
     const again = await store.write(readings)
     expect(new Set(again)).toEqual(new Set(['duplicate']))
+  })
+})
+
+describe('SQLite store: durable before it answers', () => {
+  it('answers a batch written in several slices after one fsync of its WAL, not before it returns', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridwatch-store-sync-'))
+    const syncs: ((err: NodeJS.ErrnoException | null) => void)[] = []
+    const syncWal: SyncFn = (_fd, done) => void syncs.push(done)
+    const store = new SqliteStore(join(dir, 'events.db'), { syncWal })
+    try {
+      await store.open()
+      const f = new EnvelopeFactory('gw-sync', 'o-sync')
+      const t0 = Date.UTC(2026, 10, 26, 9)
+      let answered = false
+      const written = store.write(Array.from({ length: 20_000 }, (_, i) => f.reading('gas-003', t0 + i, i % 50))).then((s) => ((answered = true), s))
+      const deadline = Date.now() + 10_000
+      while (syncs.length === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+      // Every slice is committed by now; the answer waits for the fsync, and one covers them all.
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(syncs.length).toBe(1)
+      expect(answered).toBe(false)
+      syncs.shift()!(null)
+      expect((await written).every((s) => s === 'stored')).toBe(true)
+      // A failed fsync is the store failing: the gateway keeps the batch and sends it again.
+      const failing = store.write([f.reading('gas-003', t0 + 30_000, 1)])
+      while (syncs.length === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
+      syncs.shift()!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))
+      await expect(failing).rejects.toThrow('sqlite fsync failed')
+    } finally {
+      const closing = store.close()
+      for (const done of syncs.splice(0)) done(null)
+      await closing
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
