@@ -207,6 +207,33 @@ describe('camera input (ISAPI push)', () => {
       expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(JPEG)
     })
 
+    it('reads parts without Content-Disposition, as Hikvision\'s density guide sends them, and multipart/mixed', async () => {
+      const part = (headers: string, bytes: Buffer) => Buffer.concat([Buffer.from(`--MIME_boundary\r\n${headers}\r\n\r\n`), bytes, Buffer.from('\r\n')])
+      let before = lastSeq()
+      // The vendor's shape: a JSON part and a picture named only by Content-ID.
+      const density = await camera().post(
+        Buffer.concat([
+          part(`Content-Type: application/json\r\nContent-Length: ${fixture('density.json').length}`, fixture('density.json')),
+          part(`Content-Type: image/jpeg\r\nContent-Length: ${JPEG.length}\r\nContent-ID: background_image`, JPEG),
+          Buffer.from('--MIME_boundary--\r\n'),
+        ]),
+        'multipart/form-data; boundary=MIME_boundary',
+      )
+      expect(density.status).toBe(200)
+      const [event] = committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera')
+      expect(event.payload).toMatchObject({ event: 'crowding', region: 'Market square (human)' })
+      expect(readFileSync(join(gateway.config.gateway.dataDir, event.payload.snapshot as string))).toEqual(JPEG)
+
+      // An event stream's part, pushed as it comes: multipart/mixed, a bare XML part.
+      before = lastSeq()
+      const mixed = await camera().post(
+        Buffer.concat([part('Content-Type: application/xml; charset="UTF-8"', fixture('fielddetection.xml')), Buffer.from('--MIME_boundary--\r\n')]),
+        'multipart/mixed; boundary=MIME_boundary',
+      )
+      expect(mixed.status).toBe(200)
+      expect(committedSince(before, 'cam-isapi-01').filter((r) => r.kind === 'camera').map((r) => r.payload.event)).toEqual(['intrusion'])
+    })
+
     it('keeps an event type it does not know, under its own normalised name', async () => {
       const before = lastSeq()
       const res = await camera().post(fixture('audioexception.xml'), 'application/xml')

@@ -8,7 +8,14 @@
  * limits, parse and map the XML, keep the snapshot, hand the event to the pipeline, answer.
  */
 import { readFileSync } from 'node:fs'
-import multipart from '@fastify/multipart'
+import {
+  getMultipartBoundary,
+  MaxFileSizeExceededError,
+  MaxPartsExceededError,
+  MaxTotalSizeExceededError,
+  MultipartParseError,
+  parseMultipartStream,
+} from '@remix-run/multipart-parser/node'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
 import { LogLimiter } from '../../../common/log-limiter.ts'
@@ -141,16 +148,12 @@ export class CameraInput implements Input {
     app.removeAllContentTypeParsers()
     // The same EventNotificationAlert as XML or, from newer firmware, as JSON (isapi.ts reads both).
     app.addContentTypeParser(['application/xml', 'text/xml', 'application/json'], { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body))
-    // These limits are per part; the whole body's is kept by readMultipart, since four files of
-    // fileSize each would otherwise be four times maxBodyBytes (bodyLimit does not cover multipart).
-    void app.register(multipart, {
-      // Every part is read as a stream and sorted by readMultipart. busboy's default makes a part
-      // without a filename a "field", held in memory and refused over fieldSize: NVRs send their
-      // pictures that way (name="Picture", no filename), which lost the whole event with a 413.
-      isPartAFile: () => true,
-      // ANPR and traffic cameras send the XML and several pictures (scene, plate, vehicle).
-      limits: { fileSize: maxBodyBytes, files: 16, parts: 16, fields: 4, fieldSize: MAX_XML_BYTES, headerPairs: 32 },
-    })
+    // multipart/* is read in the handler (readMultipart), from the request stream: not here, and
+    // not with busboy (@fastify/multipart), which skips a part without Content-Disposition, the
+    // shape of Hikvision's own density-event guide, and reads only multipart/form-data, not the
+    // multipart/mixed of an event stream. Fastify's bodyLimit does not apply to an unread body;
+    // readMultipart keeps maxBodyBytes itself.
+    app.addContentTypeParser(/^multipart\//i, (_req, _payload, done) => done(null, undefined))
     // Before the body is read: an unauthenticated client never gets to upload megabytes.
     app.addHook('onRequest', async (req, reply) => {
       const result = await this.auth.authenticate(req.headers.authorization, req.socket.remoteAddress ?? 'unknown', req.method, req.url)
@@ -202,11 +205,11 @@ export class CameraInput implements Input {
     this.input.frame(camera)
     let pushed: Pushed
     try {
-      pushed = req.isMultipart() ? await readMultipart(req, this.settings.snapshots.maxBytes, this.settings.maxBodyBytes) : { document: req.body as Buffer }
+      pushed = isMultipart(req) ? await readMultipart(req, this.settings.snapshots.maxBytes, this.settings.maxBodyBytes) : { document: req.body as Buffer }
     } catch (err) {
       // Reading may have stopped mid-body: the rest of it must not be taken for the next request
       // on this connection, nor read on the client's behalf. The connection ends with the answer.
-      if (req.isMultipart()) reply.header('connection', 'close')
+      if (isMultipart(req)) reply.header('connection', 'close')
       if (err instanceof BadRequest) return this.bad(req, reply, camera, err, err.reason === 'oversized' ? 413 : 400)
       const e = err as Error & { statusCode?: number }
       if (e.statusCode === 413) return this.bad(req, reply, camera, new BadRequest('oversized', e.message), 413)
@@ -214,7 +217,7 @@ export class CameraInput implements Input {
     }
     if (pushed.partsLeftUnread) reply.header('connection', 'close')
     if (!pushed.document || pushed.document.length === 0) {
-      const missing = req.isMultipart() ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML or JSON part') : new BadRequest('bad_xml', 'empty body')
+      const missing = isMultipart(req) ? new BadRequest('bad_multipart', 'no EventNotificationAlert XML or JSON part') : new BadRequest('bad_xml', 'empty body')
       return this.bad(req, reply, camera, missing)
     }
     const parsed = parseEventNotification(pushed.document)
@@ -284,73 +287,68 @@ function ok(reply: FastifyReply, url: string): FastifyReply {
   return reply.code(200).type('application/xml').send(responseStatus(url, 1, 'OK', 'ok'))
 }
 
+/** Parts read from one push: ANPR and traffic cameras send the XML and several pictures. */
+const MAX_PARTS = 16
+/** A part's header block; Hikvision's are three or four short lines. */
+const MAX_PART_HEADER_BYTES = 8 * 1024
+
+function isMultipart(req: FastifyRequest): boolean {
+  return /^multipart\//i.test(req.headers['content-type'] ?? '')
+}
+
 /**
  * Hikvision sends the XML as a part named after the event ("fielddetection", or
  * "MoveDetection.xml" with a filename) and the picture as an image/jpeg part; which is which is
- * told by the part's Content-Type, then its file name, then its first byte.
+ * told by the part's Content-Type, then its file name, then its first bytes. Parts need no
+ * Content-Disposition (Hikvision's density-event guide sends none), and any multipart/* subtype
+ * is read.
+ *
+ * @remix-run/multipart-parser holds each part in memory until it ends, so a push costs at most
+ * maxBodyBytes (4 MiB by default) while it is read, whatever its parts: one limit covers every
+ * part, the body as a whole, and a part's headers are capped too. The parser does not care for
+ * the part's disposition, which is why it replaced busboy here.
  */
 async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxBodyBytes: number): Promise<Pushed> {
+  const boundary = getMultipartBoundary(req.headers['content-type'] ?? '')
+  if (!boundary) throw new BadRequest('bad_multipart', 'multipart Content-Type without a boundary')
   const pushed: Pushed = {}
-  // Every part's bytes, so the body as a whole stays within maxBodyBytes.
-  let total = 0
-  const count = (n: number) => {
-    total += n
-    if (total > maxBodyBytes) throw new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
-  }
+  const tooLarge = () => new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
+  let index = 0
   try {
-    for await (const part of req.parts()) {
-      if (part.type === 'field') {
-        if (part.valueTruncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
-        const value = typeof part.value === 'string' ? Buffer.from(part.value) : Buffer.isBuffer(part.value) ? part.value : undefined
-        count(value?.length ?? 0)
-        if (value && !pushed.document && looksLikeDocument(part.mimetype, part.fieldname, value)) pushed.document = value
-        continue
-      }
-      const named = /^image\//i.test(part.mimetype) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '')
-      const declaredDocument = /xml|json/i.test(part.mimetype) || /\.(xml|json)$/i.test(part.filename ?? '')
-      const chunks: Buffer[] = []
-      let bytes = 0
-      let isImage = named
-      // A picture sent as application/octet-stream, or with no type at all, shows by its first four
-      // bytes, which a TCP boundary may split across chunks.
-      let decided = named || declaredDocument
-      // Bytes beyond the cap are read (the stream must be drained) but not kept.
-      for await (const chunk of part.file as AsyncIterable<Buffer>) {
-        count(chunk.length)
-        bytes += chunk.length
-        if (!decided && bytes >= 4) {
-          decided = true
-          isImage = isPicture(Buffer.concat([...chunks, chunk]))
-        }
-        if (bytes <= (isImage ? maxSnapshotBytes : MAX_XML_BYTES)) chunks.push(chunk)
-      }
-      if (!decided) isImage = isPicture(Buffer.concat(chunks))
-      const cap = isImage ? maxSnapshotBytes : MAX_XML_BYTES
-      if (part.file.truncated) throw new BadRequest('oversized', `part "${part.fieldname}" is larger than the request limit`)
+    const parts = parseMultipartStream(req.raw, { boundary, maxParts: MAX_PARTS, maxFileSize: maxBodyBytes, maxTotalSize: maxBodyBytes, maxHeaderSize: MAX_PART_HEADER_BYTES })
+    for await (const part of parts) {
+      const label = part.name ?? part.filename ?? `#${index}`
+      index++
+      const type = part.mediaType ?? ''
+      const bytes = part.bytes
+      const value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+      const declaredDocument = /xml|json/i.test(type) || /\.(xml|json)$/i.test(part.filename ?? '')
+      // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
+      const isImage = /^image\//i.test(type) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '') || (!declaredDocument && isPicture(value))
       if (isImage) {
         if (pushed.jpeg || pushed.jpegTooLarge !== undefined) continue // one snapshot per event; extra pictures are ignored
-        if (bytes > cap) pushed.jpegTooLarge = bytes
-        else pushed.jpeg = Buffer.concat(chunks)
+        if (value.length > maxSnapshotBytes) pushed.jpegTooLarge = value.length
+        else pushed.jpeg = value
         continue
       }
-      if (bytes > cap) {
-        if (declaredDocument) throw new BadRequest('oversized', `event part "${part.fieldname}" is larger than ${MAX_XML_BYTES} bytes`)
+      if (value.length > MAX_XML_BYTES) {
+        if (declaredDocument) throw new BadRequest('oversized', `event part "${label}" is larger than ${MAX_XML_BYTES} bytes`)
         continue // a large part of another kind (a clip, say) is not the event
       }
-      const value = Buffer.concat(chunks)
-      if (!pushed.document && looksLikeDocument(part.mimetype, part.filename ?? part.fieldname, value)) pushed.document = value
+      if (!pushed.document && looksLikeDocument(type, part.filename ?? part.name ?? '', value)) pushed.document = value
     }
   } catch (err) {
     // More parts than the limit (traffic cameras that send every picture): an event already read
     // is kept, and the parts after the limit are not read.
-    const code = (err as { code?: string }).code
-    if ((code === 'FST_PARTS_LIMIT' || code === 'FST_FILES_LIMIT') && pushed.document) return { ...pushed, partsLeftUnread: true }
+    if (err instanceof MaxPartsExceededError && pushed.document) return { ...pushed, partsLeftUnread: true }
+    if (err instanceof MaxTotalSizeExceededError || err instanceof MaxFileSizeExceededError) throw tooLarge()
+    if (err instanceof MaxPartsExceededError) throw new BadRequest('oversized', `more than ${MAX_PARTS} parts before the event`)
+    if (err instanceof MultipartParseError) throw new BadRequest('bad_multipart', err.message)
     throw err
   }
   return pushed
 }
 
-/** A JPEG (FF D8 FF) or PNG by its signature. */
 function isPicture(head: Buffer): boolean {
   if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return true
   return head.length >= 4 && head[0] === 0x89 && head.toString('latin1', 1, 4) === 'PNG'
