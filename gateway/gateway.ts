@@ -213,6 +213,7 @@ export class Gateway {
     }
     this.metrics.sizeBytes.set({ kind: 'used' }, stats.usedBytes)
     this.metrics.sizeBytes.set({ kind: 'file' }, stats.fileBytes)
+    this.metrics.callbackFailures.set(stats.callbackFailures)
   }
 
   private async startHttp(listen: { host: string; port: number }): Promise<FastifyInstance> {

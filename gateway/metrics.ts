@@ -93,6 +93,11 @@ export function createGatewayMetrics(collectOutbox: () => void = () => {}, regis
       registers,
       collect: collectOutbox,
     }),
+    callbackFailures: new Gauge({
+      name: 'gateway_outbox_callback_failures',
+      help: 'Outbox commit callbacks that threw since start (a bug: each is logged as GW_OUTBOX_CALLBACK_FAILED; the other callers of that commit were still answered)',
+      registers,
+    }),
     oldestPending: new Gauge({
       name: 'gateway_outbox_oldest_pending_seconds',
       help: 'Age of the oldest envelope waiting in the outbox, by priority class',

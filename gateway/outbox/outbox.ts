@@ -61,6 +61,8 @@ export interface OutboxStats {
   usedBytes: number
   /** Bytes of the database file and its WAL on disk. */
   fileBytes: number
+  /** Commit callbacks that threw since start (each logged as GW_OUTBOX_CALLBACK_FAILED). */
+  callbackFailures: number
 }
 
 export interface OutboxOptions {
@@ -121,6 +123,8 @@ export class Outbox {
   private lastReserved: number
   private lastCommitted: number
   private pending: PendingAppend[] = []
+  /** Commit callbacks that threw (see settle()); reported in stats(). */
+  private callbackFailures = 0
   private pendingRows = 0
   private flushScheduled = false
   private urgentScheduled = false
@@ -346,11 +350,31 @@ export class Outbox {
       for (const item of batch) if (item.transmission) this.remember(item.transmission, now)
     } catch (err) {
       this.log.error({ err, code: 'GW_OUTBOX_COMMIT_FAILED', rows: committed.length }, 'outbox commit failed')
-      for (const item of batch) item.done(err as Error)
+      for (const item of batch) this.settle(item, err as Error)
       return
     }
-    for (const item of batch) item.done(null)
-    this.onCommit?.(committed, performance.now() - started)
+    for (const item of batch) this.settle(item, null)
+    try {
+      this.onCommit?.(committed, performance.now() - started)
+    } catch (err) {
+      this.callbackFailures++
+      this.log.error({ err, code: 'GW_OUTBOX_CALLBACK_FAILED', callback: 'onCommit' }, 'outbox commit hook threw; the commit stands')
+    }
+  }
+
+  /**
+   * Tells one append's caller how its commit went. Each caller (a device's PUBACK, a serial ACK,
+   * a camera's answer) is told on its own: a callback that throws is logged and counted, and the
+   * devices after it in the same commit are still acknowledged. The throw would otherwise leave
+   * setImmediate's callback and end the process, with those devices never answered.
+   */
+  private settle(item: PendingAppend, err: Error | null): void {
+    try {
+      item.done(err)
+    } catch (thrown) {
+      this.callbackFailures++
+      this.log.error({ err: thrown, code: 'GW_OUTBOX_CALLBACK_FAILED', callback: 'done' }, 'an outbox commit callback threw; the others in its commit are still answered')
+    }
   }
 
   /**
@@ -529,7 +553,7 @@ export class Outbox {
       const oldest = this.stmt.oldestOf.get(priority) as { t: number } | undefined
       if (oldest) oldestPendingMs[name] = Math.max(0, now - oldest.t)
     })
-    return { pending, oldestPendingMs, lastSeq: this.lastCommitted, usedBytes: this.usedBytes(), fileBytes: this.fileBytes() }
+    return { pending, oldestPendingMs, lastSeq: this.lastCommitted, usedBytes: this.usedBytes(), fileBytes: this.fileBytes(), callbackFailures: this.callbackFailures }
   }
 
   /** Commit time of the oldest row of a class, or undefined when the class is empty. */

@@ -54,6 +54,25 @@ describe('Outbox', () => {
     box.close()
   })
 
+  it('answers every caller of a commit even when one caller\'s callback throws, and says so', async () => {
+    const logged: { code?: string; callback?: string }[] = []
+    const logger = { error: (o: { code?: string; callback?: string }) => void logged.push(o), warn: () => {}, info: () => {}, debug: () => {} } as never
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', logger, onCommit: () => { throw new Error('hook bug') } })
+    const answered: string[] = []
+    box.appendCb([box.stamp(reading(1))], [], () => answered.push('first'))
+    box.appendCb([box.stamp(reading(2))], [], () => {
+      throw new Error('a device handler bug')
+    })
+    box.appendCb([box.stamp(reading(3))], [], () => answered.push('third'))
+    // Not through the scheduler: a throw would surface here, as it would end the process there.
+    expect(() => box.flush()).not.toThrow()
+    expect(answered).toEqual(['first', 'third'])
+    expect(logged.filter((l) => l.code === 'GW_OUTBOX_CALLBACK_FAILED').map((l) => l.callback)).toEqual(['done', 'onCommit'])
+    expect(box.stats().callbackFailures).toBe(2)
+    expect(box.stats().pending.telemetry).toBe(3)
+    box.close()
+  })
+
   it('caps a group commit at maxBatchRows', async () => {
     const commits: number[] = []
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', maxBatchRows: 20, onCommit: (e) => commits.push(e.length) })
