@@ -134,6 +134,8 @@ export class SqlitePersistence extends MemoryPersistence {
   /** Makes group commits durable off the event loop; absent for 'normal' and ':memory:'. */
   private readonly walSync: WalSync | undefined
   private readonly checkpointer: Checkpointer | undefined
+  private readonly logger: Logger | undefined
+  private syncFailureLogged = false
 
   constructor(options: SqlitePersistenceOptions) {
     super()
@@ -144,6 +146,7 @@ export class SqlitePersistence extends MemoryPersistence {
     // common/wal-sync.ts), so FULL's fsync on the event loop would only be a second one.
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
+    this.logger = options.logger
     const onDisk = options.path !== ':memory:' && options.path !== ''
     if (onDisk && options.synchronous !== 'normal') this.walSync = new WalSync(options.path, options.syncWal)
     // Checkpoints on the shared worker thread, never inside a commit on the event loop.
@@ -432,8 +435,18 @@ export class SqlitePersistence extends MemoryPersistence {
     }
     batch.written?.resolve()
     if (!batch.durable) return
-    if (this.walSync) this.walSync.durable().then(batch.durable.resolve, batch.durable.reject)
-    else batch.durable.resolve()
+    const durable = batch.durable
+    if (!this.walSync) durable.resolve()
+    else {
+      this.walSync.durable().then(durable.resolve, (err: unknown) => {
+        // Final (common/wal-sync.ts): nothing more is acknowledged until a restart. Said once.
+        if (!this.syncFailureLogged) {
+          this.syncFailureLogged = true
+          this.logger?.error({ code: 'BROKER_PERSISTENCE_SYNC_FAILED', err }, 'broker persistence: fsync failed; no QoS 1/2 message is acknowledged until the broker restarts')
+        }
+        durable.reject(err)
+      })
+    }
   }
 }
 

@@ -18,8 +18,20 @@
  * wait for the next, which then covers them all: group commit at the disk's pace. A power cut
  * before a sync returns loses only unacknowledged commits, and only a suffix of them: WAL frames
  * are checksummed in a chain, so recovery stops at the first frame that did not reach the disk.
+ *
+ * A failed sync is final. With FULL, SQLite would fail that commit and roll it back; here the
+ * commit already happened and later readers see it. Linux reports a writeback error once and then
+ * marks the pages clean, so a later fdatasync would "succeed" over data that never reached the
+ * disk, and a resend found as a duplicate would be acknowledged on it. So after one failure every
+ * `durable()` rejects, and the owner stays unavailable until the process restarts and SQLite
+ * recovers from what is really on disk.
+ *
+ * Not every fsync leaves the event loop: SQLite itself still syncs the WAL header when the WAL
+ * starts over after a checkpoint, and a checkpoint finished by the owning connection
+ * (common/checkpointer.ts) syncs there. Both are occasional; the per-commit fsync is what moved.
  */
-import { closeSync, fdatasync, openSync } from 'node:fs'
+import { closeSync, fdatasync, fsyncSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
 
 /** fdatasync(fd, callback); replaceable in tests to watch the ordering. */
 export type SyncFn = (fd: number, done: (err: NodeJS.ErrnoException | null) => void) => void
@@ -35,6 +47,8 @@ export class WalSync {
   /** Callers since the running sync started: the next sync is theirs. */
   private waiting: Waiter[] = []
   private closed = false
+  /** The first failed sync; every later `durable()` rejects with it (see above). */
+  private failed: Error | undefined
   /** Syncs started, for metrics and tests. */
   syncs = 0
 
@@ -51,9 +65,15 @@ export class WalSync {
     return this.dbPath === '' || this.dbPath === ':memory:'
   }
 
+  /** The sync failure that made this database unusable until a restart, if any. */
+  get failure(): Error | undefined {
+    return this.failed
+  }
+
   /** Resolves once every commit made before this call is on disk. */
   durable(): Promise<void> {
     if (this.closed) return Promise.reject(new Error('WAL sync is closed'))
+    if (this.failed) return Promise.reject(this.failed)
     if (this.inMemory) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ resolve, reject })
@@ -67,16 +87,33 @@ export class WalSync {
       const batch = this.waiting
       this.waiting = []
       try {
-        this.fd ??= openSync(`${this.dbPath}-wal`, 'r')
-        const fd = this.fd
+        if (this.failed) throw this.failed
+        const fd = (this.fd ??= this.openWal())
         this.syncs++
         await new Promise<void>((resolve, reject) => this.sync(fd, (err) => (err ? reject(err) : resolve())))
         for (const w of batch) w.resolve()
       } catch (err) {
-        for (const w of batch) w.reject(err)
+        const e = err instanceof Error ? err : new Error(String(err))
+        this.failed ??= Object.assign(new Error(`WAL fsync failed; the database needs a restart to recover: ${e.message}`, { cause: e }), { code: (e as NodeJS.ErrnoException).code })
+        for (const w of batch) w.reject(this.failed)
       }
     }
     this.running = undefined
+  }
+
+  /**
+   * Opens the WAL and syncs its directory once: SQLite under FULL syncs the directory the first
+   * time it syncs a new journal, so that the file's creation itself survives a power cut.
+   */
+  private openWal(): number {
+    const fd = openSync(`${this.dbPath}-wal`, 'r')
+    const dir = openSync(dirname(this.dbPath), 'r')
+    try {
+      fsyncSync(dir)
+    } finally {
+      closeSync(dir)
+    }
+    return fd
   }
 
   /** Waits for the running sync (its descriptor must not be closed under it), then closes. */

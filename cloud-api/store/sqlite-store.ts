@@ -178,8 +178,9 @@ export class SqliteStore implements EventStore {
    * Writes a batch in transactions of at most `WRITE_SLICE_MS` each, and lets the event loop run
    * between them. better-sqlite3 is synchronous, so one 500-envelope transaction held the center
    * for about 5 ms, and a live alert from another gateway (or this one's urgent lane) waited
-   * behind it. Each slice is durable on its own; a crash between slices leaves the rest for the
-   * gateway's resend, which the envelope ids make harmless.
+   * behind it. Each slice is a transaction of its own, and the batch is answered after one fsync
+   * that covers them all; a crash between slices leaves the rest for the gateway's resend, which
+   * the envelope ids make harmless.
    */
   async write(envelopes: readonly Envelope[]): Promise<IngestStatus[]> {
     const statuses: IngestStatus[] = []
@@ -193,8 +194,10 @@ export class SqliteStore implements EventStore {
 
   /** Waits until what was committed is on disk; a failed fsync is the store failing. */
   private async durable(): Promise<void> {
+    // Closed (or closing) after the commit: nothing may be answered as stored without its fsync.
+    if (!this.walSync) throw new StoreUnavailableError('sqlite store is closed')
     try {
-      await this.walSync?.durable()
+      await this.walSync.durable()
     } catch (err) {
       throw new StoreUnavailableError(`sqlite fsync failed: ${(err as Error).message}`, { cause: err })
     }
@@ -309,6 +312,9 @@ export class SqliteStore implements EventStore {
 
   async ping(): Promise<void> {
     this.ready.db.prepare('SELECT 1').get()
+    // After a failed fsync every write is refused (common/wal-sync.ts): not ready until a restart.
+    const failure = this.walSync?.failure
+    if (failure) throw new StoreUnavailableError(failure.message, { cause: failure })
   }
 
   async close(): Promise<void> {

@@ -75,10 +75,16 @@ describe('SQLite store: durable before it answers', () => {
       syncs.shift()!(null)
       expect((await written).every((s) => s === 'stored')).toBe(true)
       // A failed fsync is the store failing: the gateway keeps the batch and sends it again.
-      const failing = store.write([f.reading('gas-003', t0 + 30_000, 1)])
+      const lost = f.reading('gas-003', t0 + 30_000, 1)
+      const failing = store.write([lost])
       while (syncs.length === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve))
       syncs.shift()!(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }))
       await expect(failing).rejects.toThrow('sqlite fsync failed')
+      // The resend must not be answered "duplicate" on the word of a later fsync: the failed one
+      // may have lost it. Refused, and not ready, until a restart recovers from the disk.
+      await expect(store.write([lost])).rejects.toThrow('needs a restart')
+      await expect(store.ping()).rejects.toThrow('needs a restart')
+      expect(syncs).toHaveLength(0)
     } finally {
       const closing = store.close()
       for (const done of syncs.splice(0)) done(null)
