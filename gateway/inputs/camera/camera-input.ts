@@ -14,7 +14,8 @@ import {
   MaxPartsExceededError,
   MaxTotalSizeExceededError,
   MultipartParseError,
-  parseMultipartStream,
+  MultipartParser,
+  type MultipartPart,
 } from '@remix-run/multipart-parser/node'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Counter, Gauge } from 'prom-client'
@@ -35,7 +36,7 @@ declare module 'fastify' {
 }
 
 /** What came in one request's body. */
-interface Pushed {
+export interface Pushed {
   /** The EventNotificationAlert, XML or JSON. */
   document?: Buffer
   jpeg?: Buffer
@@ -291,9 +292,32 @@ function ok(reply: FastifyReply, url: string): FastifyReply {
 const MAX_PARTS = 16
 /** A part's header block; Hikvision's are three or four short lines. */
 const MAX_PART_HEADER_BYTES = 8 * 1024
+/** Boundaries and part headers, on top of maxBodyBytes of part content. */
+const FRAMING_BYTES = 64 * 1024
+/** Bytes before the first boundary (an RFC 2046 preamble, or a stray CRLF) looked through. */
+const MAX_PREAMBLE_BYTES = 1024
 
 function isMultipart(req: FastifyRequest): boolean {
   return /^multipart\//i.test(req.headers['content-type'] ?? '')
+}
+
+/** A part's type and names; a header that is not UTF-8 (a GBK file name, say) leaves them unknown. */
+function describePart(part: MultipartPart): { type: string; name?: string; filename?: string } {
+  try {
+    return { type: part.mediaType ?? '', name: part.name, filename: part.filename }
+  } catch {
+    return { type: '' }
+  }
+}
+
+/** Whether the parser has read the close delimiter (finish() throws until it has). */
+function finished(parser: MultipartParser): boolean {
+  try {
+    parser.finish()
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**
@@ -303,40 +327,69 @@ function isMultipart(req: FastifyRequest): boolean {
  * Content-Disposition (Hikvision's density-event guide sends none), and any multipart/* subtype
  * is read.
  *
- * @remix-run/multipart-parser holds each part in memory until it ends, so a push costs at most
- * maxBodyBytes (4 MiB by default) while it is read, whatever its parts: one limit covers every
- * part, the body as a whole, and a part's headers are capped too. The parser does not care for
- * the part's disposition, which is why it replaced busboy here.
+ * @remix-run/multipart-parser reads the parts, whatever their disposition (busboy, before it,
+ * skipped a part without one). It holds a part in memory until the part ends, so its limits keep
+ * a push within maxBodyBytes of content while it is read: one limit for every part and for the
+ * body as a whole, plus a cap on part headers. Chunks go to the parser as they come off the
+ * socket, without a copy. Around it, what RFC 2046 lets a sender add and the parser refuses: a
+ * preamble before the first boundary, and an epilogue after the last that arrives in a later
+ * chunk (a final CRLF in a TCP segment of its own, say), which is read and dropped.
  */
-async function readMultipart(req: FastifyRequest, maxSnapshotBytes: number, maxBodyBytes: number): Promise<Pushed> {
+export async function readMultipart(req: Pick<FastifyRequest, 'headers' | 'raw'>, maxSnapshotBytes: number, maxBodyBytes: number): Promise<Pushed> {
   const boundary = getMultipartBoundary(req.headers['content-type'] ?? '')
   if (!boundary) throw new BadRequest('bad_multipart', 'multipart Content-Type without a boundary')
-  const pushed: Pushed = {}
   const tooLarge = () => new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
+  // Refused before a byte is read when the camera says how much is coming.
+  if (Number(req.headers['content-length'] ?? 0) > maxBodyBytes + FRAMING_BYTES) throw tooLarge()
+  const parser = new MultipartParser(boundary, { maxParts: MAX_PARTS, maxFileSize: maxBodyBytes, maxTotalSize: maxBodyBytes, maxHeaderSize: MAX_PART_HEADER_BYTES })
+  const opening = Buffer.from(`--${boundary}`)
+  const pushed: Pushed = {}
+  let preamble: Buffer | undefined = Buffer.alloc(0)
+  let ended = false
+  let bytesRead = 0
   let index = 0
-  try {
-    const parts = parseMultipartStream(req.raw, { boundary, maxParts: MAX_PARTS, maxFileSize: maxBodyBytes, maxTotalSize: maxBodyBytes, maxHeaderSize: MAX_PART_HEADER_BYTES })
-    for await (const part of parts) {
-      const label = part.name ?? part.filename ?? `#${index}`
-      index++
-      const type = part.mediaType ?? ''
-      const bytes = part.bytes
-      const value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      const declaredDocument = /xml|json/i.test(type) || /\.(xml|json)$/i.test(part.filename ?? '')
-      // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
-      const isImage = /^image\//i.test(type) || /\.(jpe?g|png|bmp)$/i.test(part.filename ?? '') || (!declaredDocument && isPicture(value))
-      if (isImage) {
-        if (pushed.jpeg || pushed.jpegTooLarge !== undefined) continue // one snapshot per event; extra pictures are ignored
-        if (value.length > maxSnapshotBytes) pushed.jpegTooLarge = value.length
-        else pushed.jpeg = value
-        continue
-      }
-      if (value.length > MAX_XML_BYTES) {
-        if (declaredDocument) throw new BadRequest('oversized', `event part "${label}" is larger than ${MAX_XML_BYTES} bytes`)
-        continue // a large part of another kind (a clip, say) is not the event
-      }
-      if (!pushed.document && looksLikeDocument(type, part.filename ?? part.name ?? '', value)) pushed.document = value
+  const take = (part: MultipartPart) => {
+    const { type, name, filename } = describePart(part)
+    const label = name ?? filename ?? `#${index}`
+    index++
+    const declaredDocument = /xml|json/i.test(type) || /\.(xml|json)$/i.test(filename ?? '')
+    // A picture sent as application/octet-stream, or with no type at all, shows by its first bytes.
+    const head = Buffer.concat(part.content.slice(0, 4)).subarray(0, 8)
+    const isImage = /^image\//i.test(type) || /\.(jpe?g|png|bmp)$/i.test(filename ?? '') || (!declaredDocument && isPicture(head))
+    if (isImage) {
+      if (pushed.jpeg || pushed.jpegTooLarge !== undefined) return // one snapshot per event; extra pictures are ignored
+      if (part.size > maxSnapshotBytes) pushed.jpegTooLarge = part.size
+      else pushed.jpeg = Buffer.concat(part.content)
+      return
     }
+    if (part.size > MAX_XML_BYTES) {
+      if (declaredDocument) throw new BadRequest('oversized', `event part "${label}" is larger than ${MAX_XML_BYTES} bytes`)
+      return // a large part of another kind (a clip, say) is not the event
+    }
+    const value = Buffer.concat(part.content)
+    if (!pushed.document && looksLikeDocument(type, filename ?? name ?? '', value)) pushed.document = value
+  }
+  try {
+    for await (const chunk of req.raw as AsyncIterable<Buffer>) {
+      bytesRead += chunk.length
+      if (bytesRead > maxBodyBytes + FRAMING_BYTES) throw tooLarge()
+      if (ended) continue
+      let data = chunk
+      if (preamble) {
+        const seen = Buffer.concat([preamble, chunk])
+        const at = seen.indexOf(opening)
+        if (at < 0) {
+          if (seen.length > MAX_PREAMBLE_BYTES + opening.length) throw new BadRequest('bad_multipart', `no "--${boundary}" boundary at the start of the body`)
+          preamble = seen
+          continue
+        }
+        data = seen.subarray(at)
+        preamble = undefined
+      }
+      for (const part of parser.write(data)) take(part)
+      ended = finished(parser)
+    }
+    if (!ended) throw new BadRequest('bad_multipart', preamble ? `no "--${boundary}" boundary in the body` : 'multipart body ends before its closing boundary')
   } catch (err) {
     // More parts than the limit (traffic cameras that send every picture): an event already read
     // is kept, and the parts after the limit are not read.
