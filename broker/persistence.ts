@@ -405,8 +405,9 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   /**
-   * Queues a mutation for the next group commit and resolves once it is committed. Every
-   * mutation of one batch shares one promise: one allocation per commit, not one per message.
+   * Queues a mutation for the next group commit and resolves once that commit is `durable` (on
+   * disk, the default) or `written` (in the WAL; see untilFor). The mutations of one batch share
+   * one promise of each kind: one allocation per commit, not one per message.
    */
   private write(op: () => void, until: 'durable' | 'written' = 'durable'): Promise<void> {
     if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
