@@ -35,6 +35,11 @@ describe('camera multipart reading', () => {
     expect((await readMultipart(request([Buffer.from('This is a multi-part message in MIME format.\r\n'), push]), MAX_SNAPSHOT, MAX_BODY)).jpeg).toEqual(JPEG)
   })
 
+  it('reads the boundary parameter quoted, and unquoted before another parameter', async () => {
+    expect((await readMultipart(request([push], 'multipart/form-data; boundary="B0"'), MAX_SNAPSHOT, MAX_BODY)).document).toEqual(XML)
+    expect((await readMultipart(request([push], 'multipart/form-data; boundary=B0 ; charset=UTF-8'), MAX_SNAPSHOT, MAX_BODY)).document).toEqual(XML)
+  })
+
   it('reads a part whose header is not UTF-8 (a GBK file name) by its content', async () => {
     // "测试.jpg" in GBK: not valid UTF-8.
     const gbkName = Buffer.concat([Buffer.from('Content-Disposition: form-data; name="pic"; filename="'), Buffer.from('b2e2cad4', 'hex'), Buffer.from('.jpg"')])

@@ -336,7 +336,8 @@ function finished(parser: MultipartParser): boolean {
  * chunk (a final CRLF in a TCP segment of its own, say), which is read and dropped.
  */
 export async function readMultipart(req: Pick<FastifyRequest, 'headers' | 'raw'>, maxSnapshotBytes: number, maxBodyBytes: number): Promise<Pushed> {
-  const boundary = getMultipartBoundary(req.headers['content-type'] ?? '')
+  // RFC 2046 §5.1.1: a boundary never ends in a space, so one before a following parameter's ';' is not part of it.
+  const boundary = getMultipartBoundary(req.headers['content-type'] ?? '')?.trimEnd()
   if (!boundary) throw new BadRequest('bad_multipart', 'multipart Content-Type without a boundary')
   const tooLarge = () => new BadRequest('oversized', `multipart body is larger than ${maxBodyBytes} bytes`)
   // Refused before a byte is read when the camera says how much is coming.
