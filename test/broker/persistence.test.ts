@@ -144,5 +144,26 @@ describe('SQLite broker persistence', () => {
       for (const done of syncs.splice(0)) done(null)
       await destroyed
     })
+
+    it('acknowledges nothing more after a failed fsync, and says so once', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
+      const errors: { code?: string }[] = []
+      const logger = { error: (o: { code?: string }) => void errors.push(o), warn: () => {}, info: () => {}, debug: () => {} } as never
+      let fail = false
+      const syncWal: SyncFn = (_fd, done) => setImmediate(() => done(fail ? Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }) : null))
+      const sessions = new SqlitePersistence({ path: join(dir, 'broker.db'), syncWal, logger })
+      await sessions.setup(fakeBroker('broker-a'))
+      await sessions.addSubscriptions({ id: 'gw' }, [{ topic: 'dev/+/reading', qos: 1 }])
+      const publish = (n: number) => ({ cmd: 'publish', topic: 'dev/d1/reading', payload: Buffer.from(String(n)), qos: 1, retain: false, dup: false }) as never
+      await sessions.queueAhead(publish(1))
+      fail = true
+      // The PUBACK for this one must not go: its fsync failed.
+      await expect(sessions.queueAhead(publish(2))).rejects.toThrow('EIO')
+      // Nor for a later one, though a later fsync would report success over what the failed one lost.
+      fail = false
+      await expect(sessions.queueAhead(publish(3))).rejects.toThrow('needs a restart')
+      expect(errors.filter((e) => e.code === 'BROKER_PERSISTENCE_SYNC_FAILED')).toHaveLength(1)
+      await sessions.destroy()
+    })
   })
 })
