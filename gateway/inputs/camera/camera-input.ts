@@ -387,10 +387,15 @@ export async function readMultipart(req: Pick<FastifyRequest, 'headers' | 'raw'>
         data = seen.subarray(at)
         preamble = undefined
       }
-      for (const part of parser.write(data)) take(part)
-      ended = finished(parser)
+      try {
+        for (const part of parser.write(data)) take(part)
+      } catch (err) {
+        // A parser past its close delimiter refuses any later chunk: that chunk is the epilogue.
+        if (!(err instanceof MultipartParseError) || !finished(parser)) throw err
+        ended = true
+      }
     }
-    if (!ended) throw new BadRequest('bad_multipart', preamble ? `no "--${boundary}" boundary in the body` : 'multipart body ends before its closing boundary')
+    if (!finished(parser)) throw new BadRequest('bad_multipart', preamble ? `no "--${boundary}" boundary in the body` : 'multipart body ends before its closing boundary')
   } catch (err) {
     // More parts than the limit (traffic cameras that send every picture): an event already read
     // is kept, and the parts after the limit are not read.
