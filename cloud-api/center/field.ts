@@ -33,12 +33,16 @@ export interface GatewayHealth {
 
 const FLUSH_MS = 5000
 
-const key = (office: string, device: string) => `${office}\u0000${device}`
-
 export class FieldIndex {
-  private readonly devices = new Map<string, DeviceInfo>()
+  /**
+   * Office, then device id. Two levels rather than one joined key: a batch is one office's, so
+   * the ingest path looks its office up once and each device by its id as it came, without
+   * building (and hashing) a new key string per envelope.
+   */
+  private readonly devices = new Map<string, Map<string, DeviceInfo>>()
   private readonly gateways = new Map<string, GatewayHealth>()
-  private readonly dirtyDevices = new Set<string>()
+  /** Devices changed since the last flush, by identity (an entry is never replaced, only changed). */
+  private readonly dirtyDevices = new Set<DeviceInfo>()
   private readonly dirtyGateways = new Set<string>()
   private readonly timer: NodeJS.Timeout
   private readonly upsertDevice
@@ -46,7 +50,7 @@ export class FieldIndex {
 
   constructor(private readonly db: CenterDb) {
     for (const r of db.prepare<[], { id: string; office: string; enterprise: string | null; gateway: string; last_seen: number; status: string | null; latest: string }>('SELECT * FROM devices').all()) {
-      this.devices.set(key(r.office, r.id), {
+      this.officeDevices(r.office).set(r.id, {
         id: r.id,
         office: r.office,
         ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
@@ -96,12 +100,22 @@ export class FieldIndex {
 
   noteEnvelopes(envelopes: readonly Envelope[]): void {
     let owners = false
+    let office: string | undefined
+    let devices: Map<string, DeviceInfo> | undefined
     for (const e of envelopes) {
-      const k = key(e.office, e.device)
-      let d = this.devices.get(k)
-      if (!d || (e.enterprise !== undefined && d.enterprise !== e.enterprise)) {
-        d = { ...(d ?? { latest: {} }), id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
-        this.devices.set(k, d)
+      if (e.office !== office || devices === undefined) {
+        office = e.office
+        devices = this.officeDevices(office)
+      }
+      let d = devices.get(e.device)
+      if (!d) {
+        d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
+        devices.set(e.device, d)
+        owners = true
+      } else if (e.enterprise !== undefined && d.enterprise !== e.enterprise) {
+        // Changed in place: the dirty set and any caller holding this entry see the new owner.
+        d.enterprise = e.enterprise
+        d.gateway = e.gateway
         owners = true
       }
       if (e.ts > d.lastSeen) d.lastSeen = e.ts
@@ -111,23 +125,37 @@ export class FieldIndex {
       } else if (e.kind === 'status') {
         d.status = e.payload.state
       }
-      this.dirtyDevices.add(k)
+      this.dirtyDevices.add(d)
     }
     // Scope checks read device owners; make a new device's owner durable with its first data.
     if (owners) this.flush()
   }
 
+  private officeDevices(office: string): Map<string, DeviceInfo> {
+    let devices = this.devices.get(office)
+    if (!devices) {
+      devices = new Map()
+      this.devices.set(office, devices)
+    }
+    return devices
+  }
+
   device(office: string, id: string): DeviceInfo | undefined {
-    return this.devices.get(key(office, id))
+    return this.devices.get(office)?.get(id)
   }
 
   /** Every device with this id, one per office that has one. */
   devicesNamed(id: string): DeviceInfo[] {
-    return [...this.devices.values()].filter((d) => d.id === id)
+    const named: DeviceInfo[] = []
+    for (const devices of this.devices.values()) {
+      const d = devices.get(id)
+      if (d) named.push(d)
+    }
+    return named
   }
 
   allDevices(): DeviceInfo[] {
-    return [...this.devices.values()]
+    return [...this.devices.values()].flatMap((devices) => [...devices.values()])
   }
 
   allGateways(): GatewayHealth[] {
@@ -137,8 +165,7 @@ export class FieldIndex {
   flush(): void {
     if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
     this.db.transaction(() => {
-      for (const k of this.dirtyDevices) {
-        const d = this.devices.get(k)!
+      for (const d of this.dirtyDevices) {
         this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
       }
       for (const id of this.dirtyGateways) {
