@@ -175,6 +175,22 @@ describe('line protocol of envelopes', () => {
     }
   })
 
+  it('writes every number as String() does, two-decimal readings (its own digits) included (property)', () => {
+    const line = (value: number) => envelopeLine({ ...base, seq: 1, id: 'gw-1:1', kind: 'reading', payload: { quantity: 'gas', value, unit: 'u' } })
+    const expected = (value: number) => `reading,device=dev-1,gateway=gw-1,office=office-1,quantity=gas id="gw-1:1",unit="u",value=${String(value)} ${pointTime(base.ts, 1)}`
+    // Where the two-decimal path starts and stops: ulps near 10¹³, cents that round up to a whole,
+    // values whose ×100 is inexact (0.07·100 = 7.000000000000001), and ones that only look short.
+    const edges = [0, -0, 0.01, -0.01, 0.07, 0.1, 0.29, 0.995, 1.005, 9.99, 10, 99.995, 100.01, 1e13 - 0.01, 1e13, 1e13 + 0.5, 9007199254740.99, 123.456, 0.001, 1e-7, 2 ** 31 + 0.5, -(2 ** 31) - 0.25]
+    for (const value of edges) expect(line(value), String(value)).toBe(expected(value))
+    const twoDecimals = fc.tuple(fc.integer({ min: -(10 ** 15), max: 10 ** 15 }), fc.constantFrom(1, 10, 100)).map(([n, d]) => n / d)
+    fc.assert(
+      fc.property(fc.oneof(twoDecimals, fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e14, max: 1e14 })), (value) => {
+        expect(line(value)).toBe(expected(value))
+      }),
+      { numRuns: 20_000 },
+    )
+  })
+
   it("stores `\\'` as sent, where the influx package doubled its backslash", () => {
     const e = everyKind("it\\'s")[12]
     expect(e.kind).toBe('status')
