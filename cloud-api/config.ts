@@ -2,7 +2,8 @@
  * cloud-api configuration: a YAML/JSON file (`--config`, or GRIDWATCH_CLOUD_CONFIG), then
  * environment overrides. With neither, the built-in demo config runs, with a warning.
  *
- * Environment: PORT, HOST, STORE=sqlite|influx, SQLITE_PATH, INFLUX_URL, INFLUX_DB, CENTER_DB.
+ * Environment: PORT, HOST, STORE=sqlite|influx, SQLITE_PATH, INFLUX_URL, INFLUX_DB, CENTER_DB. The
+ * store variables change only the keys they name (see envStore).
  *
  * The organization (districts → offices → enterprises and patrol routes) is what scoping and
  * patrol compliance are computed from. People and gateways can be declared here (hashes only,
@@ -214,24 +215,55 @@ export const demoCloudConfig = () => ({
 })
 
 export function loadCloudConfig(path: string | undefined, env: NodeJS.ProcessEnv = process.env, overrides?: unknown): CloudConfig {
-  let merged: unknown = path ? deepMerge(base, readConfigFile(path)) : demoCloudConfig()
+  const file = path ? readConfigFile(path) : undefined
+  let merged: unknown = file !== undefined ? deepMerge(base, file) : demoCloudConfig()
+  // A store section is one choice (sqlite or influx): the file's replaces the default whole, so
+  // an influx section does not inherit the default's sqlite `path`.
+  const fileStore = isRecord(file) && isRecord(file.store) ? file.store : undefined
+  if (fileStore) merged = { ...(merged as object), store: fileStore }
   const fromEnv: Record<string, unknown> = {}
   if (env.PORT || env.HOST) {
     fromEnv.listen = { ...(env.PORT ? { port: Number(env.PORT) } : {}), ...(env.HOST ? { host: env.HOST } : {}) }
   }
-  if (env.STORE === 'influx') {
-    fromEnv.store = { type: 'influx', url: env.INFLUX_URL ?? 'http://127.0.0.1:8086', database: env.INFLUX_DB ?? 'gridwatch' }
-  } else if (env.STORE === 'sqlite') {
-    fromEnv.store = { type: 'sqlite', path: env.SQLITE_PATH ?? 'var/cloud/events.db' }
-  } else if (env.STORE !== undefined) {
-    throw new ConfigError('environment', [{ path: 'STORE', message: `must be "sqlite" or "influx", not "${env.STORE}"` }])
-  }
+  const store = envStore((merged as { store?: unknown }).store, env)
   if (env.CENTER_DB) fromEnv.center = { path: env.CENTER_DB }
   merged = deepMerge(merged, fromEnv)
-  if (overrides !== undefined) merged = deepMerge(merged, overrides)
-  // A store section is one choice (sqlite or influx), so a later one replaces an earlier whole
-  // instead of mixing their keys.
-  const store = (overrides as { store?: unknown } | undefined)?.store ?? fromEnv.store
   if (store !== undefined) merged = { ...(merged as object), store }
+  if (overrides !== undefined) merged = deepMerge(merged, overrides)
+  // The same for a caller's (a test's, a benchmark's) store: it replaces, it does not mix.
+  const overridden = (overrides as { store?: unknown } | undefined)?.store
+  if (overridden !== undefined) merged = { ...(merged as object), store: overridden }
   return checkConfig<CloudConfig>(CloudConfigSchema, merged, path ?? 'built-in demo config')
+}
+
+/**
+ * The store after the environment: STORE picks the kind; INFLUX_URL, INFLUX_DB and SQLITE_PATH
+ * set those keys of the configured section when it is of that kind, and keep the rest of it (an
+ * influx section's database and retention stay as the file says). A STORE of the other kind
+ * starts a section of its own, from its variables and defaults. Undefined: nothing to change.
+ */
+function envStore(configured: unknown, env: NodeJS.ProcessEnv): Record<string, unknown> | undefined {
+  if (env.STORE !== undefined && env.STORE !== 'sqlite' && env.STORE !== 'influx') {
+    throw new ConfigError('environment', [{ path: 'STORE', message: `must be "sqlite" or "influx", not "${env.STORE}"` }])
+  }
+  const current = isRecord(configured) ? configured : {}
+  const type = env.STORE ?? current.type
+  const same = current.type === type ? current : undefined
+  if (type === 'influx') {
+    if (same && env.INFLUX_URL === undefined && env.INFLUX_DB === undefined) return undefined
+    return {
+      ...(same ?? { type, url: 'http://127.0.0.1:8086', database: 'gridwatch' }),
+      ...(env.INFLUX_URL !== undefined ? { url: env.INFLUX_URL } : {}),
+      ...(env.INFLUX_DB !== undefined ? { database: env.INFLUX_DB } : {}),
+    }
+  }
+  if (type === 'sqlite') {
+    if (same && env.SQLITE_PATH === undefined) return undefined
+    return { ...(same ?? { type, path: 'var/cloud/events.db' }), ...(env.SQLITE_PATH !== undefined ? { path: env.SQLITE_PATH } : {}) }
+  }
+  return undefined
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
 }

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { ConfigError } from '../../common/config-file.ts'
 import { resolveGatewayConfig, DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
 import { loadCloudConfig } from '../../cloud-api/config.ts'
@@ -106,6 +109,27 @@ describe('cloud config', () => {
   it('STORE=influx INFLUX_URL=... switches the store', () => {
     const c = loadCloudConfig(undefined, { STORE: 'influx', INFLUX_URL: 'http://db:8086' })
     expect(c.store).toEqual({ type: 'influx', url: 'http://db:8086', database: 'gridwatch' })
+  })
+
+  it("takes an influx store from the file whole, and lets the environment change only the keys it names", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloud-config-'))
+    try {
+      const path = join(dir, 'cloud.yaml')
+      const influx = { type: 'influx', url: 'http://influx.internal:8086', database: 'pukou_prod', rawRetention: '30d', longTermRetention: '1825d' }
+      writeFileSync(path, JSON.stringify({ store: influx }))
+      expect(loadCloudConfig(path, {}).store).toEqual(influx)
+      expect(loadCloudConfig(path, { INFLUX_URL: 'https://db:8086' }).store).toEqual({ ...influx, url: 'https://db:8086' })
+      expect(loadCloudConfig(path, { STORE: 'influx', INFLUX_DB: 'pukou_test' }).store).toEqual({ ...influx, database: 'pukou_test' })
+      // Another kind starts afresh; a variable of the other kind changes nothing.
+      expect(loadCloudConfig(path, { STORE: 'sqlite' }).store).toEqual({ type: 'sqlite', path: 'var/cloud/events.db' })
+      expect(loadCloudConfig(path, { SQLITE_PATH: '/x.db' }).store).toEqual(influx)
+      writeFileSync(path, JSON.stringify({ store: { type: 'sqlite', path: '/srv/events.db' } }))
+      expect(loadCloudConfig(path, {}).store).toEqual({ type: 'sqlite', path: '/srv/events.db' })
+      expect(loadCloudConfig(path, { SQLITE_PATH: '/x.db' }).store).toEqual({ type: 'sqlite', path: '/x.db' })
+      expect(loadCloudConfig(path, { STORE: 'influx' }).store).toEqual({ type: 'influx', url: 'http://127.0.0.1:8086', database: 'gridwatch' })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('refuses an unknown STORE', () => {
