@@ -22,7 +22,10 @@ export function healthRoutes(app: FastifyInstance, deps: AppDeps): void {
       await deps.store.ping()
       return { ready: true, store: deps.store.kind }
     } catch (err) {
-      return reply.code(503).header('retry-after', '5').send({ ready: false, store: deps.store.kind, reason: (err as Error).message })
+      // Anyone may ask, so the reason never carries credentials, even from a store that put a
+      // URL's user and password into its message.
+      const reason = (err as Error).message.replace(/\/\/[^/@\s]*@/g, '//')
+      return reply.code(503).header('retry-after', '5').send({ ready: false, store: deps.store.kind, reason })
     }
   }
   app.get('/readyz', { ...ops, schema: { ...ops.schema, summary: 'Readiness: the event store answers' } }, ready)

@@ -201,9 +201,12 @@ export class InfluxStore implements EventStore {
   readonly notices: string[] = []
   private fresh = false
   private lifecycleWriter: InfluxWriter | undefined
+  /** The server's URL for messages: without the user and password the configured URL may carry. */
+  private readonly where: string
 
   constructor(private readonly options: InfluxStoreOptions) {
     const url = new URL(options.url)
+    this.where = withoutCredentials(url)
     this.influx = new InfluxDB({
       host: url.hostname,
       port: Number(url.port || (url.protocol === 'https:' ? 443 : 8086)),
@@ -568,7 +571,7 @@ export class InfluxStore implements EventStore {
 
   async ping(): Promise<void> {
     const hosts = await this.influx.ping(this.options.timeoutMs ?? 5000)
-    if (!hosts.some((h) => h.online)) throw new StoreUnavailableError(`InfluxDB at ${this.options.url} does not answer /ping`)
+    if (!hosts.some((h) => h.online)) throw new StoreUnavailableError(`InfluxDB at ${this.where} does not answer /ping`)
   }
 
   async close(): Promise<void> {
@@ -769,4 +772,12 @@ function alertRowFrom(r: Record<string, unknown> & { time: INanoDate }): AlertEv
     message: r.message as string,
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),
   }
+}
+
+/** A URL as it may be shown: `http://user:secret@db:8086/` becomes `http://db:8086/`. */
+export function withoutCredentials(url: URL): string {
+  const shown = new URL(url)
+  shown.username = ''
+  shown.password = ''
+  return shown.toString()
 }

@@ -10,6 +10,8 @@ import { loadCloudConfig } from '../../cloud-api/config.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { StoreUnavailableError, type EventStore } from '../../cloud-api/store/store.ts'
 import { StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
+import { InfluxStore } from '../../cloud-api/store/influx-store.ts'
+import { freePort } from '../../common/ports.ts'
 import { hashToken } from '../../common/secrets.ts'
 import { silentLogger } from '../../common/logger.ts'
 import type { Envelope } from '../../contracts/envelope.ts'
@@ -332,6 +334,27 @@ describe('cloud-api with its store down', () => {
   it('readiness goes false while liveness stays true', async () => {
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503)
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
+  })
+
+  it('readiness says why, without the credentials of the InfluxDB URL (anyone may ask)', async () => {
+    const influx = new InfluxStore({ url: `http://grafana:S3cret%40Passw0rd@127.0.0.1:${await freePort()}`, database: 'nowhere', timeoutMs: 500 })
+    const unreachable = await appWith(influx)
+    try {
+      const res = await unreachable.inject({ url: '/ready' })
+      expect(res.statusCode).toBe(503)
+      expect(res.json<{ reason: string }>().reason).toMatch(/^InfluxDB at http:\/\/127\.0\.0\.1:\d+\/ does not answer/)
+      expect(res.body).not.toMatch(/S3cret|grafana/)
+    } finally {
+      await unreachable.close()
+      await influx.close()
+    }
+    // A store that does put a URL's user and password in its message: /ready leaves them out.
+    const leaky = await appWith({ ...down, ping: () => Promise.reject(new StoreUnavailableError('no answer from https://admin:hunter2@db.internal:8086/ping')) })
+    try {
+      expect((await leaky.inject({ url: '/readyz' })).json()).toMatchObject({ ready: false, reason: 'no answer from https://db.internal:8086/ping' })
+    } finally {
+      await leaky.close()
+    }
   })
 })
 
