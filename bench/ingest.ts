@@ -74,6 +74,8 @@ function cloudConfig(dir: string, port: number): string {
   const config: Record<string, unknown> = {
     listen: { host: '127.0.0.1', port },
     gateways: gateways.map((g) => ({ id: g.id, office: g.office, tokenHash: hashToken(g.token) })),
+    // The gateways' offices, which the center checks a gateway's office against.
+    organization: { districts: [{ id: 'bench', name: 'Bench district', offices: gateways.map((g) => ({ id: g.office, name: g.office, utcOffsetMinutes: 480, enterprises: [], routes: [] })) }] },
   }
   // The center's own database, when this version has one, in the run's scratch directory.
   if ('center' in known) config.center = { path: join(dir, 'center.db') }
@@ -81,7 +83,7 @@ function cloudConfig(dir: string, port: number): string {
   // hundreds would. Load shedding (under-pressure) keeps its production setting.
   if ('limits' in known) config.limits = { ingestPerGatewayPerMinute: 0, requestsPerAddressPerMinute: 0 }
   // The store comes from the environment (STORE=influx), which replaces the default store section
-  // whole; a file's store section would be merged into the default sqlite one.
+  // whole (before 2026-11-27, a file's store section was merged into the default sqlite one).
   const path = join(dir, 'center.yaml')
   writeFileSync(path, stringify(config))
   return path

@@ -133,7 +133,7 @@ function cloudConfig(dir: string, port: number): string {
     limits: { ingestPerGatewayPerMinute: 0, requestsPerAddressPerMinute: 0, maxEventLoopDelayMs: 0, maxHeapUsedMb: 0 },
   }
   // The store comes from the environment (STORE=influx), which replaces the default store section
-  // whole; a file's store section would be merged into the default sqlite one.
+  // whole (before 2026-11-27, a file's store section was merged into the default sqlite one).
   const path = join(dir, 'center.yaml')
   writeFileSync(path, stringify(config))
   return path

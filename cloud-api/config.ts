@@ -13,6 +13,7 @@
 import Type, { type Static } from 'typebox'
 import { Ident } from '../contracts/envelope.ts'
 import { ConfigError, checkConfig, deepMerge, readConfigFile } from '../common/config-file.ts'
+import type { SchemaProblem } from '../contracts/validate.ts'
 import { hashToken } from '../common/secrets.ts'
 import { RouteSchema } from '../gateway/config/schema.ts'
 import { DEMO_CONFIG_PATH } from '../gateway/config/load.ts'
@@ -233,7 +234,74 @@ export function loadCloudConfig(path: string | undefined, env: NodeJS.ProcessEnv
   // The same for a caller's (a test's, a benchmark's) store: it replaces, it does not mix.
   const overridden = (overrides as { store?: unknown } | undefined)?.store
   if (overridden !== undefined) merged = { ...(merged as object), store: overridden }
-  return checkConfig<CloudConfig>(CloudConfigSchema, merged, path ?? 'built-in demo config')
+  const source = path ?? 'built-in demo config'
+  const config = checkConfig<CloudConfig>(CloudConfigSchema, merged, source)
+  const problems = referenceProblems(config)
+  if (problems.length > 0) throw new ConfigError(source, problems.slice(0, 20))
+  return config
+}
+
+/**
+ * What the schema cannot see: ids unique where scoping looks them up, and every reference to a
+ * district, office or enterprise one the organization has. An office id in two districts would be
+ * seen by the staff of both; an enterprise in two offices would put its inspector in whichever
+ * came last; a gateway of an unknown office ingests data nobody's scope covers.
+ */
+export function referenceProblems(config: CloudConfig): SchemaProblem[] {
+  const problems: SchemaProblem[] = []
+  const first = new Map<string, string>()
+  const unique = (kind: string, id: string, path: string) => {
+    const earlier = first.get(`${kind}\u0000${id}`)
+    // A token hash is no secret, but it says nothing to a reader either.
+    const named = kind.endsWith('token') ? `the same ${kind}` : `${kind} "${id}"`
+    if (earlier !== undefined) problems.push({ path, message: `${named} is already declared at ${earlier}` })
+    else first.set(`${kind}\u0000${id}`, path)
+  }
+  const offices = new Set<string>()
+  const enterprises = new Set<string>()
+  config.organization.districts.forEach((d, di) => {
+    unique('district', d.id, `/organization/districts/${di}/id`)
+    d.offices.forEach((o, oi) => {
+      const at = `/organization/districts/${di}/offices/${oi}`
+      unique('office', o.id, `${at}/id`)
+      offices.add(o.id)
+      o.enterprises.forEach((e, ei) => {
+        unique('enterprise', e.id, `${at}/enterprises/${ei}/id`)
+        enterprises.add(e.id)
+      })
+    })
+  })
+  const districts = new Set(config.organization.districts.map((d) => d.id))
+  config.gateways.forEach((g, i) => {
+    unique('gateway', g.id, `/gateways/${i}/id`)
+    unique('gateway token', g.tokenHash, `/gateways/${i}/tokenHash`)
+    if (!offices.has(g.office)) problems.push({ path: `/gateways/${i}/office`, message: `no office "${g.office}" in /organization` })
+  })
+  config.users.forEach((u, i) => {
+    unique('user', u.name, `/users/${i}/name`)
+    for (const [j, h] of (u.tokenHashes ?? []).entries()) unique('user token', h, `/users/${i}/tokenHashes/${j}`)
+    const at = `/users/${i}/scope`
+    if (u.role === 'center' && (u.scope.district === undefined || !districts.has(u.scope.district))) {
+      problems.push({ path: `${at}/district`, message: u.scope.district === undefined ? 'center staff need a district' : `no district "${u.scope.district}" in /organization` })
+    }
+    if (u.role === 'supervisor') {
+      if (!u.scope.offices?.length) problems.push({ path: `${at}/offices`, message: 'supervisors need at least one office' })
+      for (const o of u.scope.offices ?? []) if (!offices.has(o)) problems.push({ path: `${at}/offices`, message: `no office "${o}" in /organization` })
+    }
+    if (u.role === 'inspector') {
+      if (!u.scope.enterprises?.length) problems.push({ path: `${at}/enterprises`, message: 'inspectors need at least one enterprise' })
+      for (const e of u.scope.enterprises ?? []) if (!enterprises.has(e)) problems.push({ path: `${at}/enterprises`, message: `no enterprise "${e}" in /organization` })
+    }
+  })
+  const tokenOwners = new Map<string, string>()
+  for (const [i, g] of config.gateways.entries()) tokenOwners.set(g.tokenHash, `/gateways/${i}/tokenHash`)
+  config.users.forEach((u, i) =>
+    (u.tokenHashes ?? []).forEach((h, j) => {
+      const gateway = tokenOwners.get(h)
+      if (gateway !== undefined) problems.push({ path: `/users/${i}/tokenHashes/${j}`, message: `the same token as the gateway at ${gateway}` })
+    }),
+  )
+  return problems
 }
 
 /**

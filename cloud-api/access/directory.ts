@@ -13,6 +13,8 @@ import { randomBytes } from 'node:crypto'
 import type { CloudConfig, UserConfig } from '../config.ts'
 import type { CenterDb } from '../center/db.ts'
 import { hashPassword, hashToken, newToken, verifyPassword } from '../../common/secrets.ts'
+import { Ident } from '../../contracts/envelope.ts'
+import { checker } from '../../contracts/validate.ts'
 import { ApiError } from '../errors.ts'
 import type { Organization } from './organization.ts'
 import { userPrincipal, type GatewayPrincipal, type Principal, type Role, type ScopeSpec, type UserPrincipal } from './principal.ts'
@@ -89,6 +91,19 @@ export class Directory {
         `users ${clash.map((u) => `"${u.name}"`).join(', ')} are declared in the config file and also exist in the center database; remove them from one (npm run cloud -- user remove NAME)`,
       )
     }
+    // The same for gateways: two gateways of one id number their envelopes alike (`id:seq`), so
+    // the store would take one's data as the other's duplicates, and the database one could be
+    // neither rotated nor removed (config wins on lookup).
+    const declared = new Set(config.gateways.map((g) => g.id))
+    const twice = db
+      .prepare<[], { id: string }>('SELECT id FROM gateways')
+      .all()
+      .filter((g) => declared.has(g.id))
+    if (twice.length > 0) {
+      throw new DirectoryConflictError(
+        `gateways ${twice.map((g) => `"${g.id}"`).join(', ')} are declared in the config file and also exist in the center database; remove them from one (npm run cloud -- gateway remove ID, before declaring it in the file)`,
+      )
+    }
     this.stmt = {
       tokenByHash: db.prepare<[string], TokenRow>('SELECT * FROM tokens WHERE hash = ?'),
       user: db.prepare<[string], { name: string; role: Role; scope: string; password_hash: string | null; created_at: number; disabled: number }>(
@@ -148,6 +163,7 @@ export class Directory {
   // ---- users
 
   async addUser(name: string, role: Role, scope: ScopeSpec, password?: string): Promise<UserRecord> {
+    checkIdent('name', name)
     if (this.configUsers.has(name) || this.stmt.user.get(name)) throw new ApiError('CLOUD_CONFLICT', `user "${name}" exists`)
     this.checkScope(role, scope)
     const passwordHash = password === undefined ? null : await hashPassword(password)
@@ -228,6 +244,7 @@ export class Directory {
 
   /** Registers a gateway for an office and returns its ingest token (shown once). */
   addGateway(id: string, office: string): { token: string } {
+    checkIdent('id', id)
     if (!this.org.office(office)) throw new ApiError('CLOUD_REQUEST_INVALID', `no office "${office}" in the organization`, [{ path: '/office', message: 'unknown office' }])
     if (this.gateway(id)) throw new ApiError('CLOUD_CONFLICT', `gateway "${id}" exists`)
     this.db.prepare('INSERT INTO gateways (id, office, created_at) VALUES (?, ?, ?)').run(id, office, this.now())
@@ -296,6 +313,18 @@ export class Directory {
       if (!scope.enterprises?.length) throw bad('/scope/enterprises', 'inspectors need at least one enterprise')
       for (const e of scope.enterprises) if (!this.org.officeOfEnterprise(e)) throw bad('/scope/enterprises', `unknown enterprise "${e}"`)
     }
+  }
+}
+
+const ident = checker<string>(Ident)
+const isIdent = (value: string): boolean => ident.check(value)
+
+/** Names and ids as the config file's: the API's schemas check them, the CLI comes here directly. */
+function checkIdent(field: string, value: string): void {
+  if (!isIdent(value)) {
+    throw new ApiError('CLOUD_REQUEST_INVALID', `${field} "${value}" is not an id: letters, digits, '.', '_' and '-', at most 64, starting with a letter or digit`, [
+      { path: `/${field}`, message: 'must match ^[A-Za-z0-9][A-Za-z0-9_.-]*$ (at most 64)' },
+    ])
   }
 }
 

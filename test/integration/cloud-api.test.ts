@@ -28,6 +28,15 @@ const config = loadCloudConfig(undefined, {}, {
     { id: 'gw-other', office: 'office-other', tokenHash: hashToken(OTHER_GW_TOKEN) },
   ],
   users: [{ name: 'staff', role: 'admin', scope: {}, tokenHashes: [hashToken(READER_TOKEN)] }],
+  organization: {
+    districts: [
+      {
+        id: 'district-test',
+        name: 'Test district',
+        offices: ['office-test', 'office-other'].map((id) => ({ id, name: id, utcOffsetMinutes: 480, enterprises: [], routes: [] })),
+      },
+    ],
+  },
   reads: { open: false },
   center: { path: ':memory:' },
   bodyLimitBytes: 256 * 1024,

@@ -14,6 +14,7 @@ import { runCli, UsageError } from '../../cloud-api/cli.ts'
 import { DirectoryConflictError } from '../../cloud-api/access/directory.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { silentLogger } from '../../common/logger.ts'
+import { hashToken } from '../../common/secrets.ts'
 import { centerConfig, FieldFactory, organization } from '../helpers/center.ts'
 
 const run = promisify(execFile)
@@ -72,6 +73,17 @@ describe('cloud CLI', () => {
     await expect(runCli(['user', 'add', 'sun', '--role', 'admin'], config)).rejects.toThrow(/exists/)
     await expect(runCli(['gateway', 'add', 'gw-x', '--office', 'nowhere'], config)).rejects.toThrow(/no office/)
     await expect(runCli(['user', 'token', 'sun', '--label', 'x', '--ttl-hours', '12h'], config)).rejects.toThrow(/--ttl-hours must be a number/)
+    // A name the API's schemas would refuse could never sign in or be managed there.
+    await expect(runCli(['user', 'add', 'Zhang Wei', '--role', 'admin'], config)).rejects.toThrow(/name "Zhang Wei" is not an id/)
+    await expect(runCli(['gateway', 'add', '../gw', '--office', 'o-a'], config)).rejects.toThrow(/id "..\/gw" is not an id/)
+    expect(await runCli(['user', 'list'], config)).not.toContain('Zhang Wei')
+  })
+
+  it('the API refuses to start when the config declares a gateway the database also has', async () => {
+    const store = new SqliteStore(':memory:')
+    await runCli(['gateway', 'add', 'gw-twice', '--office', 'o-a'], config)
+    const clashing = centerConfig({ center: { path: join(dir, 'center.db') }, gateways: [{ id: 'gw-twice', office: 'o-b', tokenHash: hashToken('tok-twice-0123456789abcdefgh') }] })
+    await expect(buildApp({ config: clashing, store, logger: silentLogger() })).rejects.toThrow(/gateways "gw-twice" are declared in the config file and also exist in the center database/)
   })
 
   it('the API refuses to start when the config declares a user the database also has', async () => {

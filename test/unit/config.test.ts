@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { ConfigError } from '../../common/config-file.ts'
 import { resolveGatewayConfig, DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
 import { loadCloudConfig } from '../../cloud-api/config.ts'
+import { hashToken } from '../../common/secrets.ts'
 
 const minimal = {
   gateway: { id: 'gw-1', dataDir: '/tmp/x' },
@@ -130,6 +131,50 @@ describe('cloud config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+
+  it('refuses ids declared twice and references to districts, offices and enterprises the organization lacks', () => {
+    const office = (id: string, enterprises: string[] = []) => ({ id, name: id, utcOffsetMinutes: 480, enterprises: enterprises.map((e) => ({ id: e, name: e })), routes: [] })
+    const organization = {
+      districts: [
+        { id: 'd1', name: 'D1', offices: [office('o-a', ['canteen-1']), office('o-b', ['canteen-1'])] },
+        { id: 'd2', name: 'D2', offices: [office('o-a')] },
+      ],
+    }
+    const token = hashToken('tok-a-0123456789abcdefghij')
+    const problems = problemsOf(() =>
+      loadCloudConfig(undefined, {}, {
+        organization,
+        gateways: [
+          { id: 'gw-1', office: 'o-a', tokenHash: token },
+          { id: 'gw-1', office: 'o-b', tokenHash: hashToken('tok-b-0123456789abcdefghij') },
+          { id: 'gw-2', office: 'o-z', tokenHash: token },
+        ],
+        users: [
+          { name: 'zhang', role: 'center', scope: { district: 'd9' } },
+          { name: 'zhang', role: 'center', scope: {} },
+          { name: 'li', role: 'inspector', scope: {} },
+          { name: 'wang', role: 'supervisor', scope: { offices: ['o-z'] } },
+          { name: 'zhao', role: 'inspector', scope: { enterprises: ['nowhere'] }, tokenHashes: [token] },
+        ],
+      }),
+    )
+    expect(problems).toEqual([
+      { path: '/organization/districts/0/offices/1/enterprises/0/id', message: 'enterprise "canteen-1" is already declared at /organization/districts/0/offices/0/enterprises/0/id' },
+      { path: '/organization/districts/1/offices/0/id', message: 'office "o-a" is already declared at /organization/districts/0/offices/0/id' },
+      { path: '/gateways/1/id', message: 'gateway "gw-1" is already declared at /gateways/0/id' },
+      { path: '/gateways/2/tokenHash', message: 'the same gateway token is already declared at /gateways/0/tokenHash' },
+      { path: '/gateways/2/office', message: 'no office "o-z" in /organization' },
+      { path: '/users/0/scope/district', message: 'no district "d9" in /organization' },
+      { path: '/users/1/name', message: 'user "zhang" is already declared at /users/0/name' },
+      { path: '/users/1/scope/district', message: 'center staff need a district' },
+      { path: '/users/2/scope/enterprises', message: 'inspectors need at least one enterprise' },
+      { path: '/users/3/scope/offices', message: 'no office "o-z" in /organization' },
+      { path: '/users/4/scope/enterprises', message: 'no enterprise "nowhere" in /organization' },
+      { path: '/users/4/tokenHashes/0', message: 'the same token as the gateway at /gateways/2/tokenHash' },
+    ])
+    // The demo config and a well-formed one pass.
+    expect(() => loadCloudConfig(undefined, {})).not.toThrow()
   })
 
   it('refuses an unknown STORE', () => {
