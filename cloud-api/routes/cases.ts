@@ -21,6 +21,7 @@ import { Ident, Severities } from '../../contracts/envelope.ts'
 import { canAct, canSee, officeFilter, type Role } from '../access/principal.ts'
 import { Actions, CaseStates, subjectOf, type CaseState } from '../lifecycle/casebook.ts'
 import { ApiError } from '../errors.ts'
+import { StoreUnavailableError } from '../store/store.ts'
 import type { AppDeps } from '../app.ts'
 import { boundedLimit, QueryTime, timeWindowOptional } from './params.ts'
 
@@ -88,14 +89,23 @@ export function caseRoutes(app: FastifyInstance, deps: AppDeps, kind: 'alert' | 
     if (!c || c.kind !== kind || !canSee(user, subjectOf(c))) throw new ApiError('CLOUD_NOT_FOUND', `no ${kind} "${req.params.id}"`)
     const history = deps.casebook.history(c.id)
     let readings: { time: string; value: number; unit: string }[] | undefined
+    let readingsUnavailable = false
     const quantity = c.detail.quantity
     if (kind === 'alert' && typeof quantity === 'string') {
       // The device's last hour around the alert: what the detail view draws.
       const to = Math.min(deps.now(), Date.parse(c.updatedAt) + 10 * 60_000)
-      const points = await deps.store.readings({ device: c.device, office: c.office, quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
-      readings = points.map((p) => ({ time: new Date(p.ts).toISOString(), value: p.value, unit: p.unit }))
+      try {
+        const points = await deps.store.readings({ device: c.device, office: c.office, quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
+        readings = points.map((p) => ({ time: new Date(p.ts).toISOString(), value: p.value, unit: p.unit }))
+      } catch (err) {
+        // The case, its history and the actions come from the center database: staff can still
+        // open and act on an alert while the event store is down; only the chart waits for it.
+        if (!(err instanceof StoreUnavailableError)) throw err
+        readingsUnavailable = true
+        req.log.warn({ code: 'CLOUD_STORE_UNAVAILABLE', alert: c.id, err: err.message }, 'alert shown without its readings: event store unavailable')
+      }
     }
-    return { [kind]: c, history, ...(readings ? { readings } : {}), mayAct: canAct(user, subjectOf(c)) }
+    return { [kind]: c, history, ...(readings ? { readings } : {}), ...(readingsUnavailable ? { readingsUnavailable } : {}), mayAct: canAct(user, subjectOf(c)) }
   })
 
   for (const action of Actions) {

@@ -16,6 +16,8 @@ interface Detail {
   alert: Case
   history: Transition[]
   readings?: Reading[]
+  /** The event store was down: the case is shown, its chart is not. */
+  readingsUnavailable?: boolean
   mayAct: boolean
 }
 
@@ -147,7 +149,7 @@ export function AlertDetail({ id, role }: { id: string; role: Role | undefined }
         {d.quantity ? (
           <section class="panel chart-panel" aria-labelledby="readings-title">
             <h2 id="readings-title">{t('readings')}</h2>
-            <AlertReadings alert={a} readings={detail.readings ?? []} />
+            {detail.readingsUnavailable ? <p class="muted">{t('readingsUnavailable')}</p> : <AlertReadings alert={a} readings={detail.readings ?? []} />}
           </section>
         ) : null}
       </div>

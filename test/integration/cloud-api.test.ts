@@ -340,6 +340,20 @@ describe('cloud-api with its store down', () => {
     expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_UNAVAILABLE' })
   })
 
+  it('an alert still opens, with its history and actions, only its readings marked unavailable', async () => {
+    const f = new EnvelopeFactory('gw-test-01', 'office-test')
+    const raise = f.alert('gas-down', T, { alertId: '', state: 'raised', severity: 'critical', message: 'high alarm', quantity: 'gas', value: 62, unit: '%LEL' })
+    const alert = { ...raise, payload: { ...raise.payload, alertId: raise.id } } as Envelope
+    // The casebook takes the alert before the store write fails; the gateway keeps it and retries.
+    expect((await ingest(app, [alert])).statusCode).toBe(503)
+    const res = await app.inject({ url: `/v1/alerts/${encodeURIComponent(raise.id)}`, headers: { authorization: `Bearer ${READER_TOKEN}` } })
+    expect(res.statusCode).toBe(200)
+    const detail = res.json<{ alert: { id: string; state: string }; history: { action: string }[]; readings?: unknown; readingsUnavailable?: boolean }>()
+    expect(detail).toMatchObject({ alert: { id: raise.id, state: 'raised' }, readingsUnavailable: true })
+    expect(detail.history.map((h) => h.action)).toEqual(['raised'])
+    expect(detail.readings).toBeUndefined()
+  })
+
   it('readiness goes false while liveness stays true', async () => {
     expect((await app.inject({ url: '/readyz' })).statusCode).toBe(503)
     expect((await app.inject({ url: '/healthz' })).statusCode).toBe(200)
