@@ -8,7 +8,7 @@ export const Limit = Type.String({ pattern: '^[0-9]{1,6}$' })
 
 function parse(text: string, path: string): number {
   const t = parseQueryTime(text)
-  if (t === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad time', [{ path, message: 'must be ISO 8601 or epoch milliseconds' }])
+  if (t === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'bad time', [{ path, message: 'must be ISO 8601 (YYYY-MM-DD…) or epoch milliseconds, from 1970 on' }])
   return t
 }
 
