@@ -33,3 +33,15 @@ export function maySubscribe(identity: Identity, filter: string, allowAnonymous:
   // another device. A filter like `cmd/+/x` fails the prefix test because `+` is not the id.
   return filter.startsWith(own) && filter.length > own.length
 }
+
+/**
+ * Whether a message on `topic` may be delivered to this client: the receiving side of the ACL,
+ * checked at every delivery. A subscription is checked when it is made, but Aedes also delivers
+ * what a persistent session queued while offline, and the session may have been resumed under
+ * another identity or hold a filter that was refused; this is the check that holds regardless.
+ */
+export function mayReceive(identity: Identity, topic: string, allowAnonymous: boolean): boolean {
+  if (identity.deviceId === undefined) return allowAnonymous
+  if (identity.role === 'gateway') return topic.startsWith('dev/')
+  return topic.startsWith(`cmd/${identity.deviceId}/`)
+}

@@ -17,7 +17,7 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client, type Pub
 import type { Registry } from 'prom-client'
 import { LogLimiter } from '../common/log-limiter.ts'
 import { silentLogger, type Logger } from '../common/logger.ts'
-import { mayPublish, maySubscribe, type Identity } from './acl.ts'
+import { mayPublish, mayReceive, maySubscribe, type Identity } from './acl.ts'
 import type { BrokerSettings } from './config.ts'
 import { TokenBucket } from './limits.ts'
 import { startListeners, type Listeners } from './listeners.ts'
@@ -232,11 +232,30 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
     authorizeForward(client, packet) {
       const state = states.get(client)
-      if (state) metrics.traffic[state.listener].messagesOut++
+      if (!state || !mayReceive(state.identity, packet.topic, settings.allowAnonymous)) {
+        // Not delivered; Aedes then clears it from a persistent session's queue.
+        metrics.aclDenied.inc({ action: 'deliver' })
+        metrics.dropped.inc({ reason: 'acl' })
+        const heldBack = warnings.take(`deliver:${state?.identity.deviceId}:${packet.topic}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_DELIVERY_DENIED', clientId: client.id, device: state?.identity.deviceId, topic: packet.topic, heldBack }, 'delivery denied')
+        return null
+      }
+      metrics.traffic[state.listener].messagesOut++
       return packet
     },
   }
   const aedes = await Aedes.createBroker(aedesOptions)
+  // Aedes stores a SUBSCRIBE's whole filter list in the session, refused filters included
+  // (handlers/subscribe.js storeSubscriptions, once per filter, some before the others are
+  // authorized), and a persistent session then queues what they match while the client is away.
+  // Only filters the ACL grants this client are kept.
+  const store = (aedes as unknown as { persistence: { addSubscriptions(client: Client, subs: { topic: string }[]): Promise<void> } }).persistence
+  const addSubscriptions = store.addSubscriptions.bind(store)
+  store.addSubscriptions = (client, subs) => {
+    const identity = states.get(client)?.identity
+    const granted = identity ? subs.filter((sub) => maySubscribe(identity, sub.topic, settings.allowAnonymous)) : []
+    return granted.length === subs.length ? addSubscriptions(client, subs) : granted.length > 0 ? addSubscriptions(client, granted) : Promise.resolve()
+  }
 
   aedes.on('client', (client) => {
     const state = states.get(client)
