@@ -38,6 +38,12 @@ const BAD_USERNAME_OR_PASSWORD = 4
 const NOT_AUTHORIZED = 5
 
 /**
+ * Whose a session is: the device or gateway that opened it, or '' for lab mode's anonymous clients.
+ * The client id is free (docs/contracts.md), so it is not what says who may resume a session.
+ */
+const sessionOwner = (identity: Identity): string => (identity.deviceId === undefined ? '' : `${identity.role ?? 'device'}:${identity.deviceId}`)
+
+/**
  * Called for every authorised publish before the broker acknowledges it. Call back with no error
  * to acknowledge; with an error to refuse (the client is disconnected without a PUBACK and will
  * resend). A callback, not a promise: it runs once per message.
@@ -104,6 +110,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 
   const persistence = settings.persistence.path ? new SqlitePersistence({ path: settings.persistence.path, synchronous: settings.persistence.synchronous, logger: log }) : undefined
 
+  /** Client id → sessionOwner of the identity whose session it is (kept on disk with the sessions). */
+  const owners = persistence?.sessionOwners() ?? new Map<string, string>()
+
   const aedesOptions: AedesOptions = {
     ...(options.id ? { id: options.id } : {}),
     ...(persistence ? { persistence } : {}),
@@ -155,6 +164,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         done(refuse(code, reason), false)
       }
       const admit = (identity: Identity) => {
+        // A session is its owner's: another identity may neither take over its live connection
+        // nor resume it (its queued commands) nor, with CleanSession 1, wipe it.
+        const owner = sessionOwner(identity)
+        const recorded = owners.get(client.id)
+        if (recorded !== undefined && recorded !== owner) return fail('client_id_taken', IDENTIFIER_REJECTED)
+        if (recorded === undefined) {
+          owners.set(client.id, owner)
+          persistence?.setSessionOwner(client.id, owner).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'session owner not stored'))
+        }
         // A Will is a deferred publish: refuse the CONNECT now rather than let it fire into
         // someone else's topic later. Aedes keeps it on `_will` until the session is set up.
         const will = (client as Client & { _will?: PublishPacket })._will
@@ -270,6 +288,12 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     // Aedes sets _disconnected only for a DISCONNECT packet, the one ending after which no Will fires.
     const graceful = (client as Client & { _disconnected?: boolean })._disconnected === true
     if (state.identity.deviceId !== undefined) options.presence?.offline(state.identity, client, graceful)
+    // A clean session ends with its connection, and with it the claim on its client id (unless a
+    // connection of the same owner took it over and is still there).
+    const live = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[client.id]
+    if (client.clean && (live === undefined || live === client) && owners.delete(client.id)) {
+      persistence?.setSessionOwner(client.id, undefined).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'session owner not removed'))
+    }
   })
   aedes.on('clientError', (client, err) => {
     // Deliveries still queued for a client whose connection ended fail with 'connection closed'.

@@ -105,6 +105,7 @@ CREATE TABLE IF NOT EXISTS outgoing (
 CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS session_owners (client_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
 `
 
 export class SqlitePersistence extends MemoryPersistence {
@@ -180,7 +181,26 @@ export class SqlitePersistence extends MemoryPersistence {
       inClean: prepare('DELETE FROM incoming WHERE client_id = ?'),
       willPut: prepare('INSERT OR REPLACE INTO wills (client_id, payload, meta) VALUES (?, ?, ?)'),
       willDel: prepare('DELETE FROM wills WHERE client_id = ?'),
+      ownerPut: prepare('INSERT OR REPLACE INTO session_owners (client_id, owner) VALUES (?, ?)'),
+      ownerDel: prepare('DELETE FROM session_owners WHERE client_id = ?'),
     }
+  }
+
+  /**
+   * Who each session's client id belongs to (see sessionOwner in broker.ts), as kept on disk:
+   * read once at start, synchronously, because authentication needs it before Aedes is set up.
+   */
+  sessionOwners(): Map<string, string> {
+    const rows = this.db.prepare('SELECT client_id, owner FROM session_owners').all() as { client_id: string; owner: string }[]
+    return new Map(rows.map((r) => [r.client_id, r.owner]))
+  }
+
+  /**
+   * Records (or, with undefined, forgets) a session's owner. Committed with the next group
+   * commit, so before any of the session's own writes that follow it can be acknowledged.
+   */
+  setSessionOwner(clientId: string, owner: string | undefined): Promise<void> {
+    return this.write(() => (owner === undefined ? this.sql.ownerDel.run(clientId) : this.sql.ownerPut.run(clientId, owner)), 'written')
   }
 
   override async setup(broker: Aedes): Promise<void> {

@@ -3,12 +3,16 @@
  * away reaches only a client that may read it, whatever filters were asked for and whoever
  * resumes it.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
 import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { capturingLogger } from '../helpers/stack.ts'
-import { nextEvent } from '../helpers/wait.ts'
+import { nextEvent, waitFor } from '../helpers/wait.ts'
 
 describe('persistent sessions and the topic ACL', () => {
   let broker: StandaloneBroker
@@ -74,30 +78,89 @@ describe('persistent sessions and the topic ACL', () => {
     expect(await metric('broker_acl_denied_total', 'action="deliver"')).toBe(denied)
   })
 
-  it('a message the ACL does not let a client read is not delivered to it, and is counted and logged', async () => {
-    // A session resumed under another identity (the client id is free, docs/contracts.md) still
-    // holds the first owner's subscription; its queued commands must not reach the second.
-    const clientId = 'shared-client-id'
-    const owner = await connectAs(tcp, 'gas-001', { clientId, clean: false })
+  it('a client id is its session owner\'s: another identity may not take it over, resume it or wipe it', async () => {
+    const clientId = 'owned-by-gas-001'
+    const owner = track(await connectAs(tcp, 'gas-001', { clientId, clean: false }))
     await owner.subscribeAsync('cmd/gas-001/#', { qos: 1 })
+    const before = await metric('broker_auth_failures_total', 'reason="client_id_taken"')
+    // While the owner is connected: no takeover.
+    const live = await connectAs(tcp, 'gas-002', { clientId }).then(() => undefined, (e: { code?: number }) => e.code)
+    expect(live).toBe(2)
+    expect(owner.connected).toBe(true)
     await owner.endAsync()
-    const gateway = track(await connectAs(tcp, GATEWAY_ID))
-    await gateway.publishAsync('cmd/gas-001/unlock', 'secret', { qos: 1 })
-    const before = await metric('broker_acl_denied_total', 'action="deliver"')
 
-    const intruder = unconnected('gas-002', clientId)
-    const got: string[] = []
-    intruder.on('message', (topic) => got.push(topic))
-    intruder.connect()
-    await nextEvent<void>((l) => (intruder.once('connect', () => l()), () => {}))
-    // Its own subscription, and a command to it, prove deliveries flow; the sentinel comes after
-    // the queued one, which is refused and cleared.
-    await intruder.subscribeAsync('cmd/gas-002/#', { qos: 1 })
-    const sentinel = collectUntil(intruder, 'cmd/gas-002/ping')
-    await gateway.publishAsync('cmd/gas-002/ping', 'x', { qos: 1 })
-    expect(await sentinel).toEqual(['cmd/gas-002/ping x'])
-    expect(got).toEqual(['cmd/gas-002/ping'])
-    expect(await metric('broker_acl_denied_total', 'action="deliver"')).toBeGreaterThan(before)
-    expect(lines.some((l) => l.includes('BROKER_DELIVERY_DENIED') && l.includes('cmd/gas-001/unlock'))).toBe(true)
+    // While it is away: its queued command stays queued, whatever another identity tries.
+    const gateway = track(await connectAs(tcp, GATEWAY_ID))
+    await gateway.publishAsync('cmd/gas-001/unlock', 'for the owner', { qos: 1 })
+    for (const clean of [false, true]) {
+      const code = await connectAs(tcp, 'gas-002', { clientId, clean }).then(() => undefined, (e: { code?: number }) => e.code)
+      expect(code, `clean ${clean}`).toBe(2)
+    }
+    const anonymous = await connectAs(tcp, undefined, { clientId }).then(() => undefined, (e: { code?: number }) => e.code)
+    expect(anonymous).toBe(5)
+    expect(await metric('broker_auth_failures_total', 'reason="client_id_taken"')).toBe(before + 3)
+    expect(lines.some((l) => l.includes('BROKER_AUTH_REFUSED') && l.includes('client_id_taken'))).toBe(true)
+
+    const back = unconnected('gas-001', clientId)
+    const got = collectUntil(back, 'cmd/gas-001/unlock')
+    back.connect()
+    expect(await got).toEqual(['cmd/gas-001/unlock for the owner'])
+  })
+
+  it('a clean session gives its client id up when it ends', async () => {
+    const first = await connectAs(tcp, 'gas-001', { clientId: 'passing-id', clean: true })
+    const gone = nextEvent<{ id: string }>((l) => {
+      broker.broker.aedes.on('clientDisconnect', l)
+      return () => broker.broker.aedes.off('clientDisconnect', l)
+    }, (c) => c.id === 'passing-id')
+    await first.endAsync()
+    await gone
+    const second = track(await connectAs(tcp, 'gas-002', { clientId: 'passing-id', clean: true }))
+    expect(second.connected).toBe(true)
+  })
+})
+
+describe('sessions kept from before ownership was recorded', () => {
+  it('the first identity to resume one gets only what it may read; the rest is dropped, counted and logged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'broker-legacy-'))
+    const path = join(dir, 'broker.db')
+    const { logger, lines } = capturingLogger('broker')
+    let broker = await startTestBroker({ settings: { persistence: { path } } })
+    await broker.stop()
+    // A session as an older version kept it: a '#' subscription, no owner.
+    const db = new Database(path)
+    db.prepare('INSERT INTO subscriptions (client_id, topic, record) VALUES (?, ?, ?)').run('legacy', '#', JSON.stringify({ qos: 1 }))
+    db.prepare('DELETE FROM session_owners').run()
+    db.close()
+    broker = await startTestBroker({ logger, settings: { persistence: { path } } })
+    const tcp = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+    try {
+      const gateway = await connectAs(tcp, GATEWAY_ID)
+      await gateway.publishAsync('cmd/gas-002/unlock', 'not for gas-001', { qos: 1 })
+      await gateway.publishAsync('cmd/gas-001/ping', 'for gas-001', { qos: 1 })
+      await gateway.endAsync()
+      const device = mqtt.connect(tcp, { clientId: 'legacy', clean: false, username: 'gas-001', password: passwordOf('gas-001'), reconnectPeriod: 0, manualConnect: true })
+      const got: string[] = []
+      const own = nextEvent<string>((l) => {
+        const h = (topic: string) => (got.push(topic), l(topic))
+        device.on('message', h)
+        return () => device.off('message', h)
+      }, (t) => t === 'cmd/gas-001/ping')
+      device.connect()
+      await own
+      expect(got).toEqual(['cmd/gas-001/ping'])
+      await waitFor(() => (lines.some((l) => l.includes('BROKER_DELIVERY_DENIED') && l.includes('cmd/gas-002/unlock')) ? true : undefined))
+      await device.endAsync()
+      // Resuming it made it gas-001's, and that outlives a restart.
+      await broker.stop()
+      broker = await startTestBroker({ settings: { persistence: { path } } })
+      const again = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+      expect(await connectAs(again, 'gas-002', { clientId: 'legacy', clean: false }).then(() => undefined, (e: { code?: number }) => e.code)).toBe(2)
+      const owner = await connectAs(again, 'gas-001', { clientId: 'legacy', clean: false })
+      await owner.endAsync()
+    } finally {
+      await broker.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
