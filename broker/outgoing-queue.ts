@@ -14,6 +14,8 @@
  *   replaced by the packet: a message queued before a restart, sent again under the new id);
  *   "no such packet" if neither exists;
  * - clear: the first message in queue order with that packet id is removed and returned.
+ *
+ * With one exception, for PUBRELs (see release): there the reference is wrong.
  */
 import type { PublishPacket } from 'aedes'
 
@@ -85,6 +87,7 @@ export class OutgoingQueue {
 
   /** Returns false where the reference throws 'no such packet'. */
   update(packet: QueuedPacket): boolean {
+    if (packet.brokerId === undefined && packet.brokerCounter === undefined) return this.release(packet)
     const own = this.byBroker.first(brokerKey(packet))
     const other = packet.messageId === undefined ? undefined : this.byMessageId.find(packet.messageId, (e) => e.packet.brokerId !== packet.brokerId)
     if (!own && !other) return false
@@ -99,6 +102,25 @@ export class OutgoingQueue {
     replaced.packet = packet
     replaced.key = brokerKey(packet)
     this.byBroker.add(replaced.key, replaced)
+    return true
+  }
+
+  /**
+   * A PUBREL (Aedes makes it from the subscriber's PUBREC: the command and the packet id, no
+   * broker identity) takes the place of the message with its packet id. Here this deliberately
+   * differs from the reference, which looks at broker identity first: every PUBREL has the same
+   * (none), so while one PUBREL waited for its PUBCOMP, the next PUBREC renumbered that first
+   * PUBREL instead of replacing its own message. A client that acknowledges several QoS 2
+   * messages at once (MQTT.js does) then had one PUBCOMP match nothing: an acknowledged message
+   * stayed queued, was sent again, and another stayed on disk.
+   */
+  private release(packet: QueuedPacket): boolean {
+    const entry = packet.messageId === undefined ? undefined : this.byMessageId.first(packet.messageId)
+    if (!entry) return false
+    this.byBroker.remove(entry.key, entry)
+    entry.packet = packet
+    entry.key = brokerKey(packet)
+    this.byBroker.add(entry.key, entry)
     return true
   }
 

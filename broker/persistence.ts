@@ -252,9 +252,13 @@ export class SqlitePersistence extends MemoryPersistence {
       message_id: number | null
     })[]
     for (const row of outgoing) {
-      // Rows written ahead of their enqueue (queueAhead) have no broker identity yet: give them one.
+      // Every restored message gets a new identity (this broker's id, its next counter), like a
+      // message published now. Rows written ahead of their enqueue (queueAhead) had none; the
+      // others carry the previous run's, and Aedes restarts its counter at 0, so with a stable
+      // broker id a new message would share (id, counter) with a restored one and acknowledging
+      // one would clear the other.
       const stored = decode(row)
-      const packet = stored.brokerId === undefined ? new AedesPacket(stored, this.broker) : stored
+      const packet = new AedesPacket({ ...stored, brokerId: undefined, brokerCounter: undefined }, this.broker)
       this.rowOf.set(rowKey(row.client_id, packet), row.seq)
       const queue = this.queueOf(row.client_id)
       queue.enqueue(new AedesPacket(packet))

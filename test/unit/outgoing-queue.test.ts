@@ -70,6 +70,35 @@ describe('OutgoingQueue', () => {
     )
   })
 
+  it('lets each PUBREL replace its own message while others wait for their PUBCOMP (where the reference renumbers the first)', async () => {
+    const pubrel = (messageId: number) => ({ cmd: 'pubrel', messageId }) as unknown as QueuedPacket
+    const ours = new OutgoingQueue()
+    const reference = new Reference()
+    const client = { id: 'c', clientId: 'c' }
+    for (const counter of [1, 2, 3]) {
+      ours.enqueue(new AedesPacket(packet('b1', counter)))
+      await reference.outgoingEnqueue(client, packet('b1', counter))
+      ours.update(packet('b1', counter, counter + 10))
+      await reference.outgoingUpdate(client, packet('b1', counter, counter + 10))
+    }
+    // PUBRECs for all three arrive before any PUBCOMP, as from a client acknowledging in a pipeline.
+    for (const id of [11, 12, 13]) {
+      expect(ours.update(pubrel(id))).toBe(true)
+      await reference.outgoingUpdate(client, pubrel(id))
+    }
+    expect(ours.packets().map((p) => [p.cmd, p.messageId])).toEqual([['pubrel', 11], ['pubrel', 12], ['pubrel', 13]])
+    // The reference renumbered the first PUBREL twice and left two messages unreleased.
+    expect((await streamed(reference.outgoingStream(client))).map((p) => [p.cmd, p.messageId])).toEqual([['pubrel', 13], ['publish', 12], ['publish', 13]])
+    for (const id of [11, 12, 13]) expect(ours.clear(id)?.messageId).toBe(id)
+    expect(ours.size).toBe(0)
+    // A PUBREC sent again (after a reconnect) finds its PUBREL; one for nothing queued is refused.
+    ours.enqueue(new AedesPacket(packet('b1', 4)))
+    ours.update(packet('b1', 4, 14))
+    expect(ours.update(pubrel(14))).toBe(true)
+    expect(ours.update(pubrel(14))).toBe(true)
+    expect(ours.update(pubrel(99))).toBe(false)
+  })
+
   it('keeps order and answers through a long backlog cleared out of order', () => {
     const q = new OutgoingQueue()
     for (let i = 1; i <= 5000; i++) q.enqueue(new AedesPacket(packet('b1', i)))
