@@ -22,7 +22,7 @@ import type { BrokerSettings } from './config.ts'
 import { TokenBucket } from './limits.ts'
 import { startListeners, type Listeners } from './listeners.ts'
 import { BrokerMetrics, type ListenerName } from './metrics.ts'
-import { SqlitePersistence } from './persistence.ts'
+import { PREVIOUS_RUN, SqlitePersistence } from './persistence.ts'
 import type { DeviceRegistry } from './registry.ts'
 
 /** CONNACK 2 (identifier rejected), then the connection closes: Aedes ends it on the error. */
@@ -311,12 +311,36 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
 
   listeners = await startListeners(settings, aedes.handle, metrics, log)
 
+  // Wills of clients that were connected when a previous run of this broker ended: their
+  // connections ended without a DISCONNECT, so their Wills are due, unless the client reconnects
+  // within the grace period (its CONNECT then replaces or removes the Will). Aedes's own sweep
+  // would find them only every 4 heartbeats (4 min by default).
+  const restoredWills = persistence
+    ? setTimeout(() => {
+        publishRestoredWills().catch((err: Error) => log.error({ code: 'BROKER_WILL_FAILED', err: err.message }, 'restored Wills not published'))
+      }, limits.restoredWillGraceMs)
+    : undefined
+  restoredWills?.unref()
+  async function publishRestoredWills(): Promise<void> {
+    type Will = PublishPacket & { clientId: string; brokerId: string }
+    const store = (aedes as unknown as { persistence: { streamWill(brokers: Record<string, number>): AsyncIterable<Will>; delWill(client: { id: string; brokerId: string }): Promise<unknown> } }).persistence
+    const live = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients
+    for await (const will of store.streamWill({ [aedes.id]: Date.now() })) {
+      if (!will.brokerId.endsWith(PREVIOUS_RUN) || live[will.clientId] !== undefined || aedes.closed) continue
+      const allowed = await new Promise<boolean>((resolve) => aedesOptions.authorizePublish!(null, will, (err) => resolve(!err)))
+      if (allowed) await new Promise<void>((resolve) => aedes.publish(will, () => resolve()))
+      await store.delWill({ id: will.clientId, brokerId: will.brokerId })
+      log.info({ code: 'BROKER_WILL_RESTORED', clientId: will.clientId, topic: will.topic, published: allowed }, 'Will of a client connected when the broker last stopped')
+    }
+  }
+
   return {
     aedes,
     ports: listeners.ports,
     tcpPort: listeners.ports.tcp,
     identityOf: (client) => states.get(client)?.identity,
     async close() {
+      clearTimeout(restoredWills)
       const closing = listeners.close()
       await new Promise<void>((resolve) => aedes.close(() => resolve()))
       await closing

@@ -62,6 +62,11 @@ export const BrokerLimits = Type.Object(
     drainTimeoutMs: Type.Integer({ minimum: 100 }),
     /** Time allowed between TCP accept and CONNECT. */
     connectTimeoutMs: Type.Integer({ minimum: 100 }),
+    /**
+     * After a restart, how long a client that was connected when the broker went down has to
+     * reconnect before its Will is published (its connection ended without a DISCONNECT).
+     */
+    restoredWillGraceMs: Type.Integer({ minimum: 0 }),
   },
   { additionalProperties: false },
 )
@@ -110,5 +115,6 @@ export const brokerDefaults: BrokerSettings = {
     keepaliveMaxSeconds: 1200,
     drainTimeoutMs: 30_000,
     connectTimeoutMs: 10_000,
+    restoredWillGraceMs: 10_000,
   },
 }

@@ -269,10 +269,13 @@ export class SqlitePersistence extends MemoryPersistence {
     }
     for (const row of this.db.prepare('SELECT client_id, payload, meta FROM wills').all() as (Row & { client_id: string })[]) {
       // putWill stamps the current broker id; the stored one (a broker that died) must survive so
-      // that Aedes fires these Wills once it sees that broker is gone.
+      // that Aedes fires these Wills once it sees that broker is gone. A Will of this very broker
+      // id is a previous run's: with a stable id, this run's heartbeat would keep it from ever
+      // firing, so it is marked as a run that is gone (broker.ts fires it after a grace period).
       const will = decode(row)
       await super.putWill({ id: row.client_id }, will)
-      will.brokerId = (JSON.parse(row.meta) as { brokerId?: string }).brokerId
+      const storedId = (JSON.parse(row.meta) as { brokerId?: string }).brokerId
+      will.brokerId = storedId !== undefined && storedId === this.broker?.id ? `${storedId}${PREVIOUS_RUN}` : storedId
     }
   }
 
@@ -487,6 +490,9 @@ export class SqlitePersistence extends MemoryPersistence {
 function untilFor(packet: Pick<Packet, 'qos'>): 'durable' | 'written' {
   return packet.qos === 1 ? 'written' : 'durable'
 }
+
+/** Appended to this broker's id on Wills restored from a previous run. */
+export const PREVIOUS_RUN = '#previous-run'
 
 function rowKey(clientId: string, packet: Pick<Packet, 'brokerId' | 'brokerCounter'>): string {
   return `${clientId}\u0000${packet.brokerId}\u0000${packet.brokerCounter}`

@@ -98,3 +98,60 @@ describe('what a PUBACK from the standalone broker means', () => {
     }
   })
 })
+
+describe('Wills across a restart', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-broker-wills-'))
+  let broker: BrokerProcess | undefined
+  afterAll(async () => {
+    await broker?.stop()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a device connected when the broker was SIGKILLed gets its Will published after the grace period, unless it is back', async () => {
+    const port = await freePort()
+    const configPath = writeBrokerConfig(dir, {
+      // A stable id, as an office broker has: this run's own heartbeat used to keep such Wills from firing.
+      id: 'office-broker',
+      broker: {
+        ...brokerDefaults,
+        tcp: { host: '127.0.0.1', port },
+        persistence: { path: join(dir, 'broker.db'), synchronous: 'full' },
+        limits: { ...brokerDefaults.limits, restoredWillGraceMs: 1500 },
+      },
+      devices: await Promise.all(['gas-001', 'gas-002', GATEWAY_ID].map(async (id) => ({ id, secret: await hashPassword(passwordOf(id)), ...(id === GATEWAY_ID ? { role: 'gateway' as const } : {}) }))),
+      http: null,
+    })
+    broker = await startBrokerProcess(configPath)
+    const url = `mqtt://127.0.0.1:${port}`
+    const will = (id: string) => ({ topic: `dev/${id}/status`, payload: Buffer.from('{"state":"offline","reason":"connection lost"}'), qos: 1 as const, retain: false })
+    const gone = await connectAs(url, 'gas-001', { clientId: 'gas-001', will: will('gas-001') })
+    const back = await connectAs(url, 'gas-002', { clientId: 'gas-002', will: will('gas-002') })
+    gone.stream.destroy()
+    back.stream.destroy()
+    gone.end(true)
+    back.end(true)
+
+    await broker.kill()
+    broker = await startBrokerProcess(configPath)
+    const started = Date.now()
+    // gas-002 comes back at once, without a Will: its CONNECT removes the old one.
+    const returned = await connectAs(url, 'gas-002', { clientId: 'gas-002' })
+    const gateway = await connectAs(url, GATEWAY_ID)
+    const got: string[] = []
+    const first = new Promise<string>((resolve) => {
+      gateway.on('message', (topic) => {
+        got.push(topic)
+        resolve(topic)
+      })
+    })
+    await gateway.subscribeAsync('dev/+/status', { qos: 1 })
+    expect(await Promise.race([first, new Promise((_, reject) => setTimeout(() => reject(new Error('no Will within 10 s')), 10_000))])).toBe('dev/gas-001/status')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
+    // A sentinel from gas-002 itself, after which the Will sweep is long done: no Will of gas-002.
+    await returned.publishAsync('dev/gas-002/status', '{"state":"online"}', { qos: 1 })
+    await new Promise<void>((resolve) => gateway.on('message', (topic) => topic === 'dev/gas-002/status' && resolve()))
+    expect(got).toEqual(['dev/gas-001/status', 'dev/gas-002/status'])
+    await returned.endAsync()
+    await gateway.endAsync()
+  }, 60_000)
+})
