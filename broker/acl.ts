@@ -22,12 +22,9 @@ export function mayPublish(identity: Identity, topic: string, allowAnonymous: bo
 export function maySubscribe(identity: Identity, filter: string, allowAnonymous: boolean): boolean {
   // Lab mode is an open ACL for reading, $SYS included, as Mosquitto's is.
   if (identity.deviceId === undefined) return allowAnonymous
-  if (identity.role === 'gateway') {
-    // `$share/{group}/dev/#` lets two gateways split one office's load (MQTT 5 shared subscriptions).
-    const shared = /^\$share\/[^/#+]+\/(.*)$/.exec(filter)
-    const plain = shared ? shared[1] : filter
-    return plain.startsWith('dev/') && plain.length > 4
-  }
+  // Not `$share/{group}/...`: Aedes 1.2 has no shared subscriptions and would take it as a filter
+  // that matches nothing, so a gateway would be granted it and then receive nothing, silently.
+  if (identity.role === 'gateway') return filter.startsWith('dev/') && filter.length > 4
   const own = `cmd/${identity.deviceId}/`
   // `cmd/{id}/#` and `cmd/{id}/+` are fine: wildcards below the device's own level cannot reach
   // another device. A filter like `cmd/+/x` fails the prefix test because `+` is not the id.

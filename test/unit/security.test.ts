@@ -84,6 +84,15 @@ describe('topic ACL', () => {
     expect(maySubscribe(me, filter, false)).toBe(allowed)
   })
 
+  it('a gateway reads dev/... only; $share/... is refused, since Aedes 1.2 would grant it and deliver nothing', () => {
+    const gateway = { deviceId: 'gw-1', role: 'gateway' as const }
+    expect(maySubscribe(gateway, 'dev/+/+', false)).toBe(true)
+    expect(maySubscribe(gateway, 'dev/#', false)).toBe(true)
+    expect(maySubscribe(gateway, '$share/gateways/dev/+/+', false)).toBe(false)
+    expect(maySubscribe(gateway, 'cmd/#', false)).toBe(false)
+    expect(maySubscribe(gateway, '#', false)).toBe(false)
+  })
+
   it('anonymous clients get nothing unless anonymous mode is on, and never $SYS publishes', () => {
     expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', false)).toBe(false)
     expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', true)).toBe(true)
