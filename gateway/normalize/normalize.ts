@@ -28,6 +28,16 @@ const checkers = Object.fromEntries(
   Object.entries(deviceMessageSchemas).map(([kind, schema]) => [kind, checker(schema)]),
 ) as Record<DeviceKind, Checker<unknown>>
 
+/** Whether `raw` is a status message the gateway would accept (JSON, the status schema, size). */
+export function isDeviceStatus(raw: Buffer): boolean {
+  if (raw.length > MAX_PAYLOAD_BYTES) return false
+  try {
+    return checkers.status.check(JSON.parse(raw.toString('utf8')))
+  } catch {
+    return false
+  }
+}
+
 export class Normalizer {
   private readonly devices: Map<string, DeviceConfig>
   private readonly checkpointByTag: Map<string, string>

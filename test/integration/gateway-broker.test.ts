@@ -93,6 +93,30 @@ describe('gateway broker', () => {
       expect(await metric(/broker_acl_denied_total\{action="publish"\} (\d+)/)).toBeGreaterThanOrEqual(1)
     })
 
+    it.each([
+      ['a JSON status Will speaks for the device: one offline event, its own', '{"state":"offline","reason":"battery"}', 'battery'],
+      ['a plain-text Will the gateway cannot take: the broker\'s own offline event', 'offline', 'connection lost'],
+    ])('%s', async (_name, payload, reason) => {
+      const before = Math.max(0, ...gateway.outbox.peek(100_000).map((row) => row.seq))
+      const c = await connect(port, 'gas-001', { will: { topic: 'dev/gas-001/status', payload: Buffer.from(payload), qos: 1, retain: false } })
+      c.stream.destroy()
+      const since = () =>
+        gateway.outbox
+          .peek(100_000)
+          .filter((row) => row.seq > before)
+          .sort((a, b) => a.seq - b.seq)
+          .map((row) => JSON.parse(row.body) as { device: string; kind: string; payload: { state: string; reason?: string } })
+      await waitFor(() => (since().some((e) => e.payload.state === 'offline') ? true : undefined), { what: 'offline event', timeoutMs: 5000 })
+      // A sentinel from another device, committed after anything the drop could still cause.
+      const other = await connect(port, 'gas-002')
+      await other.publishAsync('dev/gas-002/status', '{"state":"online"}', { qos: 1 })
+      const events = since().filter((e) => e.device === 'gas-001')
+      expect(events.map((e) => [e.payload.state, e.payload.reason])).toEqual([
+        ['online', 'connected'],
+        ['offline', reason],
+      ])
+    })
+
     it('answers SUBACK 0x80 for another device\'s commands, and grants its own', async () => {
       const c = await connect(port, 'phone-001')
       // MQTT.js rejects the whole call when any filter is refused, carrying the SUBACK.

@@ -13,6 +13,7 @@ import { DeviceRegistry } from '../../../broker/registry.ts'
 import type { GatewayConfig } from '../../config/schema.ts'
 import type { Pipeline } from '../../pipeline.ts'
 import type { InputHealth } from '../input.ts'
+import { isDeviceStatus } from '../../normalize/normalize.ts'
 import { ingestDevicePublish } from './device-publish.ts'
 import type { MqttInput } from './mqtt-input.ts'
 
@@ -73,14 +74,16 @@ export class EmbeddedBrokerInput implements MqttInput {
   /**
    * Presence: a device's connect and disconnect become status events in the pipeline, like a
    * status message it sent itself. A device that left a Will on its own status topic speaks for
-   * itself when it drops, so no second offline event is made for it.
+   * itself when it drops, so no second offline event is made for it; but only a Will the gateway
+   * will take as a status (a plain-text `offline`, Tasmota's style, is refused as not JSON), or
+   * that device would never go offline at all.
    */
   private presence(identity: Identity, client: Client, state: 'online' | 'offline', graceful = false): void {
     const deviceId = identity.deviceId
     if (deviceId === undefined || identity.role === 'gateway') return
     if (state === 'online') {
-      const will = (client as Client & { will?: { topic?: string } | null }).will
-      if (will?.topic === `dev/${deviceId}/status`) this.statusWills.add(client)
+      const will = (client as Client & { will?: { topic?: string; payload?: Buffer } | null }).will
+      if (will?.topic === `dev/${deviceId}/status` && will.payload !== undefined && isDeviceStatus(will.payload)) this.statusWills.add(client)
     } else if (!graceful && this.statusWills.has(client)) {
       return
     }
