@@ -11,7 +11,18 @@ export interface Identity {
   role?: 'device' | 'gateway'
 }
 
+/**
+ * A topic name a message may carry: not empty, no wildcards (MQTT-3.3.2-2), no U+0000
+ * (MQTT-4.7.3-2), and well-formed UTF-8 (MQTT-1.5.3-1). mqtt-packet has decoded the topic by
+ * now, turning ill-formed bytes into U+FFFD, so U+FFFD is refused as well (a real U+FFFD in a
+ * topic is refused with it). Aedes checks PUBLISH topics for wildcards itself but not a Will's.
+ */
+export function isTopicName(topic: string): boolean {
+  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000') && !topic.includes('\uFFFD')
+}
+
 export function mayPublish(identity: Identity, topic: string, allowAnonymous: boolean): boolean {
+  if (!isTopicName(topic)) return false
   // Nobody publishes into the broker's own namespace ($SYS, MQTT-4.7.2-1 reserves `$` topics).
   if (topic.startsWith('$')) return false
   if (identity.deviceId === undefined) return allowAnonymous

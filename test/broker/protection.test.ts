@@ -38,6 +38,34 @@ describe('broker protections', () => {
     await broker?.stop()
   })
 
+  it('refuses a Will topic no PUBLISH could carry, and a topic with U+0000 or ill-formed UTF-8', async () => {
+    const { broker, url } = await start({})
+    for (const topic of ['dev/gas-001/#', 'dev/gas-001/+/x', 'dev/gas-001/a\u0000b']) {
+      const refused = await connectAs(url, 'gas-001', { will: { topic, payload: Buffer.from('{"state":"offline"}'), qos: 1, retain: true } }).then(
+        (c) => (track(c), undefined),
+        (e: { code?: number }) => e.code,
+      )
+      expect(refused, JSON.stringify(topic)).toBe(5)
+    }
+    const gateway = track(await connectAs(url, GATEWAY_ID))
+    const got: string[] = []
+    gateway.on('message', (topic) => got.push(topic))
+    await gateway.subscribeAsync('dev/#', { qos: 1 })
+    // Raw bytes: MQTT.js would not send these. The topic's last byte is 0x00, then 0xFF (not UTF-8).
+    for (const bad of [Buffer.from('dev/gas-001/a\u0000', 'utf8'), Buffer.concat([Buffer.from('dev/gas-001/'), Buffer.from([0xff])])]) {
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      await raw.login('raw-bad', 'gas-001', passwordOf('gas-001'))
+      const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+      const body = Buffer.concat([Buffer.from([bad.length >> 8, bad.length & 0xff]), bad, Buffer.from([0, 1]), Buffer.from('{}')])
+      raw.socket.write(Buffer.concat([Buffer.from([0x32, body.length]), body]))
+      await closed
+    }
+    const dev = track(await connectAs(url, 'gas-001'))
+    await dev.publishAsync('dev/gas-001/sentinel', '{}', { qos: 1 })
+    await waitFor(() => (got.includes('dev/gas-001/sentinel') ? true : undefined))
+    expect(got).toEqual(['dev/gas-001/sentinel'])
+  })
+
   it('closes a connection whose packet is over maxPacketBytes, before its body arrives, and serves the next client', async () => {
     const { broker, url } = await start({ maxPacketBytes: 4096 })
     const dev = track(await connectAs(url, 'gas-001'))

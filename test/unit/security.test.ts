@@ -67,7 +67,12 @@ describe('topic ACL', () => {
     ['dev/gas-1', false],
     ['$SYS/broker/x', false],
     ['cmd/gas-1/nack', false],
-  ])('publish %s → %s', (topic, allowed) => {
+    // Not topic names at all: what a Will could otherwise carry (PUBLISH wildcards Aedes refuses itself).
+    ['dev/gas-1/#', false],
+    ['dev/gas-1/+/x', false],
+    ['dev/gas-1/a\u0000b', false],
+    ['dev/gas-1/\uFFFD', false],
+  ])('publish %j → %s', (topic, allowed) => {
     expect(mayPublish(me, topic, false)).toBe(allowed)
   })
 
@@ -97,5 +102,6 @@ describe('topic ACL', () => {
     expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', false)).toBe(false)
     expect(mayPublish({ deviceId: undefined }, 'dev/x/reading', true)).toBe(true)
     expect(mayPublish({ deviceId: undefined }, '$SYS/x', true)).toBe(false)
+    for (const topic of ['', '+', '#', 'a/+', 'a\u0000']) expect(mayPublish({ deviceId: undefined }, topic, true), JSON.stringify(topic)).toBe(false)
   })
 })
