@@ -123,13 +123,15 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     connectTimeout: limits.connectTimeoutMs,
     preConnect(client, packet, done) {
       const listener = () => listeners?.info(client.conn)?.listener ?? 'tcp'
+      const remote = () => listeners?.info(client.conn)?.remote
       const { clientId, clean, protocolVersion } = packet as { clientId?: string; clean?: boolean; protocolVersion?: number }
       // An empty client id is a request for a session the server names, which cannot be resumed
       // later: only with CleanSession 1 (MQTT-3.1.3-8: otherwise CONNACK 2 and close), and never
       // in MQTT 3.1, whose client ids are 1 to 23 characters. Aedes would name it and go on.
       if (!clientId && (clean === false || protocolVersion === 3)) {
         metrics.connectionsRefused.inc({ listener: listener(), reason: 'client_id' })
-        log.warn({ code: 'BROKER_CLIENT_ID_REFUSED', clean, protocolVersion, listener: listener() }, 'connection refused: empty client id without a clean session')
+        const heldBack = warnings.take(`client_id:${remote()}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_CLIENT_ID_REFUSED', clean, protocolVersion, listener: listener(), remote: remote(), heldBack }, 'connection refused: empty client id without a clean session')
         return refuseConnect(client, done, 'empty client id without a clean session')
       }
       // Keepalive enforcement. A keepalive over the maximum is refused as Mosquitto's max_keepalive
@@ -141,7 +143,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const keepalive = (packet as { keepalive?: number }).keepalive ?? 0
       if (max > 0 && keepalive > max) {
         metrics.connectionsRefused.inc({ listener: listener(), reason: 'keepalive' })
-        log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId, keepalive, max, listener: listener() }, 'connection refused: keepalive out of range')
+        const heldBack = warnings.take(`keepalive:${remote()}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_KEEPALIVE_REFUSED', clientId, keepalive, max, listener: listener(), remote: remote(), heldBack }, 'connection refused: keepalive out of range')
         return refuseConnect(client, done, 'keepalive out of range')
       }
       if (max > 0 && keepalive === 0) {

@@ -2,8 +2,9 @@
  * The broker's listeners: MQTT over TCP, over TLS (optionally mutual), and over WebSocket for
  * phone and browser patrol apps. Each one can be turned off (null in config).
  *
- * Every connection passes the same gate before Aedes sees a byte: a total connection cap, a
- * connect-rate limit per IP address, and a packet size guard on the byte stream. The gate also
+ * Every connection passes the same gate before Aedes sees a byte: a total connection cap and a
+ * connect-rate limit per IP address on the raw socket as it is accepted (before any TLS
+ * handshake or WebSocket upgrade), then a packet size guard on the byte stream. The gate also
  * counts bytes per listener and remembers, per connection, which listener it came through and
  * which device names its client certificate carries.
  */
@@ -42,27 +43,36 @@ type Handle = (stream: Duplex, req?: IncomingMessage) => void
 export async function startListeners(settings: BrokerSettings, handle: Handle, metrics: BrokerMetrics, log: Logger): Promise<Listeners> {
   const infos = new WeakMap<object, ConnectionInfo>()
   const connectRate = new KeyedRateLimit(settings.limits.connectsPerSecondPerAddress, Math.max(5, settings.limits.connectsPerSecondPerAddress))
-  let open = 0
   const closers: (() => Promise<void>)[] = []
   const ports: Partial<Record<ListenerName, number>> = {}
   const sockets = new Set<Socket>()
   const warnings = new LogLimiter()
 
-  /** Admits or refuses a new connection; on admission instruments the stream and hands it to Aedes. */
+  const refuser = (listener: ListenerName, stream: Duplex, remote: string | undefined) => (reason: string) => {
+    metrics.connectionsRefused.inc({ listener, reason })
+    // A connect storm is thousands of these a second: one line per address and reason per 10 s,
+    // with the count held back; the metric counts every one.
+    const heldBack = warnings.take(`${listener}:${reason}:${remote}`)
+    if (heldBack >= 0) log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener, remote, reason, heldBack }, 'connection refused')
+    stream.destroy()
+  }
+
+  /**
+   * The first gate, on the raw socket as it is accepted: before a TLS handshake or a WebSocket
+   * upgrade costs anything, and counting sockets still in one, so that connections which never
+   * finish them cannot hold descriptors past the cap. False: refused and destroyed.
+   */
+  const gate = (listener: ListenerName, socket: Socket): boolean => {
+    const refuse = refuser(listener, socket, socket.remoteAddress)
+    if (sockets.size >= settings.limits.maxConnections) return (refuse('max_connections'), false)
+    if (socket.remoteAddress !== undefined && !connectRate.take(socket.remoteAddress)) return (refuse('connect_rate'), false)
+    return true
+  }
+
+  /** Instruments a connection that passed the gate (and its handshake) and hands it to Aedes. */
   const admit = (listener: ListenerName, stream: Duplex, remote: string | undefined, certificateNames: string[], req?: IncomingMessage) => {
-    const refuse = (reason: string) => {
-      metrics.connectionsRefused.inc({ listener, reason })
-      // A connect storm is thousands of these a second: one line per address and reason per 10 s,
-      // with the count held back; the metric counts every one.
-      const heldBack = warnings.take(`${listener}:${reason}:${remote}`)
-      if (heldBack >= 0) log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener, remote, reason, heldBack }, 'connection refused')
-      stream.destroy()
-    }
-    if (open >= settings.limits.maxConnections) return refuse('max_connections')
-    if (remote !== undefined && !connectRate.take(remote)) return refuse('connect_rate')
-    open++
+    const refuse = refuser(listener, stream, remote)
     metrics.connections.inc({ listener })
-    stream.once('close', () => open--)
     instrument(stream, listener, settings.limits.maxPacketBytes, metrics, refuse)
     // Aedes destroys a subscriber's stream with 'drain timeout' when its socket stayed full for
     // drainTimeoutMs (lib/client.js); that error reaches only the stream, so it is counted here.
@@ -79,6 +89,8 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
     new Promise<void>((resolve, reject) => {
       // Raw sockets of every listener, so close() can end half-open handshakes and idle upgrades.
       server.on('connection', (socket: Socket) => {
+        // Refused by the gate already (it runs first): not counted against the cap.
+        if (socket.destroyed) return
         sockets.add(socket)
         socket.once('close', () => sockets.delete(socket))
       })
@@ -93,7 +105,9 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
     })
 
   if (settings.tcp) {
-    const server = createNetServer((socket) => admit('tcp', socket, socket.remoteAddress, []))
+    const server = createNetServer((socket) => {
+      if (gate('tcp', socket)) admit('tcp', socket, socket.remoteAddress, [])
+    })
     await listen(server, 'tcp', settings.tcp.host, settings.tcp.port)
   }
 
@@ -109,20 +123,30 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
         // In 'optional' mode an unverifiable certificate is not fatal: the device may still log in
         // with a password, and its certificate's names are simply not trusted.
         rejectUnauthorized: mode === 'required',
+        // Node's default is 120 s: a socket that never completes its handshake goes as soon as one
+        // that never sends CONNECT would.
+        handshakeTimeout: settings.limits.connectTimeoutMs,
       },
       (socket) => admit('tls', socket, socket.remoteAddress, mode !== 'off' && socket.authorized ? certificateNames(socket) : []),
     )
+    server.on('connection', (socket: Socket) => void gate('tls', socket))
     // Plain MQTT on the TLS port, an expired certificate, a wrong CA: all end here.
     server.on('tlsClientError', (err, socket) => {
       metrics.connectionsRefused.inc({ listener: 'tls', reason: 'tls_handshake' })
-      log.warn({ code: 'BROKER_TLS_REFUSED', listener: 'tls', remote: socket.remoteAddress, reason: err.message }, 'TLS handshake failed')
+      const heldBack = warnings.take(`tls:tls_handshake:${socket.remoteAddress}`)
+      if (heldBack >= 0) log.warn({ code: 'BROKER_TLS_REFUSED', listener: 'tls', remote: socket.remoteAddress, reason: err.message, heldBack }, 'TLS handshake failed')
     })
     await listen(server, 'tls', tls.host, tls.port)
   }
 
   if (settings.ws) {
     const ws = settings.ws
-    const http = ws.tls ? createHttpsServer({ cert: readFileSync(ws.tls.cert), key: readFileSync(ws.tls.key) }) : createHttpServer()
+    // The upgrade request must arrive within connectTimeoutMs too (Node's defaults are a minute and more).
+    const timeouts = { headersTimeout: settings.limits.connectTimeoutMs, requestTimeout: settings.limits.connectTimeoutMs }
+    const http = ws.tls
+      ? createHttpsServer({ cert: readFileSync(ws.tls.cert), key: readFileSync(ws.tls.key), handshakeTimeout: settings.limits.connectTimeoutMs, ...timeouts })
+      : createHttpServer(timeouts)
+    http.on('connection', (socket: Socket) => void gate('ws', socket))
     // One WebSocket message carries at least one MQTT packet; the packet guard does the real check.
     const wss = new WebSocketServer({ server: http, path: ws.path, maxPayload: settings.limits.maxPacketBytes + 8 })
     wss.on('connection', (socket, req) => {

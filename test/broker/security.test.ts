@@ -284,3 +284,65 @@ describeTls('WebSocket over TLS', () => {
     }
   })
 })
+
+describeTls('connection limits before the TLS handshake and the WebSocket upgrade', () => {
+  it('counts sockets that never finish either against the cap and the per-address rate, and logs refusals once per address', async () => {
+    const pki = makeTestPki([])
+    const { logger, lines } = capturingLogger('broker')
+    const broker = await startTestBroker({
+      logger,
+      settings: {
+        tcp: null,
+        tls: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey, clientCertificates: 'off' },
+        ws: { host: '127.0.0.1', port: 0, path: '/mqtt' },
+        limits: { maxConnections: 5, connectsPerSecondPerAddress: 1000 },
+      },
+    })
+    const open: ReturnType<typeof tcpConnect>[] = []
+    const metric = async (labels: string) => Number(new RegExp(`^broker_connections_refused_total\\{${labels}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())?.[1] ?? 0)
+    try {
+      // 40 raw sockets that send nothing, to each port: no handshake, no upgrade request.
+      const closed = { tls: 0, ws: 0 }
+      for (const listener of ['tls', 'ws'] as const) {
+        for (let i = 0; i < 40; i++) {
+          const s = tcpConnect(broker.broker.ports[listener]!, '127.0.0.1')
+          s.on('error', () => {})
+          s.on('close', () => closed[listener]++)
+          open.push(s)
+        }
+      }
+      await waitFor(() => (closed.tls + closed.ws >= 75 ? true : undefined), { what: 'refused sockets closed' })
+      expect(closed.tls + closed.ws).toBe(75)
+      expect((await metric('listener="tls",reason="max_connections"')) + (await metric('listener="ws",reason="max_connections"'))).toBe(75)
+      // One log line per listener and address (with the rest held back), not one per socket.
+      expect(lines.filter((l) => l.includes('BROKER_CONNECTION_REFUSED')).length).toBe(2)
+    } finally {
+      for (const s of open) s.destroy()
+      await broker.stop()
+    }
+  })
+
+  it('refuses a flood from one address at the connect rate before any handshake', async () => {
+    const pki = makeTestPki([])
+    const broker = await startTestBroker({
+      settings: { tcp: null, tls: { host: '127.0.0.1', port: 0, cert: pki.serverCert, key: pki.serverKey, clientCertificates: 'off' }, limits: { connectsPerSecondPerAddress: 2 } },
+    })
+    const open: ReturnType<typeof tcpConnect>[] = []
+    try {
+      let closed = 0
+      for (let i = 0; i < 30; i++) {
+        const s = tcpConnect(broker.broker.ports.tls!, '127.0.0.1')
+        s.on('error', () => {})
+        s.on('close', () => closed++)
+        open.push(s)
+      }
+      // The bucket holds 5 (its floor); the other 25 go at once, well before any handshake timeout.
+      await waitFor(() => (closed >= 25 ? true : undefined), { what: 'rate-refused sockets closed', timeoutMs: 3000 })
+      expect(closed).toBeGreaterThanOrEqual(25)
+      expect(closed).toBeLessThanOrEqual(26)
+    } finally {
+      for (const s of open) s.destroy()
+      await broker.stop()
+    }
+  })
+})
