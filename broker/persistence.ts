@@ -219,7 +219,7 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   async queueAhead(packet: Packet): Promise<void> {
     if (packet.qos !== 1) return
-    const subs = await this.subscriptionsByTopic(packet.topic)
+    const subs = oncePerClient(await this.subscriptionsByTopic(packet.topic))
     if (subs.length === 0) return
     const rows = new Map<string, number>()
     const key = packet.payload as unknown as object
@@ -329,7 +329,8 @@ export class SqlitePersistence extends MemoryPersistence {
     await this.write(() => this.insertOutgoing(sub.clientId, packet))
   }
 
-  override async outgoingEnqueueCombi(subs: { clientId: string }[], packet: Packet): Promise<void> {
+  override async outgoingEnqueueCombi(all: { clientId: string }[], packet: Packet): Promise<void> {
+    const subs = oncePerClient(all)
     for (const sub of subs) this.enqueueInMemory(sub.clientId, packet)
     const written = this.ahead.get(packet.payload as unknown as object)?.shift()
     const fresh = written ? subs.filter((sub) => !written.has(sub.clientId)) : subs
@@ -489,6 +490,18 @@ export class SqlitePersistence extends MemoryPersistence {
  */
 function untilFor(packet: Pick<Packet, 'qos'>): 'durable' | 'written' {
   return packet.qos === 1 ? 'written' : 'durable'
+}
+
+/**
+ * One queued copy per session. A session whose filters overlap (`cmd/d/#` and `cmd/d/+`) is
+ * listed once per matching filter, and the reference queues a copy for each; MQTT allows the
+ * copies (MQTT-3.3.5-1), but queued copies share one identity, so one acknowledgement cleared one
+ * of them in memory and the other stayed on disk, to be sent again after every restart.
+ */
+function oncePerClient<T extends { clientId: string }>(subs: T[]): T[] {
+  if (subs.length < 2) return subs
+  const seen = new Set<string>()
+  return subs.filter((s) => !seen.has(s.clientId) && (seen.add(s.clientId), true))
 }
 
 /** Appended to this broker's id on Wills restored from a previous run. */

@@ -227,3 +227,48 @@ describe('queued messages across a broker restart', () => {
     }
   })
 })
+
+describe('overlapping subscriptions in a persistent session', () => {
+  it('queue one copy of a message: acknowledged once, it is gone, after a restart too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'broker-overlap-'))
+    const path = join(dir, 'broker.db')
+    let broker = await startTestBroker({ id: 'office-broker', settings: { persistence: { path } } })
+    const url = () => `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+    const resume = async (sentinel: string) => {
+      const device = mqtt.connect(url(), { clientId: 'overlap-dev', clean: false, username: 'gas-001', password: passwordOf('gas-001'), reconnectPeriod: 0, manualConnect: true })
+      const got: string[] = []
+      const done = nextEvent<string>((l) => {
+        const h = (_t: string, p: Buffer) => (got.push(p.toString()), l(p.toString()))
+        device.on('message', h)
+        return () => device.off('message', h)
+      }, (p) => p === sentinel)
+      device.connect()
+      await done
+      // A QoS 1 round trip of its own: its PUBACKs for everything above have been read by then.
+      await device.publishAsync('dev/gas-001/reading', '{}', { qos: 1 })
+      await device.endAsync()
+      return got
+    }
+    const command = async (text: string) => {
+      const gateway = await connectAs(url(), GATEWAY_ID)
+      await gateway.publishAsync('cmd/gas-001/task', text, { qos: 1 })
+      await gateway.endAsync()
+    }
+    try {
+      const first = await connectAs(url(), 'gas-001', { clientId: 'overlap-dev', clean: false })
+      await first.subscribeAsync(['cmd/gas-001/#', 'cmd/gas-001/+'], { qos: 1 })
+      await first.endAsync()
+      await command('walk R1')
+      expect(await resume('walk R1')).toEqual(['walk R1'])
+      await command('sentinel 1')
+      expect(await resume('sentinel 1')).toEqual(['sentinel 1'])
+      await broker.stop()
+      broker = await startTestBroker({ id: 'office-broker', settings: { persistence: { path } } })
+      await command('sentinel 2')
+      expect(await resume('sentinel 2')).toEqual(['sentinel 2'])
+    } finally {
+      await broker.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
