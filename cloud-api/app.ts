@@ -204,12 +204,12 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       retryAfter ??= 5
       metrics.shed.inc({ route: req.routeOptions.url ?? 'unmatched' })
     }
-    if (req.routeOptions.url === '/v1/ingest' && code !== 'CLOUD_INGEST_INVALID' && code !== 'CLOUD_FORBIDDEN') {
-      metrics.ingestRejected.inc({ code })
-    }
+    // Every refusal is counted here, where they all pass: schema failures never reach a route.
+    if (req.routeOptions.url === '/v1/ingest') metrics.ingestRejected.inc({ code })
+    const statusCode = CloudErrorStatus[code]
+    if (statusCode === 401 || statusCode === 403) metrics.authFailures.inc({ route: req.routeOptions.url ?? 'unmatched', status: statusCode })
     if (code === 'CLOUD_UNAUTHENTICATED') reply.header('www-authenticate', 'Bearer')
     if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter))
-    const statusCode = CloudErrorStatus[code]
     return reply.code(statusCode).send({
       statusCode,
       code,

@@ -58,11 +58,9 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
         }
       }
       if (problems.length > 0) {
-        deps.metrics.ingestRejected.inc({ code: 'CLOUD_INGEST_INVALID' })
         throw new ApiError('CLOUD_INGEST_INVALID', `${problems.length} problem(s) in the batch; nothing was stored`, problems.slice(0, 20))
       }
       if (foreign.length > 0) {
-        deps.metrics.ingestRejected.inc({ code: 'CLOUD_FORBIDDEN' })
         throw new ApiError('CLOUD_FORBIDDEN', 'the batch holds envelopes of another gateway or office; nothing was stored', foreign.slice(0, 20))
       }
 

@@ -308,6 +308,28 @@ describe('cloud-api', () => {
       expect((await app.inject({ url: '/v1/series?device=x&quantity=gas&to=9999999999999', headers: auth })).statusCode).toBe(200)
     })
 
+    it('counts every ingest refusal by code, schema failures included, and every 401 and 403 by route', async () => {
+      const center = await appWith(new SqliteStore(':memory:'))
+      try {
+        const count = async (name: string, labels: string) =>
+          Number(new RegExp(`^${name}\\{${labels}\\} (\\d+)`, 'm').exec((await center.inject({ url: '/metrics' })).body)?.[1] ?? 0)
+        // A frame the schema refuses (no such kind), a batch of another office's envelopes, no token, a user's token.
+        expect((await ingest(center, [{ ...f.reading('gas-1', T, 1), kind: 'weather' }])).statusCode).toBe(400)
+        expect((await ingest(center, [new EnvelopeFactory('gw-test-01', 'office-other').reading('gas-1', T, 1)])).statusCode).toBe(403)
+        expect((await center.inject({ method: 'POST', url: '/v1/ingest', payload: { envelopes: [] } })).statusCode).toBe(401)
+        expect((await ingest(center, [f.reading('gas-1', T, 1)], READER_TOKEN)).statusCode).toBe(403)
+        expect((await center.inject({ url: '/v1/alerts' })).statusCode).toBe(401)
+        expect(await count('cloud_ingest_rejected_total', 'code="CLOUD_INGEST_INVALID"')).toBe(1)
+        expect(await count('cloud_ingest_rejected_total', 'code="CLOUD_FORBIDDEN"')).toBe(2)
+        expect(await count('cloud_ingest_rejected_total', 'code="CLOUD_UNAUTHENTICATED"')).toBe(1)
+        expect(await count('cloud_auth_failures_total', 'route="/v1/ingest",status="401"')).toBe(1)
+        expect(await count('cloud_auth_failures_total', 'route="/v1/ingest",status="403"')).toBe(2)
+        expect(await count('cloud_auth_failures_total', 'route="/v1/alerts",status="401"')).toBe(1)
+      } finally {
+        await center.close()
+      }
+    })
+
     it('404 in the same error shape', async () => {
       expect((await app.inject({ url: '/v1/nothing' })).json()).toMatchObject({ statusCode: 404, code: 'CLOUD_NOT_FOUND' })
     })
