@@ -25,6 +25,7 @@ import { EnvelopeKinds, type Envelope } from '../../contracts/envelope.ts'
 import { canSee, Roles, type UserPrincipal } from '../access/principal.ts'
 import type { FeedEvent } from '../live/feed.ts'
 import { ApiError } from '../errors.ts'
+import { bearer } from '../plugins/auth.ts'
 import type { AppDeps } from '../app.ts'
 
 const MAX_BUFFERED_BYTES = 1024 * 1024
@@ -81,7 +82,22 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         req.log.warn({ code: 'CLOUD_STREAM_SLOW_CONSUMER', buffered: res.writableLength, user: user.name }, 'closing a live stream that does not keep up')
         res.destroy()
       }
+      // The caller is checked again while the stream is open, not only when it opens: a sign-out,
+      // a revoked token, a removed or disabled user or an expired session ends it, and so does
+      // a changed role or scope (the console reconnects and is filtered anew). Before anything is
+      // sent, and on every heartbeat: a token hash and one indexed lookup, microseconds.
+      const token = bearer(req)
+      const stillAllowed = (): boolean => {
+        if (token === undefined || closed) return !closed
+        const p = deps.directory.authenticate(token)
+        if (p?.kind === 'user' && JSON.stringify(p) === JSON.stringify(user)) return true
+        deps.metrics.streamClients.inc({ event: 'signed_out_closed' })
+        req.log.info({ code: 'CLOUD_STREAM_SIGNED_OUT', user: user.name }, 'live stream closed: its token no longer signs in as the same user')
+        res.end(`event: signed_out\ndata: {"reason":"the token no longer signs in as ${user.name} with the same scope; sign in again"}\n\n`)
+        return false
+      }
       const send = (events: readonly FeedEvent[]) => {
+        if (!stillAllowed()) return
         let chunk = ''
         for (const e of events) if (wanted(e)) chunk += frame(e)
         if (chunk === '') return
@@ -102,7 +118,9 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       }
       const unsubscribeFeed = deps.feed.subscribe(deliver)
       const unsubscribeBus = deps.bus.subscribe((envelopes) => deliver(live(envelopes, kinds, user)))
-      const heartbeat = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS)
+      const heartbeat = setInterval(() => {
+        if (stillAllowed()) res.write(': ping\n\n')
+      }, HEARTBEAT_MS)
       open.add(res)
       res.on('close', () => {
         closed = true

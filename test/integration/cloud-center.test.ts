@@ -686,6 +686,27 @@ describe('live stream (SSE) over a real socket', () => {
     s.stream.close()
   })
 
+  it('a stream ends, with nothing more sent, once its token stops signing in (sign-out, revoked, removed)', async () => {
+    const directory = center.app.center.directory
+    for (const end of ['sign-out', 'user removed'] as const) {
+      const name = end === 'sign-out' ? 'zhou' : 'qian'
+      await directory.addUser(name, 'center', { district: 'd-north' }, `pw-${name}-0123456789`)
+      const session = await directory.signIn(name, `pw-${name}-0123456789`)
+      const events: SseEvent[] = []
+      const stream = readSse(`${url}/v1/stream`, (e) => events.push(e), { authorization: `Bearer ${session!.token}` })
+      await stream.opened
+      await center.ingest('gwA', [f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1' })])
+      await waitFor(() => (events.length >= 1 ? true : undefined), { what: 'an alert while signed in' })
+      if (end === 'sign-out') expect(directory.revokeByToken(session!.token)).toBe(true)
+      else directory.removeUser(name)
+      await center.ingest('gwA', [f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1' })])
+      // Ends at once when fixed; bounded when not, so the assertion below says what went wrong.
+      await Promise.race([stream.done.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000))])
+      stream.close()
+      expect(events.map((e) => e.event), end).toEqual(['alert_update', 'signed_out'])
+    }
+  })
+
   it('raw kinds are live, scoped, and without ids; the token may come as access_token for EventSource', async () => {
     const events: SseEvent[] = []
     const stream = readSse(`${url}/v1/stream?kinds=reading,alert&access_token=${TOKENS.inspector}`, (e) => events.push(e))
