@@ -14,6 +14,7 @@
  * One process owns the file (WAL, synchronous=FULL): a staff action is answered only once it is
  * on disk, and two concurrent actions are serialized by the single writer.
  */
+import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -107,6 +108,9 @@ const SCHEMA = `
   ) STRICT;
   CREATE INDEX IF NOT EXISTS transitions_by_case ON transitions (case_id, seq);
   CREATE INDEX IF NOT EXISTS transitions_unflushed ON transitions (seq) WHERE flushed = 0;
+  -- One row: this database's own id, made when it is created, so that ids the center writes
+  -- elsewhere (audit rows in the event store) stay unique if the database is ever made anew.
+  CREATE TABLE IF NOT EXISTS center_identity (one INTEGER PRIMARY KEY CHECK (one = 1), epoch TEXT NOT NULL) STRICT;
   CREATE TABLE IF NOT EXISTS feed (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     ts INTEGER NOT NULL,
@@ -140,5 +144,11 @@ export function openCenterDb(path: string): CenterDb {
   migrate(db)
   db.exec(SCHEMA)
   db.pragma(`user_version = ${VERSION}`)
+  db.prepare('INSERT OR IGNORE INTO center_identity (one, epoch) VALUES (1, ?)').run(randomBytes(6).toString('hex'))
   return db
+}
+
+/** This center database's own id (see center_identity). */
+export function centerEpoch(db: CenterDb): string {
+  return (db.prepare('SELECT epoch FROM center_identity').get() as { epoch: string }).epoch
 }

@@ -22,7 +22,7 @@
  */
 import { severityRank, type Envelope, type Severity } from '../../contracts/envelope.ts'
 import type { Logger } from '../../common/logger.ts'
-import type { CenterDb } from '../center/db.ts'
+import { centerEpoch, type CenterDb } from '../center/db.ts'
 import type { Subject } from '../access/principal.ts'
 import { ApiError } from '../errors.ts'
 import type { Feed, FeedEvent } from '../live/feed.ts'
@@ -159,6 +159,8 @@ export function subjectOf(c: Pick<CaseView, 'office' | 'enterprise' | 'type'>): 
 
 export class Casebook {
   private readonly now: () => number
+  /** This center database's id, in every audit row id. */
+  private readonly epoch: string
   private readonly stmt
   private flushing: Promise<number> | undefined
   private auditTimer: NodeJS.Timeout | undefined
@@ -170,6 +172,7 @@ export class Casebook {
     private readonly options: CasebookOptions,
   ) {
     this.now = options.now ?? Date.now
+    this.epoch = centerEpoch(db)
     this.stmt = {
       get: db.prepare<[string], CaseRow>('SELECT * FROM cases WHERE id = ?'),
       insert: db.prepare(
@@ -509,7 +512,9 @@ export class Casebook {
       const rows = this.stmt.unflushed.all()
       if (rows.length === 0) return total
       const lifecycle: LifecycleRow[] = rows.map((t) => ({
-        id: `lc:${t.seq}`,
+        // The database's epoch keeps ids unique across a center database made anew (its seq
+        // starts again at 1, and the stores keep the first row of an id).
+        id: `lc:${this.epoch}:${t.seq}`,
         ts: t.ts,
         office: t.office,
         ...(t.enterprise !== null ? { enterprise: t.enterprise } : {}),

@@ -132,7 +132,7 @@ const HOUR_MS = 3_600_000
 /**
  * The point timestamp in ns of a lifecycle row: its ms, then six digits from its id. An id that
  * ends in `:<n>` gives (FNV-1a of what precedes the `:<n>` + n) mod 10⁶, so the center's ids
- * (`lc:<global seq>`) give the sequence plus a constant: transitions within one millisecond get
+ * (`lc:<center db epoch>:<seq>`) give the sequence plus a constant: transitions within one millisecond get
  * distinct timestamps in sequence order, like envelopes (pointTime). Ids of the form
  * `<prefix>:<n>` with many prefixes (`act:<case>:<n>`) are spread by the prefix; any other id is
  * FNV-1a of the whole id. The same row always gets the same timestamp, so a rewrite overwrites it.

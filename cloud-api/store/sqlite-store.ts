@@ -126,7 +126,7 @@ export class SqliteStore implements EventStore {
         ts INTEGER NOT NULL,
         office TEXT NOT NULL,
         subject_id TEXT NOT NULL,
-        -- the n of an id ending in ':<n>' (the center's 'lc:<seq>'), to order one millisecond's rows
+        -- the n of an id ending in ':<n>' (the center's 'lc:<epoch>:<seq>'), to order one millisecond's rows
         seq INTEGER NOT NULL,
         row TEXT NOT NULL
       ) STRICT;
@@ -346,7 +346,7 @@ function scanRow(e: Envelope & { kind: 'scan' }): ScanRow {
 
 /**
  * The n of an id ending in `:<n>`, else 0: orders one millisecond's lifecycle rows as InfluxStore's
- * lifecycleTime does for ids of one prefix, such as the center's `lc:<seq>`.
+ * lifecycleTime does for ids of one prefix, such as the center's `lc:<epoch>:<seq>`.
  */
 function idSeq(id: string): number {
   const m = /:(\d+)$/.exec(id)

@@ -3,12 +3,16 @@
  * and incident lifecycle, concurrency, escalation by SLA, sign-in, administration, gateway health,
  * patrol compliance and statistics. The event store is the real embedded SQLite store.
  */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Envelope } from '../../contracts/envelope.ts'
 import { FieldFactory, startCenter, TOKENS, type TestCenter, type Who } from '../helpers/center.ts'
 import { waitFor } from '../helpers/wait.ts'
 import { readSse, type SseEvent } from '../../common/sse.ts'
+import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { createLogger } from '../../common/logger.ts'
 
 const T = Date.UTC(2026, 10, 20, 0, 30) // 08:30 in the offices' local time (UTC+8)
@@ -578,6 +582,40 @@ describe('center API limits', () => {
       expect((await center.app.inject({ url: '/v1/me', headers: { authorization: 'Bearer not-a-token' } })).statusCode).toBe(401)
     } finally {
       await center.close()
+    }
+  })
+})
+
+describe('the audit trail when the center database is made anew', () => {
+  it('keeps every transition of both lives in the event store: audit ids do not repeat', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'center-anew-'))
+    const f = new FieldFactory('gw-a', 'o-a')
+    const ids: string[] = []
+    try {
+      for (const life of ['first', 'second']) {
+        // A new center database (in memory) over the same event store, as after losing center.db.
+        const center = await startCenter({ store: new SqliteStore(join(dir, 'events.db')) })
+        const alert = f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1', severity: 'critical' })
+        const id = (alert as Envelope & { kind: 'alert' }).payload.alertId
+        ids.push(id)
+        expect((await center.ingest('gwA', [alert])).statusCode).toBe(200)
+        expect((await center.as('centerNorth', 'POST', `/v1/alerts/${id}/acknowledge`, { note: `${life} life` })).statusCode).toBe(200)
+        expect(await center.app.center.casebook.flushAudit()).toBe(2)
+        await center.close()
+      }
+      const store = new SqliteStore(join(dir, 'events.db'))
+      await store.open()
+      for (const [i, id] of ids.entries()) {
+        const rows = await store.lifecycle({ subjectId: id, from: 0, to: Date.now() + 60_000, limit: 10 })
+        // (Sorted: the test center's clock is fixed at its start, before the alert's own time.)
+        expect(rows.map((r) => [r.action, r.note ?? null]).sort(), id).toEqual([
+          ['acknowledged', `${i === 0 ? 'first' : 'second'} life`],
+          ['raised', null],
+        ])
+      }
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })
