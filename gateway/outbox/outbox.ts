@@ -32,6 +32,7 @@ export const priorityNames = Object.keys(Priority) as PriorityClass[]
 export function priorityOf(kind: EnvelopeKind): number {
   if (kind === 'alert') return Priority.alert
   if (kind === 'reading') return Priority.telemetry
+  if (kind === 'aggregate') return Priority.aggregate
   return Priority.event
 }
 
@@ -193,6 +194,9 @@ export class Outbox {
         at INTEGER NOT NULL
       ) STRICT;
     `)
+    // Before 2026-11-27 minute aggregates were committed in the event class (forwarded before
+    // newer scans, evicted with them, kept for the events' TTL); move any still waiting.
+    this.db.prepare(`UPDATE outbox SET priority = ${Priority.aggregate} WHERE kind = 'aggregate' AND priority != ${Priority.aggregate}`).run()
     this.stmt = this.prepare()
     this.loadRecentTransmissions()
     for (const r of this.db.prepare('SELECT priority, count(*) AS n FROM outbox GROUP BY priority').all() as { priority: number; n: number }[]) {

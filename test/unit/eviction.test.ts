@@ -50,6 +50,46 @@ const kinds = (box: Outbox) => {
 }
 const gapsIn = (box: Outbox) => box.peek(1_000_000).map((r) => JSON.parse(r.body) as GapEnvelope).filter((e) => e.kind === 'gap')
 
+const aggregate = (i: number): EnvelopeDraft => ({
+  ...base,
+  device: 'gas-1',
+  ts: T + i,
+  kind: 'aggregate',
+  payload: { quantity: 'gas', unit: '%LEL', from: T + i, to: T + i + 60_000, min: 1, max: 2, mean: 1.5, count: 12 },
+})
+
+describe('telemetry aggregates', () => {
+  it('are their own class: counted as such, evicted before any scan, and kept for their own TTL', async () => {
+    const { box, evictor, events } = setup({ quotaBytes: 400 * 1024, ttlMs: { event: 0, aggregate: 60_000, telemetry: 0 } })
+    await fill(box, [...Array.from({ length: 300 }, (_, i) => scan(i)), ...Array.from({ length: 3000 }, (_, i) => aggregate(i))])
+    expect(box.stats().pending).toMatchObject({ event: 300, aggregate: 3000 })
+    // Scans go out before older-numbered aggregates would: class first, then sequence.
+    expect((JSON.parse(box.peek(1)[0].body) as { kind: string }).kind).toBe('scan')
+    expect(evictor.enforceQuota()).toBeGreaterThan(0)
+    expect(kinds(box).scan).toBe(300)
+    expect(events.every((e) => e.class === 'aggregate')).toBe(true)
+    // Their TTL, not the events' (which is off here): every aggregate left goes, no scan.
+    const left = kinds(box).aggregate
+    expect(left).toBeGreaterThan(0)
+    expect(evictor.expire(Date.now() + 61_000)).toBe(left)
+    expect(kinds(box)).toMatchObject({ scan: 300 })
+    expect(kinds(box).aggregate).toBeUndefined()
+  })
+
+  it('waiting in an outbox from before they had their class are moved into it at open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridwatch-evict-'))
+    dirs.push(dir)
+    const path = join(dir, 'outbox.db')
+    const first = new Outbox({ path, gatewayId: 'gw-1' })
+    await first.append([first.stamp(aggregate(1)), first.stamp(scan(2))])
+    first.db.prepare("UPDATE outbox SET priority = 1 WHERE kind = 'aggregate'").run()
+    first.close()
+    const again = new Outbox({ path, gatewayId: 'gw-1' })
+    boxes.push(again)
+    expect(again.stats().pending).toMatchObject({ event: 1, aggregate: 1 })
+  })
+})
+
 describe('outbox quota', () => {
   it('evicts telemetry first and keeps every alert and scan, leaving a valid gap record per device', async () => {
     const { box, evictor, events } = setup({ quotaBytes: 600 * 1024 })
