@@ -121,6 +121,9 @@ export class RuleOutput {
       kind: 'alert',
       payload: {
         ...payload,
+        // Messages are built from what the field sent (an SOS's text, every missed checkpoint's
+        // name) and may run past the contract's 512; the center would refuse the alert whole.
+        message: fitText(payload.message, ALERT_MESSAGE_MAX),
         level: this.levelOf(payload.type, payload.severity),
         ...(this.source && !frame ? { cause: this.source.id } : {}),
       },
@@ -143,4 +146,16 @@ export function ownState<T>(state: ReadonlyMap<string, string>, prefix: string):
     if (key.startsWith(prefix + ':')) out.set(key, JSON.parse(value) as T)
   }
   return out
+}
+
+/** AlertPayload's `message` limit (contracts/envelope.ts). */
+const ALERT_MESSAGE_MAX = 512
+
+/** `text` cut to at most `max` UTF-16 units, ending in `…` when cut, never inside a surrogate pair. */
+export function fitText(text: string, max: number): string {
+  if (text.length <= max) return text
+  let end = max - 1
+  const last = text.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end--
+  return `${text.slice(0, end)}…`
 }

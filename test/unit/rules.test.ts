@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import type { AlertEnvelope, EnvelopeDraft } from '../../contracts/envelope.ts'
 import { RuleEngine } from '../../gateway/rules/engine.ts'
+import { fitText } from '../../gateway/rules/rule.ts'
+import { envelopeProblems } from '../../contracts/validate.ts'
 import type { StateWrite } from '../../gateway/outbox/outbox.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
 
@@ -139,6 +141,25 @@ describe('patrol', () => {
     h.feed({ ...base, kind: 'report', payload: { type: 'sos', staff: 'staff-zhang', text: 'help', location: { lat: 32.1, lon: 118.6 } } })
     expect(h.alerts.map((a) => [a.payload.type, a.payload.severity])).toEqual([['patrol.sos', 'critical']])
     expect(h.alerts[0].payload.message).toContain('staff-zhang')
+  })
+
+  it('an SOS with a long text still makes an alert the center accepts: its message is cut to fit, the text travels whole', () => {
+    const h = harness()
+    const text = '救命，'.repeat(600) + '😀'.repeat(100)
+    h.feed({ ...base, kind: 'report', payload: { type: 'sos', staff: 'staff-zhang', text: text.slice(0, 2000) } })
+    const alert = { ...h.alerts[0], id: 'gw:1', seq: 1 }
+    expect(envelopeProblems(alert)).toEqual([])
+    expect(alert.payload.message.length).toBe(512)
+    expect(alert.payload.message.endsWith('…')).toBe(true)
+    expect(alert.payload.message.startsWith('SOS from staff-zhang: 救命，')).toBe(true)
+  })
+
+  it('cuts text at a limit without splitting a surrogate pair', () => {
+    expect(fitText('abc', 3)).toBe('abc')
+    expect(fitText('abcd', 3)).toBe('ab…')
+    // 'a' + 😀 (two units) + 'b': cut to 3 would end inside the pair, so the pair goes whole.
+    expect(fitText('a😀b', 3)).toBe('a…')
+    expect(fitText('ab😀c', 4)).toBe('ab…')
   })
 
   it('a scan of an unknown tag is flagged; a known checkpoint is not', () => {
