@@ -58,7 +58,14 @@ export interface ForwarderOptions {
   logger: Logger
   /** Reported to the center with every batch (x-gridwatch-version), for its gateway health view. */
   version?: string
+  /**
+   * Most bytes of envelope JSON in one request (1 MiB by default), well under the center's body
+   * limit (4 MiB decompressed by default): a batch is cut to it, and halved again on a 413.
+   */
+  maxBatchBytes?: number
 }
+
+export const DEFAULT_MAX_BATCH_BYTES = 1024 * 1024
 
 export interface UplinkState {
   up: boolean
@@ -68,12 +75,17 @@ export interface UplinkState {
   consecutiveFailures: number
 }
 
-/** A request that failed in a way the breaker should count. */
+/**
+ * A request that failed. `transient` ones (no answer, 5xx, 429) say the center is down or busy,
+ * and only those count towards the breaker, which both lanes share: a 401, 403 or 413 is about
+ * this gateway's config or this batch, and must not hold back the alerts of the other lane.
+ */
 class UplinkFailure extends Error {
   constructor(
     readonly outcome: string,
     message: string,
     readonly retryAfterMs?: number,
+    readonly transient = true,
   ) {
     super(`${outcome}: ${message}`)
   }
@@ -165,14 +177,19 @@ export class Forwarder {
   private readonly lanes: Lane[]
   private abort = new AbortController()
   private readonly ingestUrl: URL
+  /** Per lane: bytes of envelope JSON a batch may carry now (halved by a 413, grown back by successes). */
+  private readonly batchBytes: Record<LaneName, number>
+  private readonly maxBatchBytes: number
   /** One keep-alive connection per lane, made at start and closed at stop. */
   private connections: Record<LaneName, HttpAgent> | undefined
 
   constructor(options: ForwarderOptions) {
     this.options = options
     this.ingestUrl = new URL('/v1/ingest', options.url)
+    this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
+    this.batchBytes = { urgent: this.maxBatchBytes, bulk: this.maxBatchBytes }
     this.backoffFactory = new ExponentialBackoff({ initialDelay: 200, maxDelay: options.maxBackoffMs })
-    this.breaker = circuitBreaker(handleType(UplinkFailure), {
+    this.breaker = circuitBreaker(handleType(UplinkFailure, (f) => f.transient), {
       halfOpenAfter: options.breakerHalfOpenMs,
       breaker: new ConsecutiveBreaker(options.breakerFailures),
     })
@@ -226,8 +243,11 @@ export class Forwarder {
    * Sends one batch through the breaker. Returns 0 when the lane may go on at once, or the
    * minimum delay before the next attempt (Retry-After, or the breaker's half-open wait).
    */
-  async attempt(lane: LaneName, rows: OutboxRow[]): Promise<number> {
+  async attempt(lane: LaneName, leased: OutboxRow[]): Promise<number> {
     const { outbox, metrics } = this.options
+    // Cut to the lane's byte budget (always at least one row); the rest goes in the next batch.
+    const rows = fitBytes(leased, this.batchBytes[lane])
+    if (rows.length < leased.length) outbox.release(leased.slice(rows.length).map((r) => r.seq))
     try {
       await this.breaker.execute(() => this.send(lane, rows))
       return 0
@@ -243,7 +263,9 @@ export class Forwarder {
       this.state.up = false
       this.state.lastError = failure.message
       this.state.consecutiveFailures++
-      return failure.retryAfterMs ?? 1
+      // At least 1: 0 means "go on at once", which a Retry-After of 0 (or a date in the past)
+      // must not turn a failure into.
+      return Math.max(1, failure.retryAfterMs ?? 1)
     }
   }
 
@@ -294,10 +316,25 @@ export class Forwarder {
       if (!this.state.up) logger.info({ lane, pending: outbox.pendingCount() }, 'uplink is up')
       Object.assign(this.state, { up: true, lastSuccessAt: Date.now(), lastError: null, consecutiveFailures: 0 })
       metrics.uplinkUp.set(1)
+      this.batchBytes[lane] = Math.min(this.maxBatchBytes, this.batchBytes[lane] * 2)
       return
     }
 
     const { status, text } = res
+    if (status === 413) {
+      metrics.uplinkRequests.inc({ lane, outcome: 'http_413' })
+      if (rows.length > 1) {
+        // Too large for the center's body limit: the lane's batches halve until they fit.
+        this.batchBytes[lane] = Math.max(1, Math.floor(json.length / 2))
+        logger.warn({ code: 'GW_UPLINK_BATCH_TOO_LARGE', lane, bytes: json.length, nextBytes: this.batchBytes[lane] }, 'the center refused a batch as too large; sending smaller ones')
+        outbox.release(rows.map((r) => r.seq))
+        return
+      }
+      // One envelope the center will never take: set aside, so it does not hold up the rest.
+      outbox.deadLetter(rows[0].seq, `refused as too large (${json.length} bytes): ${text.slice(0, 200)}`)
+      logger.error({ code: 'GW_UPLINK_DEAD_LETTER', lane, seq: rows[0].seq, bytes: json.length }, 'an envelope too large for the center was set aside')
+      return
+    }
     if (status === 400 && this.deadLetterNamed(rows, text) > 0) {
       // The center is fine; the batch held poison. The rest goes again at once.
       outbox.release(rows.map((r) => r.seq))
@@ -308,8 +345,8 @@ export class Forwarder {
       throw new UplinkFailure(`http_${status}`, text.slice(0, 200), retryAfterMs(res.headers['retry-after'] ?? null))
     }
     // 401/403: a token or office mismatch, an engineer must fix the config. Keep everything and
-    // keep retrying slowly; data is never dropped for a configuration error.
-    throw new UplinkFailure(`http_${status}`, text.slice(0, 200))
+    // keep retrying slowly; data is never dropped for a configuration error. 5xx: the center.
+    throw new UplinkFailure(`http_${status}`, text.slice(0, 200), undefined, status >= 500)
   }
 
   /** A 400 names the envelopes at fault (`/envelopes/3/...`); those move to the dead-letter table. */
@@ -348,4 +385,14 @@ export function retryAfterMs(header: string | null): number | undefined {
   const seconds = /^\d+$/.test(header.trim()) ? Number(header.trim()) * 1000 : Date.parse(header) - Date.now()
   if (!Number.isFinite(seconds)) return undefined
   return Math.min(Math.max(0, seconds), 300_000)
+}
+
+/** The longest prefix of `rows` whose bodies fit in `budget` bytes, and never less than one row. */
+function fitBytes(rows: OutboxRow[], budget: number): OutboxRow[] {
+  let bytes = 0
+  for (let i = 0; i < rows.length; i++) {
+    bytes += Buffer.byteLength(rows[i].body) + 1
+    if (bytes > budget) return rows.slice(0, Math.max(1, i))
+  }
+  return rows
 }

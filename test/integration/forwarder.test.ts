@@ -173,6 +173,67 @@ describe('uplink forwarder', () => {
     expect(center.requests.map((r) => r.envelopes.length)).toEqual([6, 3])
   })
 
+  it('treats Retry-After: 0 as a failure still: the lane backs off instead of retrying at once', async () => {
+    const center = await fakeCenter((_r, res) => {
+      res.writeHead(503, { 'retry-after': '0' })
+      res.end('busy')
+    })
+    const { outbox, fwd } = forwarderTo(center.url, { maxBackoffMs: 400 })
+    await put(outbox, fwd, [reading(1)])
+    await waitFor(() => (center.requests.length >= 4 ? true : undefined), { timeoutMs: 10_000 })
+    // Backoff from 200 ms (capped at 400): three gaps take at least ~300 ms, not a tight loop.
+    expect(center.requests[3].at - center.requests[0].at).toBeGreaterThanOrEqual(250)
+    expect(fwd.status().consecutiveFailures).toBeGreaterThanOrEqual(4)
+  })
+
+  it('keeps each request under maxBatchBytes, halves batches on a 413, and sets aside one envelope too large alone', async () => {
+    // A center whose body limit is 5 kB, below this gateway's maxBatchBytes of 48 kB.
+    const limit = 5 * 1024
+    const accepted: number[] = []
+    const center = await fakeCenter((r, res) => {
+      const bytes = Buffer.byteLength(JSON.stringify({ envelopes: r.envelopes }))
+      if (bytes > limit) {
+        res.writeHead(413, { 'content-type': 'application/json' })
+        res.end('{"code":"CLOUD_BODY_TOO_LARGE"}')
+      } else {
+        accepted.push(bytes)
+        ok(res, r.envelopes)
+      }
+    })
+    const { outbox, fwd } = forwarderTo(center.url, { maxBatchBytes: 48 * 1024, batchMax: 2000 })
+    const report = (i: number, text: string): EnvelopeDraft => ({ gateway: 'gw-1', office: 'o', device: 'phone-1', ts: T + i, kind: 'report', payload: { type: 'problem', text } })
+    // Reports of ~1.2 kB (UTF-8), one of ~6 kB that no request can carry, then more.
+    const normal = [
+      ...(await put(outbox, fwd, Array.from({ length: 40 }, (_, i) => report(i, `${i} ${'问'.repeat(380)}`)))),
+      ...(await put(outbox, fwd, [report(99, '大'.repeat(1990))]).then(() => [])),
+      ...(await put(outbox, fwd, Array.from({ length: 30 }, (_, i) => report(200 + i, `${i} ${'问'.repeat(380)}`)))),
+    ]
+    await waitFor(() => (outbox.pendingCount() === 0 ? true : undefined), { timeoutMs: 10_000 })
+    const delivered = new Set(center.requests.filter((r) => Buffer.byteLength(JSON.stringify({ envelopes: r.envelopes })) <= limit).flatMap((r) => r.envelopes.map((e) => e.id)))
+    expect(normal.every((e) => delivered.has(e.id))).toBe(true)
+    expect(delivered.size).toBe(70)
+    expect(outbox.deadLetterCount()).toBe(1)
+    // Batches still carried several envelopes each once they fit: halved, not cut to one.
+    expect(Math.max(...center.requests.filter((r) => r.envelopes.length > 1).map((r) => r.envelopes.length))).toBeGreaterThan(2)
+    expect(accepted.every((b) => b <= limit)).toBe(true)
+  })
+
+  it('a 4xx on one lane does not open the breaker the other lane needs', async () => {
+    const center = await fakeCenter((r, res) => {
+      if (r.envelopes.some((e) => e.kind === 'alert')) ok(res, r.envelopes)
+      else {
+        res.writeHead(403, { 'content-type': 'application/json' })
+        res.end('{"code":"CLOUD_FORBIDDEN"}')
+      }
+    })
+    const { outbox, fwd } = forwarderTo(center.url, { breakerFailures: 2, breakerHalfOpenMs: 60_000, maxBackoffMs: 20 })
+    await put(outbox, fwd, [reading(1)])
+    await waitFor(() => (center.requests.length >= 4 ? true : undefined), { timeoutMs: 10_000, what: 'repeated 403s' })
+    expect(fwd.status().circuit).toBe('closed')
+    const [sos] = await put(outbox, fwd, [alert()])
+    await waitFor(() => (center.requests.some((r) => r.envelopes.some((e) => e.id === sos.id)) ? true : undefined), { timeoutMs: 2000, what: 'the alert through' })
+  })
+
   it('keeps everything on 401 and reports why', async () => {
     const center = await fakeCenter((_r, res) => {
       res.writeHead(401)
