@@ -8,7 +8,8 @@
  * is left. Rows leased to a request in flight are skipped (they may be arriving at the center).
  *
  * Every eviction writes, in the same transaction, one gap record per device (class, reason, time
- * range, count, kinds), which is forwarded like any event so the center can see what is missing.
+ * range, count, kinds), which is forwarded like any event so the center can see what is missing;
+ * or widens that device's last gap record of the same class and reason, if it has not been sent.
  */
 import type { GapEnvelope } from '../../contracts/envelope.ts'
 import type { Logger } from '../../common/logger.ts'
@@ -52,6 +53,14 @@ interface DeviceShare {
 
 export class Evictor {
   private readonly summarize
+  /**
+   * The gap record this evictor last wrote per device, class and reason. While it has not left
+   * the gateway, a later eviction of the same kind widens it in place instead of adding another:
+   * one record per device and eviction would otherwise take nearly the room the eviction freed
+   * (a reading is smaller than a gap record), and a full quota with many devices turned into a
+   * file of gap records growing at the ingest rate.
+   */
+  private readonly openGaps = new Map<string, GapEnvelope>()
 
   constructor(
     private readonly outbox: Outbox,
@@ -151,30 +160,54 @@ export class Evictor {
       counted += s.count
     }
     const now = Date.now()
-    const gaps: GapEnvelope[] = shares.map((s) =>
-      this.outbox.stamp({
-        gateway: this.outbox.gatewayId,
-        office: this.office,
-        device: s.device,
-        ts: now,
-        kind: 'gap',
-        payload: { class: cls, reason, from: s.from, to: s.to, count: s.count, kinds: s.kinds.split(',') },
-      }),
-    )
     // Deletions and their gap records are one transaction: the center never sees data vanish
     // without the record that says so. The delete repeats the summary's conditions up to its
     // last row, so it removes exactly the rows counted (the same transaction sees no new rows).
     let deleted = 0
+    let written = 0
+    let widened = 0
+    const opened: [string, GapEnvelope][] = []
     this.outbox.db.transaction(() => {
       deleted = this.outbox.deleteClassInTransaction(priority, last, before, leased)
       if (deleted !== counted) throw new Error(`eviction would delete ${deleted} rows but counted ${counted}`)
-      for (const gap of gaps) this.outbox.insertInTransaction(gap, Priority.event, now)
+      for (const s of shares) {
+        const key = `${s.device}\u0000${cls}\u0000${reason}`
+        const open = this.openGaps.get(key)
+        if (open) {
+          const p = open.payload
+          const wider: GapEnvelope = {
+            ...open,
+            payload: { ...p, from: Math.min(p.from, s.from), to: Math.max(p.to, s.to), count: p.count + s.count, kinds: [...new Set([...p.kinds, ...s.kinds.split(',')])] },
+          }
+          if (this.outbox.rewriteUnsentInTransaction(wider)) {
+            opened.push([key, wider])
+            widened++
+            continue
+          }
+        }
+        const gap: GapEnvelope = this.outbox.stamp({
+          gateway: this.outbox.gatewayId,
+          office: this.office,
+          device: s.device,
+          ts: now,
+          kind: 'gap',
+          payload: { class: cls, reason, from: s.from, to: s.to, count: s.count, kinds: s.kinds.split(',') },
+        })
+        this.outbox.insertInTransaction(gap, Priority.event, now)
+        opened.push([key, gap])
+        written++
+      }
     })()
+    // Only after the commit: a rolled-back record must not be widened later.
+    for (const [key, gap] of opened) {
+      if (!this.openGaps.has(key) || this.openGaps.get(key)!.seq !== gap.seq) this.outbox.watch(gap.seq)
+      this.openGaps.set(key, gap)
+    }
     this.log.warn(
-      { code: 'GW_OUTBOX_EVICTED', class: cls, reason, rows: deleted, devices: gaps.length, from: shares[0].from },
-      `evicted ${deleted} ${cls} rows (${reason}); gap records written`,
+      { code: 'GW_OUTBOX_EVICTED', class: cls, reason, rows: deleted, devices: shares.length, gapsWritten: written, gapsWidened: widened, from: shares[0].from },
+      `evicted ${deleted} ${cls} rows (${reason}); gap records written or widened`,
     )
-    this.onEvicted({ class: cls, reason, rows: deleted, gaps: gaps.length })
+    this.onEvicted({ class: cls, reason, rows: deleted, gaps: written })
     return deleted
   }
 }

@@ -132,6 +132,8 @@ export class Outbox {
   private closed = false
   /** Rows handed to the uplink and not yet answered: eviction leaves them alone. */
   private readonly leased = new Set<number>()
+  /** Rows whose first lease someone waits to hear of (see watch): seq → leased since. */
+  private readonly watched = new Map<number, boolean>()
   /**
    * Rows per priority class, kept in memory: counting a million-row backlog on every metrics
    * scrape or uplink log line would stall the event loop. Counted once at open, then maintained
@@ -255,6 +257,7 @@ export class Outbox {
       deleteState: this.db.prepare('DELETE FROM rule_state WHERE key = ?'),
       peek: this.db.prepare('SELECT seq, id, priority, body FROM outbox WHERE priority BETWEEN ? AND ? ORDER BY priority, seq LIMIT ?'),
       delete: this.db.prepare('DELETE FROM outbox WHERE seq = ? RETURNING priority'),
+      rewrite: this.db.prepare('UPDATE outbox SET body = ? WHERE seq = ?'),
       countListed: this.db.prepare('SELECT priority, count(*) AS n FROM outbox WHERE seq IN (SELECT value FROM json_each(?)) GROUP BY priority'),
       deleteListed: this.db.prepare('DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))'),
       toDeadLetter: this.db.prepare(
@@ -455,10 +458,28 @@ export class Outbox {
     for (const r of rows) {
       if (this.leased.has(r.seq)) continue
       this.leased.add(r.seq)
+      if (this.watched.size > 0 && this.watched.has(r.seq)) this.watched.set(r.seq, true)
       out.push(r)
       if (out.length === limit) break
     }
     return out
+  }
+
+  /**
+   * Starts remembering whether `seq` is ever leased: a row never leased has never left this
+   * gateway, so nobody has seen its id and it may still be rewritten (see rewriteUnsent).
+   */
+  watch(seq: number): void {
+    this.watched.set(seq, false)
+  }
+
+  /**
+   * Rewrites a watched row that was never leased, in a transaction the caller holds: same seq and
+   * id, new body. False when it was leased or is gone (then it must stay as it is).
+   */
+  rewriteUnsentInTransaction(e: Envelope): boolean {
+    if (this.watched.get(e.seq) !== false) return false
+    return this.stmt.rewrite.run(JSON.stringify(e), e.seq).changes === 1
   }
 
   /** Gives leased rows back without deleting them (the request failed; they go again). */
@@ -491,6 +512,7 @@ export class Outbox {
       this.stmt.deleteListed.run(list)
     })()
     for (const seq of seqs) this.leased.delete(seq)
+    if (this.watched.size > 0) for (const seq of seqs) this.watched.delete(seq)
   }
 
   /** Sequence numbers leased to requests in flight, as a JSON array (for SQL that must skip them). */

@@ -6,7 +6,7 @@ import type { EnvelopeDraft, GapEnvelope } from '../../contracts/envelope.ts'
 import { envelopeProblems } from '../../contracts/validate.ts'
 import { silentLogger } from '../../common/logger.ts'
 import { Evictor, type Evicted, type EvictionPolicy } from '../../gateway/outbox/eviction.ts'
-import { Outbox } from '../../gateway/outbox/outbox.ts'
+import { Outbox, Priority } from '../../gateway/outbox/outbox.ts'
 
 const dirs: string[] = []
 const boxes: Outbox[] = []
@@ -87,6 +87,44 @@ describe('telemetry aggregates', () => {
     const again = new Outbox({ path, gatewayId: 'gw-1' })
     boxes.push(again)
     expect(again.stats().pending).toMatchObject({ event: 1, aggregate: 1 })
+  })
+})
+
+describe('gap records under a lasting full quota', () => {
+  it('are widened while unsent, one per device, so the quota holds with many devices and scans are kept', async () => {
+    const { box, evictor } = setup({ quotaBytes: 1024 * 1024 })
+    const devices = 400
+    let i = 0
+    let evicted = 0
+    for (let round = 0; round < 30; round++) {
+      // A second of a district's worth of sensors, interleaved, and a patrol scan.
+      await fill(box, [...Array.from({ length: devices }, (_, d) => reading(`gas-${d}`, i++)), scan(i++)])
+      evicted += evictor.enforceQuota()
+    }
+    expect(evicted).toBeGreaterThan(0)
+    expect(box.usedBytes()).toBeLessThanOrEqual(1024 * 1024)
+    const gaps = gapsIn(box)
+    // One per device that lost data, each counting everything it lost.
+    expect(gaps.length).toBeLessThanOrEqual(devices)
+    expect(new Set(gaps.map((g) => g.device)).size).toBe(gaps.length)
+    expect(gaps.reduce((n, g) => n + g.payload.count, 0)).toBe(evicted)
+    for (const g of gaps) expect(envelopeProblems(g)).toEqual([])
+    expect(kinds(box).scan).toBe(30)
+  })
+
+  it('never rewrites a gap record once it has been leased for sending: a new one follows it', async () => {
+    const { box, evictor } = setup({ quotaBytes: 256 * 1024 })
+    await fill(box, Array.from({ length: 3000 }, (_, i) => reading('gas-1', i)))
+    evictor.enforceQuota()
+    const [first] = gapsIn(box)
+    const sent = box.lease(1, Priority.event, Priority.event)
+    expect(sent.map((r) => r.seq)).toEqual([first.seq])
+    await fill(box, Array.from({ length: 3000 }, (_, i) => reading('gas-1', 3000 + i)))
+    evictor.enforceQuota()
+    const gaps = gapsIn(box)
+    expect(gaps.length).toBe(2)
+    expect(gaps[0]).toEqual(first)
+    expect(gaps[1].payload.from).toBeGreaterThan(first.payload.to)
   })
 })
 
