@@ -58,6 +58,7 @@ export class Gateway {
     this.outbox = new Outbox({
       path: join(resolve(config.gateway.dataDir), 'outbox.db'),
       gatewayId: config.gateway.id,
+      officeId: config.office.id,
       logger: log.child({ component: 'outbox' }),
       maxBatchRows: config.outbox.maxBatchRows,
       onWalRestart: (elapsedMs) => this.metrics.walRestartSeconds.observe(elapsedMs / 1000),
@@ -123,7 +124,13 @@ export class Gateway {
    * nothing buffered is touched. Listener, uplink and outbox settings need a restart, and say so.
    */
   reload(next: GatewayConfig): void {
-    const needsRestart = (['gateway', 'broker', 'http', 'uplink', 'outbox', 'inputs'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
+    const needsRestart: string[] = (['gateway', 'broker', 'http', 'uplink', 'outbox', 'inputs'] as const).filter((k) => JSON.stringify(next[k]) !== JSON.stringify(this.config[k]))
+    // The office id is in every envelope and the center binds this gateway's token to one office:
+    // a change waits for a restart, where the outbox checks what it still holds.
+    if (next.office.id !== this.config.office.id) {
+      needsRestart.push('office.id')
+      next = { ...next, office: { ...next.office, id: this.config.office.id } }
+    }
     // Commit what the old rules produced before the new ones read the state back.
     this.outbox.flush()
     this.pipeline.replace(this.officeParts(next))

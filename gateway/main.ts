@@ -11,6 +11,7 @@ import { ConfigError } from '../common/config-file.ts'
 import { argValue, onShutdown } from '../common/process.ts'
 import { DEMO_CONFIG_PATH, loadGatewayConfig } from './config/load.ts'
 import { Gateway } from './gateway.ts'
+import { OutboxOwnerError } from './outbox/outbox.ts'
 
 async function hashSecret(): Promise<void> {
   const rl = createInterface({ input: process.stdin, terminal: false })
@@ -34,7 +35,16 @@ async function run(argv: string[]): Promise<void> {
   }
   const log = createLogger({ service: 'gateway', base: { office: config.office.id, gateway: config.gateway.id } })
   if (configPath === DEMO_CONFIG_PATH) log.warn({ config: configPath }, 'running the built-in demo office config')
-  const gateway = await Gateway.start(config, { logger: log })
+  let gateway: Gateway
+  try {
+    gateway = await Gateway.start(config, { logger: log })
+  } catch (err) {
+    if (err instanceof OutboxOwnerError) {
+      log.fatal({ code: 'GW_OUTBOX_OTHER_OWNER' }, err.message)
+      process.exit(2)
+    }
+    throw err
+  }
   onShutdown(log, () => gateway.stop(Number(process.env.GRIDWATCH_DRAIN_MS ?? 3000)))
   // SIGHUP re-reads the office config; a broken file is refused and the running config kept.
   process.on('SIGHUP', () => {

@@ -29,6 +29,11 @@ export const Priority = { alert: 0, event: 1, aggregate: 2, telemetry: 3 } as co
 export type PriorityClass = keyof typeof Priority
 export const priorityNames = Object.keys(Priority) as PriorityClass[]
 
+/** An outbox file whose waiting envelopes belong to another gateway id or office. */
+export class OutboxOwnerError extends Error {
+  override readonly name = 'OutboxOwnerError'
+}
+
 export function priorityOf(kind: EnvelopeKind): number {
   if (kind === 'alert') return Priority.alert
   if (kind === 'reading') return Priority.telemetry
@@ -69,6 +74,8 @@ export interface OutboxStats {
 export interface OutboxOptions {
   path: string
   gatewayId: string
+  /** The office this gateway serves, when known: envelopes waiting in the file must be its. */
+  officeId?: string
   logger?: Logger
   /** A group commit never holds more rows than this. */
   maxBatchRows?: number
@@ -208,13 +215,24 @@ export class Outbox {
     const maxRow = (this.db.prepare('SELECT max(seq) AS m FROM outbox').get() as { m: number | null }).m ?? 0
     this.lastCommitted = Math.max(meta ? Number(meta.value) : 0, maxRow)
     this.lastReserved = this.lastCommitted
-    const gatewayRow = this.stmt.getMeta.get('gateway_id') as { value: string } | undefined
-    if (gatewayRow && gatewayRow.value !== this.gatewayId) {
-      // Ids are gateway:seq; a renamed gateway continuing another's sequence would still be unique,
-      // but the operator should know the file came from elsewhere.
-      this.log.warn({ previous: gatewayRow.value }, 'outbox was written by another gateway id')
+    // Envelopes waiting here carry the gateway and office they were committed under, and the
+    // center refuses (403) any that are not the sending gateway's: after a change of either, they
+    // would be sent and refused forever, holding up everything behind them. So a file with
+    // envelopes of another gateway or office is not taken over; an empty one is.
+    for (const [key, now] of [['gateway_id', this.gatewayId], ['office_id', options.officeId]] as const) {
+      if (now === undefined) continue
+      const before = (this.stmt.getMeta.get(key) as { value: string } | undefined)?.value
+      const waiting = this.counts.reduce((a, b) => a + b, 0)
+      if (before !== undefined && before !== now && waiting > 0) {
+        this.db.close()
+        throw new OutboxOwnerError(
+          `${options.path} holds ${waiting} envelopes of ${key === 'gateway_id' ? 'gateway' : 'office'} "${before}", not "${now}": the center would refuse them. ` +
+            `Start with the previous ${key === 'gateway_id' ? 'gateway id' : 'office'} until they are sent, or move the file aside (its envelopes are then not sent).`,
+        )
+      }
+      if (before !== undefined && before !== now) this.log.warn({ [key]: before }, `outbox was written under another ${key}; it holds nothing, so it is taken over`)
+      this.stmt.setMeta.run(key, now)
     }
-    this.stmt.setMeta.run('gateway_id', this.gatewayId)
     this.checkpointer = new Checkpointer(
       options.path,
       250,

@@ -93,6 +93,16 @@ describe('gateway rules', () => {
     expect(cleared).toMatchObject({ payload: { alertId: raised!.id } })
   })
 
+  it('a reload keeps the office id until a restart (it is in every envelope, and bound at the center)', async () => {
+    const next = testOfficeConfig({ gateway: { dataDir: gateway.config.gateway.dataDir } })
+    const before = gateway.config.office.id
+    gateway.reload({ ...next, office: { ...next.office, id: 'another-office', name: 'Renamed' }, broker: gateway.config.broker, http: gateway.config.http, uplink: gateway.config.uplink })
+    expect(gateway.config.office).toMatchObject({ id: before, name: 'Renamed' })
+    const gas = await connect('gas-002')
+    await gas.publishAsync('dev/gas-002/reading', JSON.stringify({ quantity: 'gas', value: 1.5 }), { qos: 1 })
+    expect(rows(gateway).filter((e) => e.device === 'gas-002').every((e) => e.office === before)).toBe(true)
+  })
+
   it('an SOS is committed as an alert of the urgent class, ahead of everything waiting', async () => {
     const phone = await connect('phone-001')
     await phone.publishAsync('dev/phone-001/report', JSON.stringify({ type: 'sos', staff: 'staff-zhang-wei', text: 'help' }), { qos: 1 })

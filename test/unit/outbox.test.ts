@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { EnvelopeDraft } from '../../contracts/envelope.ts'
-import { Outbox, Priority } from '../../gateway/outbox/outbox.ts'
+import { Outbox, OutboxOwnerError, Priority } from '../../gateway/outbox/outbox.ts'
 
 const dirs: string[] = []
 function tempPath() {
@@ -239,5 +239,24 @@ describe('Outbox', () => {
     const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
     box.close()
     await expect(box.append([box.stamp(reading(1))])).rejects.toThrow('closed')
+  })
+})
+
+describe('an outbox file and whose it is', () => {
+  it('is not taken over by another gateway id or office while it holds envelopes; once empty it is', async () => {
+    const path = tempPath()
+    const first = new Outbox({ path, gatewayId: 'gw-1', officeId: 'o' })
+    const row = first.stamp(reading(1))
+    await first.append([row])
+    first.close()
+    // The center would refuse these envelopes (403) under another gateway or office, forever.
+    expect(() => new Outbox({ path, gatewayId: 'gw-2', officeId: 'o' })).toThrow(OutboxOwnerError)
+    expect(() => new Outbox({ path, gatewayId: 'gw-1', officeId: 'o-2' })).toThrow(/holds 1 envelopes of office "o", not "o-2"/)
+    const again = new Outbox({ path, gatewayId: 'gw-1', officeId: 'o' })
+    again.ack([row.seq])
+    again.close()
+    const renamed = new Outbox({ path, gatewayId: 'gw-2', officeId: 'o-2' })
+    expect(renamed.pendingCount()).toBe(0)
+    renamed.close()
   })
 })
