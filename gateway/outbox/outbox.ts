@@ -83,6 +83,8 @@ export interface OutboxOptions {
   onWalRestart?: (elapsedMs: number) => void
   /** Called after each commit with the committed envelopes (metrics, forwarder wake-up). */
   onCommit?: (envelopes: readonly Envelope[], elapsedMs: number) => void
+  /** The clock a new file's first sequence number is taken from (tests). */
+  now?: () => number
 }
 
 /**
@@ -213,7 +215,16 @@ export class Outbox {
     }
     const meta = this.stmt.getMeta.get('last_seq') as { value: string } | undefined
     const maxRow = (this.db.prepare('SELECT max(seq) AS m FROM outbox').get() as { m: number | null }).m ?? 0
-    this.lastCommitted = Math.max(meta ? Number(meta.value) : 0, maxRow)
+    // A new file (a replaced disk, a wiped data directory) must not number its envelopes 1, 2, ...
+    // again: ids are gateway:seq and the center takes a repeated id as a replay, so everything up
+    // to the old file's last number would be acknowledged to devices and dropped as "duplicate".
+    // It starts where the clock is, in microseconds (2026: ~1.8e15, below 2^53 until 2255), so it
+    // is past every number an earlier file reached unless that one committed more than a thousand
+    // envelopes per millisecond of its life. From there on it only counts: the clock orders
+    // nothing, and a clock set back later changes nothing.
+    if (meta === undefined && maxRow === 0) this.stmt.setMeta.run('last_seq', String((options.now ?? Date.now)() * 1000))
+    const started = this.stmt.getMeta.get('last_seq') as { value: string }
+    this.lastCommitted = Math.max(Number(started.value), maxRow)
     this.lastReserved = this.lastCommitted
     // Envelopes waiting here carry the gateway and office they were committed under, and the
     // center refuses (403) any that are not the sending gateway's: after a change of either, they

@@ -85,14 +85,31 @@ describe('Outbox', () => {
     const path = tempPath()
     let box = new Outbox({ path, gatewayId: 'gw-1' })
     const first = [box.stamp(reading(1)), box.stamp(reading(2))]
+    expect(first[1].seq).toBe(first[0].seq + 1)
     await box.append(first)
     box.ack(first.map((e) => e.seq))
     box.close()
     box = new Outbox({ path, gatewayId: 'gw-1' })
     const next = box.stamp(reading(3))
-    expect(next.seq).toBe(3)
-    expect(next.id).toBe('gw-1:3')
+    expect(next.seq).toBe(first[1].seq + 1)
+    expect(next.id).toBe(`gw-1:${next.seq}`)
     box.close()
+  })
+
+  it('a new file (a replaced disk) does not number from 1 again: it starts past any earlier file', async () => {
+    const at = (ms: number) => new Outbox({ path: tempPath(), gatewayId: 'gw-1', now: () => ms })
+    // An earlier file, started a year ago, that committed 5,000 envelopes a second all year.
+    const old = at(Date.UTC(2025, 10, 27))
+    const oldFirst = old.stamp(reading(1)).seq
+    old.close()
+    const oldLast = oldFirst + 5000 * 365 * 86_400
+    const replaced = at(Date.UTC(2026, 10, 27))
+    const first = replaced.stamp(reading(1)).seq
+    replaced.close()
+    expect(first).toBeGreaterThan(oldLast)
+    expect(Number.isSafeInteger(first)).toBe(true)
+    // In 2255 it would pass 2^53.
+    expect(Number.isSafeInteger(Date.UTC(2254, 0, 1) * 1000)).toBe(true)
   })
 
   it('is durable: what append() resolved is in the file for another connection to read', async () => {
@@ -103,12 +120,13 @@ describe('Outbox', () => {
     const rows = other.prepare('SELECT body FROM outbox').all() as { body: string }[]
     other.close()
     expect(rows.map((r) => (JSON.parse(r.body) as { payload: { value: number } }).payload.value)).toEqual([42])
-    expect(box.stats().lastSeq).toBe(1)
+    expect(box.stats().lastSeq).toBe(box.peek(1)[0].seq)
     box.close()
   })
 
   it('hands out alerts before telemetry, oldest first within each class', async () => {
-    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1' })
+    // Numbered from 1 here (a clock of 0), to read the order at a glance.
+    const box = new Outbox({ path: tempPath(), gatewayId: 'gw-1', now: () => 0 })
     await box.append([box.stamp(reading(1)), box.stamp(reading(2)), box.stamp(alert()), box.stamp(reading(3))])
     const rows = box.peek(10)
     expect(rows.map((r) => [r.priority, r.seq])).toEqual([
