@@ -75,6 +75,9 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         'x-accel-buffering': 'no',
       })
       deps.metrics.streamClients.inc({ event: 'opened' })
+      // Fastify's own error listener goes with 'finish'; a write racing the end must not take the
+      // process down with it.
+      res.on('error', (err) => req.log.debug({ code: 'CLOUD_STREAM_ERROR', err: err.message }, 'live stream write failed'))
 
       let closed = false
       const slow = () => {
@@ -85,22 +88,27 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       // The caller is checked again while the stream is open, not only when it opens: a sign-out,
       // a revoked token, a removed or disabled user or an expired session ends it, and so does
       // a changed role or scope (the console reconnects and is filtered anew). Before anything is
-      // sent, and on every heartbeat: a token hash and one indexed lookup, microseconds.
+      // sent (a token hash and one indexed lookup) and on every heartbeat.
       const token = bearer(req)
+      let ended = false
       const stillAllowed = (): boolean => {
-        if (token === undefined || closed) return !closed
+        if (ended || closed) return false
+        if (token === undefined) return true
         const p = deps.directory.authenticate(token)
-        if (p?.kind === 'user' && JSON.stringify(p) === JSON.stringify(user)) return true
+        if (p?.kind === 'user' && samePrincipal(p, user)) return true
+        // Ended once: the 'close' that sets `closed` comes a few ticks later, and a second end()
+        // in between would throw outside any handler.
+        ended = true
         deps.metrics.streamClients.inc({ event: 'signed_out_closed' })
         req.log.info({ code: 'CLOUD_STREAM_SIGNED_OUT', user: user.name }, 'live stream closed: its token no longer signs in as the same user')
         res.end(`event: signed_out\ndata: {"reason":"the token no longer signs in as ${user.name} with the same scope; sign in again"}\n\n`)
         return false
       }
       const send = (events: readonly FeedEvent[]) => {
-        if (!stillAllowed()) return
+        if (ended) return
         let chunk = ''
         for (const e of events) if (wanted(e)) chunk += frame(e)
-        if (chunk === '') return
+        if (chunk === '' || !stillAllowed()) return
         res.write(chunk)
         if (res.writableLength > MAX_BUFFERED_BYTES) slow()
       }
@@ -132,7 +140,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       res.write(`retry: 2000\n: connected, head ${head}\n\n`)
       if (lastText === undefined) return
 
-      const truncated = (after: number, reason: string) => res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
+      const truncated = (after: number, reason: string) => !ended && res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
       void (async () => {
         let after = Number(lastText)
         if (after > head) {
@@ -146,7 +154,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           if (first !== undefined && first.seq! > after + 1) truncated(after, 'pruned')
         }
         let replayed = 0
-        while (!closed) {
+        while (!closed && !ended) {
           const batch = deps.feed.since(after, 500)
           if (batch.length === 0) break
           after = batch.at(-1)!.seq!
@@ -155,7 +163,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           for (const e of batch) if (wanted(e)) chunk += frame(e)
           // Replay at the pace the console reads, however far behind it is; only live events
           // count against the slow-consumer limit.
-          if (chunk !== '' && !res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)))
+          if (chunk !== '' && stillAllowed() && !res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)))
           if (replayed >= MAX_REPLAY) {
             truncated(after, 'too_far_behind')
             break
@@ -182,4 +190,11 @@ function live(envelopes: readonly Envelope[], kinds: ReadonlySet<string>, user: 
     if (canSee(user, subject)) out.push({ event: e.kind, subject, data: JSON.stringify(e) })
   }
   return out
+}
+
+/** The same user with the same role and scope (offices and enterprises are Sets). */
+function samePrincipal(a: UserPrincipal, b: UserPrincipal): boolean {
+  const sameSet = (x: ReadonlySet<string> | 'all' | undefined, y: ReadonlySet<string> | 'all' | undefined) =>
+    x === y || (typeof x === 'object' && typeof y === 'object' && x.size === y.size && [...x].every((v) => y.has(v)))
+  return a.name === b.name && a.role === b.role && sameSet(a.offices, b.offices) && sameSet(a.enterprises, b.enterprises)
 }

@@ -745,6 +745,32 @@ describe('live stream (SSE) over a real socket', () => {
     }
   })
 
+  it('ends a revoked stream once, however many deliveries come in the same turn', async () => {
+    const directory = center.app.center.directory
+    await directory.addUser('sun-2', 'center', { district: 'd-north' }, 'pw-sun-2-0123456789')
+    const session = await directory.signIn('sun-2', 'pw-sun-2-0123456789')
+    const events: SseEvent[] = []
+    const stream = readSse(`${url}/v1/stream?kinds=alert_update,reading`, (e) => events.push(e), { authorization: `Bearer ${session!.token}` })
+    await stream.opened
+    const uncaught: unknown[] = []
+    const onUncaught = (err: unknown) => uncaught.push(err)
+    process.on('uncaughtException', onUncaught)
+    try {
+      expect(directory.revokeByToken(session!.token)).toBe(true)
+      // Two ingest batches whose store writes finished together: two deliveries in one turn.
+      center.app.center.bus.publish([f.readingOf('gas-a1', Date.now(), 1, 'e-a1')])
+      center.app.center.bus.publish([f.readingOf('gas-a1', Date.now(), 2, 'e-a1')])
+      await Promise.race([stream.done.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 5000))])
+      // A later turn, in case anything was left to throw.
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('uncaughtException', onUncaught)
+      stream.close()
+    }
+    expect(uncaught).toEqual([])
+    expect(events.map((e) => e.event)).toEqual(['signed_out'])
+  })
+
   it('raw kinds are live, scoped, and without ids; the token may come as access_token for EventSource', async () => {
     const events: SseEvent[] = []
     const stream = readSse(`${url}/v1/stream?kinds=reading,alert&access_token=${TOKENS.inspector}`, (e) => events.push(e))
