@@ -169,13 +169,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const admit = (identity: Identity) => {
         // A session is its owner's: another identity may neither take over its live connection
         // nor resume it (its queued commands) nor, with CleanSession 1, wipe it.
-        const owner = sessionOwner(identity)
+        // (The claim itself is made once the connection is up: see the 'client' handler.)
         const recorded = owners.get(client.id)
-        if (recorded !== undefined && recorded !== owner) return fail('client_id_taken', IDENTIFIER_REJECTED)
-        if (recorded === undefined) {
-          owners.set(client.id, owner)
-          persistence?.setSessionOwner(client.id, owner).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'session owner not stored'))
-        }
+        if (recorded !== undefined && recorded !== sessionOwner(identity)) return fail('client_id_taken', IDENTIFIER_REJECTED)
         // A Will is a deferred publish: refuse the CONNECT now rather than let it fire into
         // someone else's topic later. Aedes keeps it on `_will` until the session is set up.
         const will = (client as Client & { _will?: PublishPacket })._will
@@ -281,9 +277,41 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   aedes.on('client', (client) => {
     const state = states.get(client)
     if (!state) return
+    // The session is this identity's from now on. Claimed here, once the connection is up, not at
+    // authentication: a CONNECT refused later (its Will) or dropped before it is registered must
+    // not lock the real owner out. Two identities racing for one unclaimed id: the later goes.
+    const owner = sessionOwner(state.identity)
+    const recorded = owners.get(client.id)
+    if (recorded !== undefined && recorded !== owner) {
+      metrics.authFailures.inc({ reason: 'client_id_taken' })
+      client.close()
+      return
+    }
+    if (recorded === undefined) {
+      owners.set(client.id, owner)
+      persistence?.setSessionOwner(client.id, owner).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'session owner not stored'))
+    }
+    if (!client.clean) void dropRefusedFilters(client, state.identity)
     metrics.connected.inc({ listener: state.listener })
     if (state.identity.deviceId !== undefined) options.presence?.online(state.identity, client)
   })
+  /**
+   * A resumed session may hold filters its owner may not have (stored before refused filters were
+   * kept out of sessions, or by a version with other rules). Aedes refuses them again on resume
+   * but keeps them stored, and they go on queueing what they match; they are removed here.
+   */
+  async function dropRefusedFilters(client: Client, identity: Identity): Promise<void> {
+    const store = (aedes as unknown as { persistence: { subscriptionsByClient(c: Client): Promise<{ topic: string }[] | null>; removeSubscriptions(c: Client, topics: string[]): Promise<void> } }).persistence
+    try {
+      const refused = ((await store.subscriptionsByClient(client)) ?? []).map((s) => s.topic).filter((t) => !maySubscribe(identity, t, settings.allowAnonymous))
+      if (refused.length === 0) return
+      await store.removeSubscriptions(client, refused)
+      log.warn({ code: 'BROKER_SESSION_FILTERS_DROPPED', clientId: client.id, device: identity.deviceId, topics: refused }, 'stored filters this client may not have were removed from its session')
+    } catch (err) {
+      log.error({ code: 'BROKER_PERSISTENCE_FAILED', clientId: client.id, err: (err as Error).message }, 'could not check a resumed session\'s filters')
+    }
+  }
+
   aedes.on('clientDisconnect', (client) => {
     const state = states.get(client)
     if (!state) return
@@ -326,11 +354,23 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   restoredWills?.unref()
   async function publishRestoredWills(): Promise<void> {
     type Will = PublishPacket & { clientId: string; brokerId: string }
-    const store = (aedes as unknown as { persistence: { streamWill(brokers: Record<string, number>): AsyncIterable<Will>; delWill(client: { id: string; brokerId: string }): Promise<unknown> } }).persistence
+    const store = (
+      aedes as unknown as {
+        persistence: {
+          streamWill(brokers: Record<string, number>): AsyncIterable<Will>
+          getWill(client: { id: string }): Promise<Will | undefined>
+          delWill(client: { id: string; brokerId: string }): Promise<unknown>
+        }
+      }
+    ).persistence
     const live = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients
     for await (const will of store.streamWill({ [aedes.id]: Date.now() })) {
       if (!will.brokerId.endsWith(PREVIOUS_RUN) || live[will.clientId] !== undefined || aedes.closed) continue
       const allowed = await new Promise<boolean>((resolve) => aedesOptions.authorizePublish!(null, will, (err) => resolve(!err)))
+      // Asked again after the wait: a client that reconnected meanwhile is online, and its CONNECT
+      // replaced (or removed) this Will; neither may be undone now.
+      const current = await store.getWill({ id: will.clientId })
+      if (live[will.clientId] !== undefined || current?.brokerId !== will.brokerId) continue
       if (allowed) await new Promise<void>((resolve) => aedes.publish(will, () => resolve()))
       await store.delWill({ id: will.clientId, brokerId: will.brokerId })
       log.info({ code: 'BROKER_WILL_RESTORED', clientId: will.clientId, topic: will.topic, published: allowed }, 'Will of a client connected when the broker last stopped')

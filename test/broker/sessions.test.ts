@@ -107,6 +107,15 @@ describe('persistent sessions and the topic ACL', () => {
     expect(await got).toEqual(['cmd/gas-001/unlock for the owner'])
   })
 
+  it('a CONNECT that is refused, or never completes, claims nothing', async () => {
+    // gas-002 tries gas-001's usual client id with a Will on gas-001's topic: refused (CONNACK 5).
+    const will = { topic: 'dev/gas-001/status', payload: Buffer.from('{"state":"offline"}'), qos: 1 as const, retain: false }
+    expect(await connectAs(tcp, 'gas-002', { clientId: 'squatted-id', will }).then(() => undefined, (e: { code?: number }) => e.code)).toBe(5)
+    // The real owner of that id still gets in.
+    const owner = track(await connectAs(tcp, 'gas-001', { clientId: 'squatted-id', clean: false }))
+    expect(owner.connected).toBe(true)
+  })
+
   it('a clean session gives its client id up when it ends', async () => {
     const first = await connectAs(tcp, 'gas-001', { clientId: 'passing-id', clean: true })
     const gone = nextEvent<{ id: string }>((l) => {
@@ -150,6 +159,15 @@ describe('sessions kept from before ownership was recorded', () => {
       await own
       expect(got).toEqual(['cmd/gas-001/ping'])
       await waitFor(() => (lines.some((l) => l.includes('BROKER_DELIVERY_DENIED') && l.includes('cmd/gas-002/unlock')) ? true : undefined))
+      // Resuming also dropped the '#' it may not have: it queues nothing more for the session.
+      await waitFor(() => (lines.some((l) => l.includes('BROKER_SESSION_FILTERS_DROPPED')) ? true : undefined))
+      const other = await connectAs(tcp, GATEWAY_ID)
+      await other.publishAsync('cmd/gas-002/unlock', 'again', { qos: 1 })
+      await other.endAsync()
+      const check = new Database(path, { readonly: true })
+      expect(check.prepare("SELECT topic FROM subscriptions WHERE client_id = 'legacy'").all()).toEqual([])
+      expect((check.prepare("SELECT count(*) AS n FROM outgoing WHERE client_id = 'legacy'").get() as { n: number }).n).toBe(0)
+      check.close()
       await device.endAsync()
       // Resuming it made it gas-001's, and that outlives a restart.
       await broker.stop()
