@@ -62,11 +62,15 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
    * upgrade costs anything, and counting sockets still in one, so that connections which never
    * finish them cannot hold descriptors past the cap. False: refused and destroyed.
    */
+  const gated = new WeakSet<Socket>()
   const gate = (listener: ListenerName, socket: Socket): boolean => {
     const refuse = refuser(listener, socket, socket.remoteAddress)
-    if (sockets.size >= settings.limits.maxConnections) return (refuse('max_connections'), false)
-    if (socket.remoteAddress !== undefined && !connectRate.take(socket.remoteAddress)) return (refuse('connect_rate'), false)
-    return true
+    const reason = sockets.size >= settings.limits.maxConnections ? 'max_connections' : socket.remoteAddress !== undefined && !connectRate.take(socket.remoteAddress) ? 'connect_rate' : undefined
+    if (reason === undefined) return true
+    // A TLS server reports the socket it wrapped as a failed handshake too; it is not one.
+    gated.add(socket)
+    refuse(reason)
+    return false
   }
 
   /** Instruments a connection that passed the gate (and its handshake) and hands it to Aedes. */
@@ -132,6 +136,9 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
     server.on('connection', (socket: Socket) => void gate('tls', socket))
     // Plain MQTT on the TLS port, an expired certificate, a wrong CA: all end here.
     server.on('tlsClientError', (err, socket) => {
+      // The TLSSocket wraps the raw socket the gate saw (as _parent, in Node 20).
+      const raw = (socket as unknown as { _parent?: Socket })._parent
+      if (raw !== undefined && gated.has(raw)) return
       metrics.connectionsRefused.inc({ listener: 'tls', reason: 'tls_handshake' })
       const heldBack = warnings.take(`tls:tls_handshake:${socket.remoteAddress}`)
       if (heldBack >= 0) log.warn({ code: 'BROKER_TLS_REFUSED', listener: 'tls', remote: socket.remoteAddress, reason: err.message, heldBack }, 'TLS handshake failed')

@@ -205,10 +205,16 @@ export class Outbox {
         at INTEGER NOT NULL
       ) STRICT;
     `)
-    // Before 2026-11-27 minute aggregates were committed in the event class (forwarded before
-    // newer scans, evicted with them, kept for the events' TTL); move any still waiting.
-    this.db.prepare(`UPDATE outbox SET priority = ${Priority.aggregate} WHERE kind = 'aggregate' AND priority != ${Priority.aggregate}`).run()
     this.stmt = this.prepare()
+    // Before 2026-11-27 minute aggregates were committed in the event class (forwarded before
+    // newer scans, evicted with them, kept for the events' TTL); move any still waiting. Once per
+    // file: the statement reads the event class whole, and a full outbox opens after a crash.
+    if (this.stmt.getMeta.get('aggregates_classed') === undefined) {
+      this.db.transaction(() => {
+        this.db.prepare(`UPDATE outbox SET priority = ${Priority.aggregate} WHERE priority = ${Priority.event} AND kind = 'aggregate'`).run()
+        this.stmt.setMeta.run('aggregates_classed', '1')
+      })()
+    }
     this.loadRecentTransmissions()
     for (const r of this.db.prepare('SELECT priority, count(*) AS n FROM outbox GROUP BY priority').all() as { priority: number; n: number }[]) {
       this.counts[r.priority] = r.n

@@ -314,6 +314,9 @@ describeTls('connection limits before the TLS handshake and the WebSocket upgrad
       await waitFor(() => (closed.tls + closed.ws >= 75 ? true : undefined), { what: 'refused sockets closed' })
       expect(closed.tls + closed.ws).toBe(75)
       expect((await metric('listener="tls",reason="max_connections"')) + (await metric('listener="ws",reason="max_connections"'))).toBe(75)
+      // Refused by the gate, not failed handshakes.
+      expect(await metric('listener="tls",reason="tls_handshake"')).toBe(0)
+      expect(lines.some((l) => l.includes('BROKER_TLS_REFUSED'))).toBe(false)
       // One log line per listener and address (with the rest held back), not one per socket.
       expect(lines.filter((l) => l.includes('BROKER_CONNECTION_REFUSED')).length).toBe(2)
     } finally {

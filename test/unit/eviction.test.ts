@@ -82,7 +82,9 @@ describe('telemetry aggregates', () => {
     const path = join(dir, 'outbox.db')
     const first = new Outbox({ path, gatewayId: 'gw-1' })
     await first.append([first.stamp(aggregate(1)), first.stamp(scan(2))])
+    // As an older version left it: aggregates in the event class, and no mark of the move.
     first.db.prepare("UPDATE outbox SET priority = 1 WHERE kind = 'aggregate'").run()
+    first.db.prepare("DELETE FROM meta WHERE key = 'aggregates_classed'").run()
     first.close()
     const again = new Outbox({ path, gatewayId: 'gw-1' })
     boxes.push(again)
