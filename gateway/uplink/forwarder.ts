@@ -179,6 +179,8 @@ export class Forwarder {
   private readonly ingestUrl: URL
   /** Per lane: bytes of envelope JSON a batch may carry now (halved by a 413, grown back by successes). */
   private readonly batchBytes: Record<LaneName, number>
+  /** Per lane: half the smallest request the center refused as too large; never grown past. */
+  private readonly batchCeiling: Record<LaneName, number>
   private readonly maxBatchBytes: number
   /** One keep-alive connection per lane, made at start and closed at stop. */
   private connections: Record<LaneName, HttpAgent> | undefined
@@ -188,6 +190,7 @@ export class Forwarder {
     this.ingestUrl = new URL('/v1/ingest', options.url)
     this.maxBatchBytes = options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES
     this.batchBytes = { urgent: this.maxBatchBytes, bulk: this.maxBatchBytes }
+    this.batchCeiling = { urgent: this.maxBatchBytes, bulk: this.maxBatchBytes }
     this.backoffFactory = new ExponentialBackoff({ initialDelay: 200, maxDelay: options.maxBackoffMs })
     this.breaker = circuitBreaker(handleType(UplinkFailure, (f) => f.transient), {
       halfOpenAfter: options.breakerHalfOpenMs,
@@ -316,7 +319,7 @@ export class Forwarder {
       if (!this.state.up) logger.info({ lane, pending: outbox.pendingCount() }, 'uplink is up')
       Object.assign(this.state, { up: true, lastSuccessAt: Date.now(), lastError: null, consecutiveFailures: 0 })
       metrics.uplinkUp.set(1)
-      this.batchBytes[lane] = Math.min(this.maxBatchBytes, this.batchBytes[lane] * 2)
+      this.batchBytes[lane] = Math.min(this.batchCeiling[lane], this.batchBytes[lane] * 2)
       return
     }
 
@@ -325,7 +328,9 @@ export class Forwarder {
       metrics.uplinkRequests.inc({ lane, outcome: 'http_413' })
       if (rows.length > 1) {
         // Too large for the center's body limit: the lane's batches halve until they fit.
+        // Halved, and never grown back past that: at most log2(maxBatchBytes / limit) refusals.
         this.batchBytes[lane] = Math.max(1, Math.floor(json.length / 2))
+        this.batchCeiling[lane] = Math.min(this.batchCeiling[lane], this.batchBytes[lane])
         logger.warn({ code: 'GW_UPLINK_BATCH_TOO_LARGE', lane, bytes: json.length, nextBytes: this.batchBytes[lane] }, 'the center refused a batch as too large; sending smaller ones')
         outbox.release(rows.map((r) => r.seq))
         return

@@ -216,6 +216,9 @@ describe('uplink forwarder', () => {
     // Batches still carried several envelopes each once they fit: halved, not cut to one.
     expect(Math.max(...center.requests.filter((r) => r.envelopes.length > 1).map((r) => r.envelopes.length))).toBeGreaterThan(2)
     expect(accepted.every((b) => b <= limit)).toBe(true)
+    // Having learnt the size, it stays under it: few refusals, not one for every success.
+    const refused = center.requests.length - accepted.length
+    expect(refused).toBeLessThanOrEqual(8)
   })
 
   it('a 4xx on one lane does not open the breaker the other lane needs', async () => {
