@@ -124,6 +124,11 @@ export class OutgoingQueue {
     return true
   }
 
+  /** The first queued packet with this packet id, if any (what a PUBREL of that id replaces). */
+  first(messageId: number): QueuedPacket | undefined {
+    return this.byMessageId.first(messageId)?.packet
+  }
+
   clear(messageId: number): QueuedPacket | undefined {
     const entry = this.byMessageId.first(messageId)
     if (!entry) return undefined

@@ -175,6 +175,7 @@ export class SqlitePersistence extends MemoryPersistence {
         `UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, payload = ?, meta = ?
          WHERE seq = (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? AND broker_id IS NOT ? ORDER BY seq LIMIT 1)`,
       ),
+      outRewrite: prepare('UPDATE outgoing SET broker_id = NULL, broker_counter = NULL, message_id = ?, payload = ?, meta = ? WHERE seq = ?'),
       outClear: prepare('DELETE FROM outgoing WHERE seq = (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1)'),
       inPut: prepare('INSERT OR REPLACE INTO incoming (client_id, message_id, payload, meta) VALUES (?, ?, ?, ?)'),
       inDel: prepare('DELETE FROM incoming WHERE client_id = ? AND message_id = ?'),
@@ -351,9 +352,23 @@ export class SqlitePersistence extends MemoryPersistence {
   }
 
   override async outgoingUpdate(client: ClientRef, packet: Packet): Promise<void> {
+    const queue = this.queueOf(client.id)
+    // A PUBREL takes its message's place, row included: the row moves to the PUBREL's key, so
+    // that its PUBCOMP deletes it by primary key and no key is left behind per QoS 2 message.
+    const released = packet.brokerId === undefined && packet.brokerCounter === undefined && packet.messageId !== undefined ? queue.first(packet.messageId) : undefined
     // 'no such packet', exactly as the reference says it; then there is nothing to mirror.
-    if (!this.queueOf(client.id).update(packet)) throw new Error('no such packet')
+    if (!queue.update(packet)) throw new Error('no such packet')
     const key = rowKey(client.id, packet)
+    if (released) {
+      const before = rowKey(client.id, released)
+      const seq = this.rowOf.get(before)
+      if (seq !== undefined) {
+        this.rowOf.delete(before)
+        this.rowOf.set(key, seq)
+        await this.write(() => this.sql.outRewrite.run(packet.messageId, payloadOf(packet), meta(packet), seq), untilFor(packet))
+        return
+      }
+    }
     await this.write(() => {
       const seq = this.rowOf.get(key)
       if (seq !== undefined) {
@@ -507,7 +522,12 @@ function oncePerClient<T extends { clientId: string }>(subs: T[]): T[] {
 /** Appended to this broker's id on Wills restored from a previous run. */
 export const PREVIOUS_RUN = '#previous-run'
 
-function rowKey(clientId: string, packet: Pick<Packet, 'brokerId' | 'brokerCounter'>): string {
+/**
+ * The key of a queued message's row: its broker identity, or for a PUBREL (which has none; it
+ * takes the place of its message, see OutgoingQueue.release) its packet id.
+ */
+function rowKey(clientId: string, packet: Pick<Packet, 'brokerId' | 'brokerCounter' | 'messageId'>): string {
+  if (packet.brokerId === undefined && packet.brokerCounter === undefined) return `${clientId}\u0000#\u0000${packet.messageId}`
   return `${clientId}\u0000${packet.brokerId}\u0000${packet.brokerCounter}`
 }
 

@@ -290,3 +290,35 @@ describe('overlapping subscriptions in a persistent session', () => {
     }
   })
 })
+
+describe('QoS 2 to a persistent session, many messages', () => {
+  it('leaves nothing behind once every message is acknowledged: no queue rows, no keys in memory', async () => {
+    const broker = await startTestBroker({})
+    const tcp = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+    const persistence = (broker.broker.aedes as unknown as { persistence: { rowOf: Map<string, number> } }).persistence
+    try {
+      const device = await connectAs(tcp, 'gas-001', { clientId: 'qos2-many', clean: false })
+      await device.subscribeAsync('cmd/gas-001/#', { qos: 2 })
+      let got = 0
+      device.on('message', () => got++)
+      const gateway = await connectAs(tcp, GATEWAY_ID)
+      await Promise.all(Array.from({ length: 300 }, (_, i) => gateway.publishAsync('cmd/gas-001/x', `m${i}`, { qos: 2 })))
+      await waitFor(() => (got === 300 ? true : undefined), { what: '300 QoS 2 messages' })
+      const rows = () => {
+        const db = new Database(broker.settings.persistence.path!, { readonly: true })
+        try {
+          return (db.prepare("SELECT count(*) AS n FROM outgoing WHERE client_id = 'qos2-many'").get() as { n: number }).n
+        } finally {
+          db.close()
+        }
+      }
+      // Their PUBCOMPs land after the last message event: wait for the rows to go.
+      await waitFor(() => (rows() === 0 ? true : undefined), { what: 'every queue row deleted' })
+      expect(persistence.rowOf.size).toBe(0)
+      await device.endAsync()
+      await gateway.endAsync()
+    } finally {
+      await broker.stop()
+    }
+  })
+})
