@@ -8,15 +8,12 @@ import type { MqttClient } from 'mqtt'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { brokerDefaults } from '../../broker/config.ts'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
-import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
+import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { RawMqtt } from '../helpers/raw-mqtt.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
 
-const metricOf = async (broker: StandaloneBroker, name: string, labels: string) => {
-  const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())
-  return m ? Number(m[1]) : 0
-}
+const metricOf = brokerMetric
 
 describe('broker protections', () => {
   let broker: StandaloneBroker | undefined

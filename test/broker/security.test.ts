@@ -12,7 +12,7 @@ import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
 import { MOSQUITTO_CLIENTS, describeWith } from '../helpers/binaries.ts'
-import { connectAs, GATEWAY_ID, passwordOf, PASSWORD_DEVICES, startTestBroker } from '../helpers/broker.ts'
+import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, PASSWORD_DEVICES, startTestBroker } from '../helpers/broker.ts'
 import { makeTestPki, OPENSSL, type TestPki } from '../helpers/certs.ts'
 import { mosquittoSub } from '../helpers/mosquitto.ts'
 import { capturingLogger } from '../helpers/stack.ts'
@@ -30,10 +30,7 @@ describeTls('broker security and interop', () => {
   const { logger, lines } = capturingLogger('broker')
   const clients: MqttClient[] = []
   const track = (c: MqttClient) => (clients.push(c), c)
-  const metric = async (name: string, labels: string) => {
-    const m = new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())
-    return m ? Number(m[1]) : 0
-  }
+  const metric = (name: string, labels: string) => brokerMetric(broker, name, labels)
   const tlsOptions = () => ({ ca: readFileSync(pki.ca), servername: 'localhost' })
 
   beforeAll(async () => {

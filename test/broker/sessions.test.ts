@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
-import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
+import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
 
@@ -20,10 +20,7 @@ describe('persistent sessions and the topic ACL', () => {
   const { logger, lines } = capturingLogger('broker')
   const clients: MqttClient[] = []
   const track = (c: MqttClient) => (clients.push(c), c)
-  const metric = async (name: string, labels: string) => {
-    const m = new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())
-    return m ? Number(m[1]) : 0
-  }
+  const metric = (name: string, labels: string) => brokerMetric(broker, name, labels)
 
   beforeAll(async () => {
     broker = await startTestBroker({ logger })

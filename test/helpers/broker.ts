@@ -71,3 +71,9 @@ export function connectAs(url: string, id: string | undefined, extra: IClientOpt
     client.once('close', closed)
   })
 }
+
+/** A counter of the broker's metrics with exactly these labels (`name{labels} n`), or 0. */
+export async function brokerMetric(broker: StandaloneBroker, name: string, labels: string): Promise<number> {
+  const m = new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())
+  return m ? Number(m[1]) : 0
+}
