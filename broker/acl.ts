@@ -27,7 +27,7 @@ export function mayPublish(identity: Identity, topic: string, allowAnonymous: bo
   if (topic.startsWith('$')) return false
   if (identity.deviceId === undefined) return allowAnonymous
   if (identity.role === 'gateway') return topic.startsWith('cmd/') && topic.length > 4
-  return topic.startsWith(`dev/${identity.deviceId}/`)
+  return under(topic, 'dev/', identity.deviceId)
 }
 
 export function maySubscribe(identity: Identity, filter: string, allowAnonymous: boolean): boolean {
@@ -51,5 +51,13 @@ export function maySubscribe(identity: Identity, filter: string, allowAnonymous:
 export function mayReceive(identity: Identity, topic: string, allowAnonymous: boolean): boolean {
   if (identity.deviceId === undefined) return allowAnonymous
   if (identity.role === 'gateway') return topic.startsWith('dev/')
-  return topic.startsWith(`cmd/${identity.deviceId}/`)
+  return under(topic, 'cmd/', identity.deviceId)
+}
+
+/**
+ * Whether `topic` is `{root}{id}/...`. Checked in place: this runs for every publish and every
+ * delivery, and a template string per call is an allocation each time.
+ */
+function under(topic: string, root: string, id: string): boolean {
+  return topic.startsWith(root) && topic.startsWith(id, root.length) && topic.charCodeAt(root.length + id.length) === 47 /* '/' */
 }
