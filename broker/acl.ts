@@ -18,7 +18,12 @@ export interface Identity {
  * topic is refused with it). Aedes checks PUBLISH topics for wildcards itself but not a Will's.
  */
 export function isTopicName(topic: string): boolean {
-  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && !topic.includes('\u0000') && !topic.includes('\uFFFD')
+  return topic.length > 0 && !topic.includes('+') && !topic.includes('#') && isWellFormed(topic)
+}
+
+/** An MQTT UTF-8 string as the spec allows it: no U+0000 (MQTT-1.5.3-2), no ill-formed UTF-8 (as above). */
+export function isWellFormed(text: string | undefined): boolean {
+  return text === undefined || (!text.includes('\u0000') && !text.includes('\uFFFD'))
 }
 
 export function mayPublish(identity: Identity, topic: string, allowAnonymous: boolean): boolean {

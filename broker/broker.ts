@@ -17,7 +17,7 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client, type Pub
 import type { Registry } from 'prom-client'
 import { LogLimiter } from '../common/log-limiter.ts'
 import { silentLogger, type Logger } from '../common/logger.ts'
-import { mayPublish, mayReceive, maySubscribe, type Identity } from './acl.ts'
+import { isWellFormed, mayPublish, mayReceive, maySubscribe, type Identity } from './acl.ts'
 import type { BrokerSettings } from './config.ts'
 import { TokenBucket } from './limits.ts'
 import { startListeners, type Listeners } from './listeners.ts'
@@ -124,7 +124,17 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     preConnect(client, packet, done) {
       const listener = () => listeners?.info(client.conn)?.listener ?? 'tcp'
       const remote = () => listeners?.info(client.conn)?.remote
-      const { clientId, clean, protocolVersion } = packet as { clientId?: string; clean?: boolean; protocolVersion?: number }
+      const { clientId, clean, protocolVersion, will, username } = packet as { clientId?: string; clean?: boolean; protocolVersion?: number; will?: { qos?: number }; username?: string }
+      // Protocol violations close the connection without a CONNACK (MQTT-4.8.0-1): a Will QoS of
+      // 3 (MQTT-3.1.2-14), and a client id or user name with U+0000 (MQTT-1.5.3-2) or ill-formed
+      // UTF-8 (MQTT-1.5.3-1), which mqtt-packet has decoded to U+FFFD by now.
+      const violation = will?.qos === 3 ? 'will_qos' : !isWellFormed(clientId) || !isWellFormed(username) ? 'malformed_string' : undefined
+      if (violation !== undefined) {
+        metrics.connectionsRefused.inc({ listener: listener(), reason: violation })
+        const heldBack = warnings.take(`${violation}:${remote()}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: violation, listener: listener(), remote: remote(), heldBack }, 'connection closed: malformed CONNECT')
+        return done(new Error(`malformed CONNECT: ${violation}`), false)
+      }
       // An empty client id is a request for a session the server names, which cannot be resumed
       // later: only with CleanSession 1 (MQTT-3.1.3-8: otherwise CONNACK 2 and close), and never
       // in MQTT 3.1, whose client ids are 1 to 23 characters. Aedes would name it and go on.
@@ -227,6 +237,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
         return done(new Error('publish not authorized'))
       }
       if (state) metrics.traffic[state.listener].messagesIn++
+      // The DUP flag of what is delivered is the broker's own: a redelivery of its own sending
+      // (MQTT-3.3.1-3), never the publisher's retry flag, and never set at QoS 0 (MQTT-3.3.1-2).
+      packet.dup = false
       const proceed = () => {
         if (options.ingest) return options.ingest(identity, packet, client, done)
         // Standalone: make the PUBACK mean "queued on disk for every persistent subscriber".
@@ -238,6 +251,13 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     },
     authorizeSubscribe(client, subscription, done) {
       const identity = states.get(client)?.identity
+      // A filter with U+0000 or ill-formed UTF-8 is a malformed packet, not a refused filter: the
+      // connection closes (MQTT-4.7.3-2, MQTT-1.5.3-1), as Aedes does for a misplaced wildcard.
+      if (!isWellFormed(subscription.topic)) {
+        metrics.disconnects.inc({ reason: 'protocol_violation' })
+        log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'malformed_filter', clientId: client.id, device: identity?.deviceId }, 'connection closed: malformed topic filter')
+        return done(new Error('malformed topic filter'), null)
+      }
       if (!identity || !maySubscribe(identity, subscription.topic, settings.allowAnonymous)) {
         metrics.aclDenied.inc({ action: 'subscribe' })
         const heldBack = warnings.take(`subscribe:${identity?.deviceId}:${subscription.topic}`)
@@ -274,6 +294,18 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
     return granted.length === subs.length ? addSubscriptions(client, subs) : granted.length > 0 ? addSubscriptions(client, granted) : Promise.resolve()
   }
 
+  // Which client ids have a persistent session stored, subscriptions or not: Aedes would say
+  // "session present" only for one with subscriptions (MQTT-3.2.2-2 counts an empty one too). The
+  // patched handlers/connect.js asks here (patches/aedes+1.2.0.patch).
+  const sessions = persistence?.storedSessions() ?? new Set<string>()
+  ;(store as unknown as { hasSession(clientId: string): boolean }).hasSession = (clientId) => sessions.has(clientId)
+  const recordSession = (client: Client) => {
+    // After the CONNACK's flag was decided: a persistent CONNECT stores its session from now on,
+    // a clean one discards what was stored (MQTT-3.1.2-6).
+    const changed = client.clean ? sessions.delete(client.id) : !sessions.has(client.id) && Boolean(sessions.add(client.id))
+    if (changed) persistence?.setStoredSession(client.id, !client.clean).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'stored session not recorded'))
+  }
+
   aedes.on('client', (client) => {
     const state = states.get(client)
     if (!state) return
@@ -291,6 +323,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       owners.set(client.id, owner)
       persistence?.setSessionOwner(client.id, owner).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'session owner not stored'))
     }
+    recordSession(client)
     if (!client.clean) void dropRefusedFilters(client, state.identity)
     metrics.connected.inc({ listener: state.listener })
     if (state.identity.deviceId !== undefined) options.presence?.online(state.identity, client)

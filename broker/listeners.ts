@@ -155,9 +155,40 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
       : createHttpServer(timeouts)
     http.on('connection', (socket: Socket) => void gate('ws', socket))
     // One WebSocket message carries at least one MQTT packet; the packet guard does the real check.
-    const wss = new WebSocketServer({ server: http, path: ws.path, maxPayload: settings.limits.maxPacketBytes + 8 })
+    const wss = new WebSocketServer({
+      server: http,
+      path: ws.path,
+      maxPayload: settings.limits.maxPacketBytes + 8,
+      // The subprotocol answered is MQTT's own (MQTT-6.0.0-4): 'mqtt', or 'mqttv3.1' that MQTT 3.1
+      // clients offer. An upgrade offering only others is refused with 400; one offering none is
+      // let in, for simple tools that leave the header out.
+      verifyClient: (info: { req: IncomingMessage }, answer: (ok: boolean, code?: number, message?: string) => void) => {
+        const offered = info.req.headers['sec-websocket-protocol']
+        if (offered === undefined || mqttSubprotocol(new Set(offered.split(',').map((p) => p.trim()))) !== false) return answer(true)
+        metrics.connectionsRefused.inc({ listener: 'ws', reason: 'subprotocol' })
+        const heldBack = warnings.take(`ws:subprotocol:${info.req.socket.remoteAddress}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_CONNECTION_REFUSED', listener: 'ws', remote: info.req.socket.remoteAddress, reason: 'subprotocol', offered, heldBack }, 'WebSocket upgrade refused: no MQTT subprotocol offered')
+        answer(false, 400, 'MQTT subprotocol required')
+      },
+      handleProtocols: mqttSubprotocol,
+    })
     wss.on('connection', (socket, req) => {
       const stream = createWebSocketStream(socket)
+      // The stream sends every write as its own frame, and mqtt-packet writes a packet in pieces:
+      // a CONNACK went out as four one-byte frames. Writes gathered while corked (see instrument)
+      // leave as one binary frame instead.
+      ;(stream as Duplex & { _writev?: unknown })._writev = (chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void) =>
+        stream._write(Buffer.concat(chunks.map((c) => c.chunk)), 'buffer' as BufferEncoding, callback)
+      // MQTT travels in binary frames only; any other data frame closes the connection (MQTT-6.0.0-1).
+      // Ahead of the stream's own listener, which then pushes into a destroyed stream: not a byte
+      // of the frame reaches Aedes.
+      socket.prependListener('message', (_data, isBinary) => {
+        if (isBinary) return
+        metrics.disconnects.inc({ reason: 'protocol_violation' })
+        log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'websocket_text_frame', listener: 'ws', remote: req.socket.remoteAddress }, 'connection closed: MQTT sent in a WebSocket text frame')
+        stream.destroy()
+        socket.terminate()
+      })
       // A protocol error on the WebSocket (an oversized frame) is the client's problem, not ours.
       stream.on('error', () => {})
       admit('ws', stream, req.socket.remoteAddress, [], req)
@@ -229,6 +260,11 @@ function instrument(stream: Duplex, listener: ListenerName, maxPacketBytes: numb
     }
     return write(chunk, ...rest)
   }) as typeof stream.write
+}
+
+/** The MQTT WebSocket subprotocol to answer among those offered, or false for none of them. */
+function mqttSubprotocol(offered: Set<string>): string | false {
+  return offered.has('mqtt') ? 'mqtt' : offered.has('mqttv3.1') ? 'mqttv3.1' : false
 }
 
 function certificateNames(socket: TLSSocket): string[] {

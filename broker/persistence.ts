@@ -106,6 +106,7 @@ CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS session_owners (client_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY);
 `
 
 export class SqlitePersistence extends MemoryPersistence {
@@ -184,6 +185,8 @@ export class SqlitePersistence extends MemoryPersistence {
       willDel: prepare('DELETE FROM wills WHERE client_id = ?'),
       ownerPut: prepare('INSERT OR REPLACE INTO session_owners (client_id, owner) VALUES (?, ?)'),
       ownerDel: prepare('DELETE FROM session_owners WHERE client_id = ?'),
+      sessionPut: prepare('INSERT OR IGNORE INTO sessions (client_id) VALUES (?)'),
+      sessionDel: prepare('DELETE FROM sessions WHERE client_id = ?'),
     }
   }
 
@@ -202,6 +205,20 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   setSessionOwner(clientId: string, owner: string | undefined): Promise<void> {
     return this.write(() => (owner === undefined ? this.sql.ownerDel.run(clientId) : this.sql.ownerPut.run(clientId, owner)), 'written')
+  }
+
+  /**
+   * Client ids whose persistent session is stored, with or without subscriptions: what CONNACK's
+   * session present flag reports (MQTT-3.2.2-2). Read once at start, as the owners are.
+   */
+  storedSessions(): Set<string> {
+    const rows = this.db.prepare('SELECT client_id FROM sessions').all() as { client_id: string }[]
+    return new Set(rows.map((r) => r.client_id))
+  }
+
+  /** Records that a persistent session is stored for `clientId`, or that a clean session ended it. */
+  setStoredSession(clientId: string, stored: boolean): Promise<void> {
+    return this.write(() => (stored ? this.sql.sessionPut.run(clientId) : this.sql.sessionDel.run(clientId)), 'written')
   }
 
   override async setup(broker: Aedes): Promise<void> {

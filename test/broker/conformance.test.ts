@@ -5,7 +5,9 @@
  * suite would; the ACL has its own tests in security.test.ts.
  */
 import mqtt, { type MqttClient, type IClientOptions } from 'mqtt'
+import type { Packet } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
 import { connectAs, startTestBroker } from '../helpers/broker.ts'
 import { RawMqtt } from '../helpers/raw-mqtt.ts'
@@ -29,7 +31,7 @@ describe('MQTT 3.1.1 conformance', () => {
   }
 
   beforeAll(async () => {
-    broker = await startTestBroker({ settings: { allowAnonymous: true } })
+    broker = await startTestBroker({ settings: { allowAnonymous: true, ws: { host: '127.0.0.1', port: 0, path: '/mqtt' } } })
     url = `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
   })
   afterAll(async () => {
@@ -176,6 +178,66 @@ describe('MQTT 3.1.1 conformance', () => {
       expect(await got).toEqual([{ topic, payload: 'x', qos: delivered, retain: false }])
     })
 
+    it.each([
+      [{ 'ovl/#': 0, 'ovl/x': 2 }],
+      [{ 'ovl/x': 2, 'ovl/#': 0 }],
+      [{ 'ovl/+': 0, 'ovl/#': 2 }],
+      [{ 'ovl/x': 0, 'ovl/#': 2 }],
+      [{ 'ovl/#': 1, 'ovl/x': 2 }],
+    ])('overlapping subscriptions %j: one copy at the highest granted QoS, whichever matched first', async (filters) => {
+      const sub = await client()
+      await sub.subscribeAsync({ ...Object.fromEntries(Object.entries(filters).map(([f, qos]) => [f, { qos: qos as 0 | 1 | 2 }])), 'ovl-end': { qos: 2 } })
+      const got = collectUntil(sub, 'ovl-end')
+      const pub = await client()
+      await pub.publishAsync('ovl/x', 'm', { qos: 2 })
+      await pub.publishAsync('ovl-end', '', { qos: 2 })
+      expect((await got).map((m) => m.qos)).toEqual([Math.max(...Object.values(filters))])
+      await sub.endAsync()
+    })
+
+    it('a wildcard subscription delivers at most its granted QoS, live and retained (MQTT-3.8.4-6)', async () => {
+      const pub = await client()
+      await pub.publishAsync('wq/kept', 'retained at 2', { qos: 2, retain: true })
+      const sub = await client()
+      const retained = collectUntil(sub, 'wq-end')
+      await sub.subscribeAsync({ 'wq/+': { qos: 1 }, 'wq-end': { qos: 2 } })
+      await pub.publishAsync('wq-end', '', { qos: 2 })
+      expect(await retained).toEqual([{ topic: 'wq/kept', payload: 'retained at 2', qos: 1, retain: true }])
+
+      const live = collectUntil(sub, 'wq-end')
+      await pub.publishAsync('wq/live', 'at 2', { qos: 2 })
+      await pub.publishAsync('wq-end', '', { qos: 2 })
+      expect(await live).toEqual([{ topic: 'wq/live', payload: 'at 2', qos: 1, retain: false }])
+
+      const zero = await client()
+      const atZero = collectUntil(zero, 'wq-end')
+      await zero.subscribeAsync({ 'wq/#': { qos: 0 }, 'wq-end': { qos: 2 } })
+      await pub.publishAsync('wq-end', '', { qos: 2 })
+      expect(await atZero).toEqual([{ topic: 'wq/kept', payload: 'retained at 2', qos: 0, retain: true }])
+      await pub.publishAsync('wq/kept', '', { qos: 1, retain: true })
+    })
+
+    it('the publisher\'s DUP flag is not passed on (MQTT-3.3.1-3)', async () => {
+      const port = broker.broker.ports.tcp!
+      const sub = await RawMqtt.open(port)
+      sub.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'conf-dup-sub', keepalive: 30 })
+      await sub.next((p) => p.cmd === 'connack')
+      sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'dup/+', qos: 1 }] })
+      await sub.next((p) => p.cmd === 'suback')
+      const pub = await RawMqtt.open(port)
+      pub.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'conf-dup-pub', keepalive: 30 })
+      await pub.next((p) => p.cmd === 'connack')
+      pub.send({ cmd: 'publish', topic: 'dup/1', payload: Buffer.from('first try'), qos: 1, messageId: 5, dup: true, retain: false })
+      await pub.next((p) => p.cmd === 'puback')
+      pub.send({ cmd: 'publish', topic: 'dup/0', payload: Buffer.from('qos 0'), qos: 0, dup: false, retain: false })
+      const at1 = (await sub.next((p) => p.cmd === 'publish' && (p as { topic: string }).topic === 'dup/1')) as Packet & { dup: boolean; messageId: number }
+      const at0 = (await sub.next((p) => p.cmd === 'publish' && (p as { topic: string }).topic === 'dup/0')) as Packet & { dup: boolean }
+      expect([at1.dup, at0.dup]).toEqual([false, false])
+      sub.send({ cmd: 'puback', messageId: at1.messageId })
+      sub.close()
+      pub.close()
+    })
+
     it('a QoS 2 message is delivered once even if the publisher resends it before PUBREL', async () => {
       const sub = await client()
       await sub.subscribeAsync(['q2/once', 'q2/end'], { qos: 2 })
@@ -216,6 +278,45 @@ describe('MQTT 3.1.1 conformance', () => {
       expect(await present(false)).toBe(false)
     })
 
+    it('a stored session without subscriptions is present too (MQTT-3.2.2-2)', async () => {
+      const id = 'conf-session-empty'
+      const present = async (clean: boolean) => {
+        const c = await connectAs(url, undefined, { clientId: id, clean })
+        const sp = Boolean((c as unknown as { connackPacket?: { sessionPresent?: boolean } }).connackPacket?.sessionPresent)
+        await c.endAsync()
+        return sp
+      }
+      expect(await present(false)).toBe(false)
+      expect(await present(false)).toBe(true)
+      expect(await present(true)).toBe(false)
+      expect(await present(false)).toBe(false)
+    })
+
+    it('a QoS 1 message sent but not acknowledged comes again on resume with DUP set and its packet id (MQTT-3.3.1-1, 4.4.0-1)', async () => {
+      const port = broker.broker.ports.tcp!
+      const first = await RawMqtt.open(port)
+      first.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'conf-redeliver', keepalive: 30 })
+      await first.next((p) => p.cmd === 'connack')
+      first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'redeliver/x', qos: 1 }] })
+      await first.next((p) => p.cmd === 'suback')
+      const pub = await client()
+      await pub.publishAsync('redeliver/x', 'again', { qos: 1 })
+      const sent = (await first.next((p) => p.cmd === 'publish')) as Packet & { messageId: number; dup: boolean }
+      expect(sent.dup).toBe(false)
+      // Gone without a PUBACK.
+      const gone = new Promise<void>((resolve) => first.socket.once('close', () => resolve()))
+      first.close()
+      await gone
+
+      const back = await RawMqtt.open(port)
+      back.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: false, clientId: 'conf-redeliver', keepalive: 30 })
+      const again = (await back.next((p) => p.cmd === 'publish')) as Packet & { messageId: number; dup: boolean; payload: Buffer }
+      expect({ id: again.messageId, dup: again.dup, payload: again.payload.toString() }).toEqual({ id: sent.messageId, dup: true, payload: 'again' })
+      back.send({ cmd: 'puback', messageId: again.messageId })
+      back.send({ cmd: 'disconnect' })
+      back.close()
+    })
+
     it('an empty client id is accepted only with a clean session (MQTT-3.1.3-8), and never in MQTT 3.1', async () => {
       const port = broker.broker.ports.tcp!
       const attempt = async (protocolId: 'MQTT' | 'MQIsdp', protocolVersion: 3 | 4, clean: boolean) => {
@@ -241,6 +342,18 @@ describe('MQTT 3.1.1 conformance', () => {
       named.raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'anon/echo', qos: 1 }] })
       expect(await named.raw.next((p) => p.cmd === 'suback')).toMatchObject({ granted: [1] })
       named.raw.close()
+    })
+
+    it('what a persistent session queued while offline comes at most at the QoS its subscription was granted (MQTT-3.8.4-6)', async () => {
+      const away = await connectAs(url, undefined, { clientId: 'conf-offline-qos', clean: false })
+      await away.subscribeAsync('offq/+', { qos: 1 })
+      await away.endAsync()
+      const pub = await client()
+      await pub.publishAsync('offq/a', 'published at 2', { qos: 2 })
+      const back = mqtt.connect(url, { clientId: 'conf-offline-qos', clean: false, reconnectPeriod: 0 })
+      const got = new Promise<{ payload: string; qos: number }>((resolve) => back.once('message', (_t, p, packet) => resolve({ payload: p.toString(), qos: packet.qos })))
+      expect(await got).toEqual({ payload: 'published at 2', qos: 1 })
+      await back.endAsync()
     })
 
     it('a persistent session queues QoS 1 while offline; a clean one does not', async () => {
@@ -281,6 +394,109 @@ describe('MQTT 3.1.1 conformance', () => {
       // The broker is fine: the next client is served.
       const c = await client()
       expect((await c.subscribeAsync('ok/+', { qos: 1 })).map((g) => g.qos)).toEqual([1])
+    })
+  })
+  describe('malformed packets close the connection (MQTT-4.8.0-1)', () => {
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 0xff])
+    const str = (text: string | Buffer) => {
+      const bytes = typeof text === 'string' ? Buffer.from(text) : text
+      return Buffer.concat([u16(bytes.length), bytes])
+    }
+    /** A packet by hand (remaining length under 128 here): mqtt-packet will not encode these. */
+    const packet = (first: number, ...parts: Buffer[]) => {
+      const body = Buffer.concat(parts)
+      return Buffer.concat([Buffer.from([first, body.length]), body])
+    }
+    const connect = (clientId: string | Buffer, { level = 4, flags = 0x02, will }: { level?: number; flags?: number; will?: [string, string] } = {}) =>
+      packet(0x10, str('MQTT'), Buffer.from([level, flags]), u16(30), str(clientId), ...(will ? [str(will[0]), str(will[1])] : []))
+
+    /** Sends `bytes` (after a CONNECT that is accepted, if `afterConnect`), then waits for the broker to close. */
+    async function closedAfter(bytes: Buffer, afterConnect = false): Promise<Packet[]> {
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      const closed = new Promise<void>((resolve) => raw.socket.once('close', () => resolve()))
+      if (afterConnect) {
+        raw.socket.write(connect(`conf-bad-${n++}`))
+        const connack = (await raw.next((p) => p.cmd === 'connack')) as Packet & { returnCode: number }
+        expect(connack.returnCode).toBe(0)
+      }
+      raw.socket.write(bytes)
+      await closed
+      return raw.received.filter((p) => p.cmd !== 'connack' || !afterConnect)
+    }
+
+    it('an unsupported protocol level gets CONNACK 1, then the close (MQTT-3.1.2-2)', async () => {
+      for (const level of [0, 2, 6, 7]) {
+        const got = await closedAfter(connect(`conf-level-${level}`, { level }))
+        expect(got, `level ${level}`).toMatchObject([{ cmd: 'connack', returnCode: 1 }])
+      }
+    })
+
+    it.each([
+      ['a Will QoS of 3 (MQTT-3.1.2-14)', connect('conf-will-qos3', { flags: 0x02 | 0x04 | 0x18, will: ['will/x', 'gone'] })],
+      ['a client id with U+0000 (MQTT-1.5.3-2)', connect('conf\u0000nul')],
+      ['a client id of ill-formed UTF-8 (MQTT-1.5.3-1)', connect(Buffer.from([0x63, 0xff, 0xfe]))],
+    ])('CONNECT with %s: closed without a CONNACK', async (_what, bytes) => {
+      expect(await closedAfter(bytes)).toEqual([])
+    })
+
+    it.each([
+      ['SUBSCRIBE with packet id 0 (MQTT-2.3.1-1)', packet(0x82, u16(0), str('ok/a'), Buffer.from([1]))],
+      ['UNSUBSCRIBE with packet id 0 (MQTT-2.3.1-1)', packet(0xa2, u16(0), str('ok/a'))],
+      ['PUBLISH at QoS 1 with packet id 0 (MQTT-2.3.1-1)', packet(0x32, str('ok/a'), u16(0), Buffer.from('x'))],
+      ['UNSUBSCRIBE without a topic filter (MQTT-3.10.3-2)', packet(0xa2, u16(5))],
+      ['SUBSCRIBE to a filter with U+0000 (MQTT-4.7.3-2)', packet(0x82, u16(6), str('ok/\u0000'), Buffer.from([1]))],
+      ['SUBSCRIBE to a filter of ill-formed UTF-8 (MQTT-1.5.3-1)', packet(0x82, u16(7), str(Buffer.from([0x61, 0x2f, 0xff])), Buffer.from([1]))],
+    ])('%s: closed without an answer', async (_what, bytes) => {
+      expect(await closedAfter(bytes, true)).toEqual([])
+    })
+
+    it('SUBSCRIBE naming one filter twice gets a return code for each (MQTT-3.8.4-5)', async () => {
+      const raw = await RawMqtt.open(broker.broker.ports.tcp!)
+      raw.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'conf-twice', keepalive: 30 })
+      await raw.next((p) => p.cmd === 'connack')
+      raw.send({ cmd: 'subscribe', messageId: 9, subscriptions: [{ topic: 'twice/a', qos: 0 }, { topic: 'other/b', qos: 2 }, { topic: 'twice/a', qos: 1 }] })
+      expect(await raw.next((p) => p.cmd === 'suback')).toMatchObject({ messageId: 9, granted: [0, 2, 1] })
+      raw.close()
+    })
+  })
+
+  describe('MQTT over WebSocket', () => {
+    const wsUrl = () => `ws://127.0.0.1:${broker.broker.ports.ws}/mqtt`
+    const CONNECT = Buffer.from([0x10, 0x10, 0, 4, 0x4d, 0x51, 0x54, 0x54, 4, 2, 0, 30, 0, 4, 0x77, 0x73, 0x2d, 0x31])
+
+    it('answers the mqtt subprotocol, and refuses an upgrade that offers no MQTT one (MQTT-6.0.0-4)', async () => {
+      const protocol = async (offered: string[]) => {
+        const socket = new WebSocket(wsUrl(), offered)
+        return new Promise<string | number>((resolve) => {
+          socket.once('open', () => (resolve(socket.protocol), socket.close()))
+          socket.on('error', () => {})
+          socket.once('unexpected-response', (req, res) => (resolve(res.statusCode ?? 0), req.destroy()))
+        })
+      }
+      expect(await protocol(['mqtt'])).toBe('mqtt')
+      expect(await protocol(['foo', 'mqtt'])).toBe('mqtt')
+      expect(await protocol(['mqttv3.1'])).toBe('mqttv3.1')
+      expect(await protocol(['foo'])).toBe(400)
+    })
+
+    it('a CONNECT in a text frame closes the connection without a CONNACK (MQTT-6.0.0-1); in a binary one it is answered', async () => {
+      const exchange = async (binary: boolean) => {
+        const socket = new WebSocket(wsUrl(), ['mqtt'])
+        await new Promise((resolve) => socket.once('open', resolve))
+        const frames: Buffer[] = []
+        socket.on('message', (data) => frames.push(data as Buffer))
+        const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+        socket.send(CONNECT, { binary })
+        if (binary) {
+          await new Promise((resolve) => socket.once('message', resolve))
+          socket.close()
+        }
+        await closed
+        return frames
+      }
+      expect(await exchange(false)).toEqual([])
+      // The CONNACK, in one frame: what the broker writes in one turn leaves as one frame.
+      expect(await exchange(true)).toEqual([Buffer.from([0x20, 2, 0, 0])])
     })
   })
 })
