@@ -95,6 +95,8 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const states = new WeakMap<Client, ClientState>()
   const limits = settings.limits
   const warnings = new LogLimiter()
+  /** Clients being closed for a malformed packet, counted once. */
+  const violators = new WeakSet<Client>()
   // Counted once per message in and once per delivery: resolve the label children once, not per call.
   let listeners: Listeners | undefined
 
@@ -253,9 +255,18 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
       const identity = states.get(client)?.identity
       // A filter with U+0000 or ill-formed UTF-8 is a malformed packet, not a refused filter: the
       // connection closes (MQTT-4.7.3-2, MQTT-1.5.3-1), as Aedes does for a misplaced wildcard.
+      // Not while a session is being resumed (the CONNECT is still in hand): a filter stored by an
+      // older version is dropped instead, or the session could never be resumed again.
       if (!isWellFormed(subscription.topic)) {
-        metrics.disconnects.inc({ reason: 'protocol_violation' })
-        log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'malformed_filter', clientId: client.id, device: identity?.deviceId }, 'connection closed: malformed topic filter')
+        if ((client as Client & { connecting?: boolean }).connecting) return done(null, null)
+        // Aedes checks each filter of the SUBSCRIBE before it closes: one count and line per connection.
+        if (!violators.has(client)) {
+          violators.add(client)
+          metrics.disconnects.inc({ reason: 'protocol_violation' })
+          const remote = listeners?.info(client.conn)?.remote
+          const heldBack = warnings.take(`protocol:malformed_filter:${remote}`)
+          if (heldBack >= 0) log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'malformed_filter', clientId: client.id, device: identity?.deviceId, remote, heldBack }, 'connection closed: malformed topic filter')
+        }
         return done(new Error('malformed topic filter'), null)
       }
       if (!identity || !maySubscribe(identity, subscription.topic, settings.allowAnonymous)) {
@@ -290,7 +301,9 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const addSubscriptions = store.addSubscriptions.bind(store)
   store.addSubscriptions = (client, subs) => {
     const identity = states.get(client)?.identity
-    const granted = identity ? subs.filter((sub) => maySubscribe(identity, sub.topic, settings.allowAnonymous)) : []
+    // (A malformed filter closes the connection, but Aedes stores the SUBSCRIBE's list while the
+    // filters are still being checked, so it is kept out here too.)
+    const granted = identity ? subs.filter((sub) => isWellFormed(sub.topic) && maySubscribe(identity, sub.topic, settings.allowAnonymous)) : []
     return granted.length === subs.length ? addSubscriptions(client, subs) : granted.length > 0 ? addSubscriptions(client, granted) : Promise.resolve()
   }
 
@@ -336,7 +349,7 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   async function dropRefusedFilters(client: Client, identity: Identity): Promise<void> {
     const store = (aedes as unknown as { persistence: { subscriptionsByClient(c: Client): Promise<{ topic: string }[] | null>; removeSubscriptions(c: Client, topics: string[]): Promise<void> } }).persistence
     try {
-      const refused = ((await store.subscriptionsByClient(client)) ?? []).map((s) => s.topic).filter((t) => !maySubscribe(identity, t, settings.allowAnonymous))
+      const refused = ((await store.subscriptionsByClient(client)) ?? []).map((s) => s.topic).filter((t) => !isWellFormed(t) || !maySubscribe(identity, t, settings.allowAnonymous))
       if (refused.length === 0) return
       await store.removeSubscriptions(client, refused)
       log.warn({ code: 'BROKER_SESSION_FILTERS_DROPPED', clientId: client.id, device: identity.deviceId, topics: refused }, 'stored filters this client may not have were removed from its session')

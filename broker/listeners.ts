@@ -182,13 +182,18 @@ export async function startListeners(settings: BrokerSettings, handle: Handle, m
       // MQTT travels in binary frames only; any other data frame closes the connection (MQTT-6.0.0-1).
       // Ahead of the stream's own listener, which then pushes into a destroyed stream: not a byte
       // of the frame reaches Aedes.
-      socket.prependListener('message', (_data, isBinary) => {
+      const textFrame = (_data: unknown, isBinary: boolean) => {
         if (isBinary) return
+        // Once per connection: frames already read may still arrive after terminate().
+        socket.off('message', textFrame)
         metrics.disconnects.inc({ reason: 'protocol_violation' })
-        log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'websocket_text_frame', listener: 'ws', remote: req.socket.remoteAddress }, 'connection closed: MQTT sent in a WebSocket text frame')
+        const remote = req.socket.remoteAddress
+        const heldBack = warnings.take(`protocol:websocket_text_frame:${remote}`)
+        if (heldBack >= 0) log.warn({ code: 'BROKER_PROTOCOL_VIOLATION', reason: 'websocket_text_frame', listener: 'ws', remote, heldBack }, 'connection closed: MQTT sent in a WebSocket text frame')
         stream.destroy()
         socket.terminate()
-      })
+      }
+      socket.prependListener('message', textFrame)
       // A protocol error on the WebSocket (an oversized frame) is the client's problem, not ours.
       stream.on('error', () => {})
       admit('ws', stream, req.socket.remoteAddress, [], req)

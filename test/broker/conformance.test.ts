@@ -9,7 +9,7 @@ import type { Packet } from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
-import { connectAs, startTestBroker } from '../helpers/broker.ts'
+import { brokerMetric, connectAs, startTestBroker } from '../helpers/broker.ts'
 import { RawMqtt } from '../helpers/raw-mqtt.ts'
 
 interface Received {
@@ -487,6 +487,8 @@ describe('MQTT 3.1.1 conformance', () => {
         socket.on('message', (data) => frames.push(data as Buffer))
         const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
         socket.send(CONNECT, { binary })
+        // Further text frames already on their way count nothing more: one connection, one close.
+        if (!binary) for (let i = 0; i < 3; i++) socket.send(CONNECT, { binary })
         if (binary) {
           await new Promise((resolve) => socket.once('message', resolve))
           socket.close()
@@ -494,7 +496,9 @@ describe('MQTT 3.1.1 conformance', () => {
         await closed
         return frames
       }
+      const before = await brokerMetric(broker, 'broker_forced_disconnects_total', 'reason="protocol_violation"')
       expect(await exchange(false)).toEqual([])
+      expect(await brokerMetric(broker, 'broker_forced_disconnects_total', 'reason="protocol_violation"')).toBe(before + 1)
       // The CONNACK, in one frame: what the broker writes in one turn leaves as one frame.
       expect(await exchange(true)).toEqual([Buffer.from([0x20, 2, 0, 0])])
     })

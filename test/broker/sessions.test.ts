@@ -319,3 +319,42 @@ describe('QoS 2 to a persistent session, many messages', () => {
     }
   })
 })
+
+describe('malformed filters and persistent sessions', () => {
+  it('a SUBSCRIBE with malformed filters closes the connection once, stores none of them, and the session resumes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'broker-malformed-'))
+    const path = join(dir, 'broker.db')
+    let broker = await startTestBroker({ settings: { persistence: { path } } })
+    const tcp = () => `mqtt://127.0.0.1:${broker.broker.ports.tcp}`
+    const resume = () => connectAs(tcp(), 'gas-001', { clientId: 'malformed', clean: false })
+    try {
+      const before = await brokerMetric(broker, 'broker_forced_disconnects_total', 'reason="protocol_violation"')
+      const device = await resume()
+      const closed = new Promise<void>((resolve) => device.once('close', () => resolve()))
+      device.subscribe({ 'cmd/gas-001/a': { qos: 1 }, 'cmd/gas-001/\u0000x': { qos: 1 }, 'cmd/gas-001/\u0000y': { qos: 1 }, 'cmd/gas-001/\u0000z': { qos: 0 } })
+      await closed
+      device.end(true)
+      expect(await brokerMetric(broker, 'broker_forced_disconnects_total', 'reason="protocol_violation"')).toBe(before + 1)
+      const again = await resume()
+      await again.endAsync()
+      await broker.stop()
+      const db = new Database(path)
+      expect((db.prepare("SELECT topic FROM subscriptions WHERE client_id = 'malformed'").all() as { topic: string }[]).filter((r) => r.topic.includes('\u0000'))).toEqual([])
+      // One as an older version could have stored it: resuming must still work, and drops it.
+      db.prepare('INSERT OR REPLACE INTO subscriptions (client_id, topic, record) VALUES (?, ?, ?)').run('malformed', 'cmd/gas-001/\u0000old', JSON.stringify({ qos: 1 }))
+      db.close()
+      broker = await startTestBroker({ settings: { persistence: { path } } })
+      const resumed = await resume()
+      await waitFor(() => {
+        const check = new Database(path, { readonly: true })
+        const left = check.prepare("SELECT count(*) AS n FROM subscriptions WHERE client_id = 'malformed' AND topic LIKE '%old'").get() as { n: number }
+        check.close()
+        return left.n === 0 ? true : undefined
+      })
+      await resumed.endAsync()
+    } finally {
+      await broker.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
