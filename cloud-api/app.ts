@@ -181,7 +181,13 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
       // lets the gateway dead-letter exactly those and send the rest again (a harmless rewrite).
       code = 'CLOUD_STORE_REJECTED'
       problems = err.problems
-      req.log.error({ code, err: err.message, envelopes: err.problems.length }, 'event store refused envelopes')
+      req.log.error({ code, reason: err.reason, err: err.message, envelopes: err.problems.length }, 'event store refused envelopes')
+    } else if (err instanceof StoreRejectedError) {
+      // Refused, but no envelope named (a database limit): the store is up, and the batch is kept
+      // and retried like an outage, under its own code so that it is not taken for one.
+      code = 'CLOUD_STORE_REFUSED'
+      retryAfter = 30
+      req.log.error({ code, reason: err.reason, err: err.message }, 'event store refused points of a batch; an administrator must look')
     } else if (err instanceof StoreUnavailableError) {
       code = 'CLOUD_STORE_UNAVAILABLE'
       retryAfter = 5

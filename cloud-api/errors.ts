@@ -21,6 +21,8 @@ export const CloudErrorStatus = {
   CLOUD_RATE_LIMITED: 429,
   CLOUD_INTERNAL: 500,
   CLOUD_STORE_UNAVAILABLE: 503,
+  /** The event store refused points for a reason no envelope can be blamed for (a database limit); kept and retried. */
+  CLOUD_STORE_REFUSED: 503,
   /** The API itself is overloaded (event loop or memory); retry later. */
   CLOUD_BUSY: 503,
 } as const

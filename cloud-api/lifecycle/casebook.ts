@@ -25,6 +25,7 @@ import type { Logger } from '../../common/logger.ts'
 import { centerEpoch, type CenterDb } from '../center/db.ts'
 import type { Subject } from '../access/principal.ts'
 import { ApiError } from '../errors.ts'
+import { StoreRejectedError } from '../store/influx-http.ts'
 import type { Feed, FeedEvent } from '../live/feed.ts'
 import type { EventStore, LifecycleRow } from '../store/store.ts'
 
@@ -530,8 +531,17 @@ export class Casebook {
       try {
         await this.store.writeLifecycle(lifecycle)
       } catch (err) {
-        this.options.log.warn({ code: 'CLOUD_AUDIT_DEFERRED', pending: rows.length, err: (err as Error).message }, 'audit trail not copied to the event store yet; will retry')
-        return total
+        // Rows the store refuses for good (InfluxDB names them: a field type conflict in the
+        // database, say) would hold every later row back on each retry; the rest of the write
+        // went in. They stay in the center's own database, which is the record; the copy in the
+        // time-series store lacks them, and that is logged with their ids.
+        if (err instanceof StoreRejectedError && err.problems.length > 0) {
+          const ids = err.problems.map((p) => lifecycle[Number(/^\/envelopes\/(\d+)/.exec(p.path)?.[1])]?.id).filter((id) => id !== undefined)
+          this.options.log.error({ code: 'CLOUD_AUDIT_REFUSED', reason: err.reason, ids, err: err.message }, 'event store refused audit rows for good; they are kept in the center database only')
+        } else {
+          this.options.log.warn({ code: 'CLOUD_AUDIT_DEFERRED', pending: rows.length, err: (err as Error).message }, 'audit trail not copied to the event store yet; will retry')
+          return total
+        }
       }
       this.stmt.markFlushed.run(rows.at(-1)!.seq)
       total += rows.length

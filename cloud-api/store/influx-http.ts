@@ -16,16 +16,22 @@
  * - `unable to parse '<line>': <why>`: a line it cannot read. Never for a line of
  *   line-protocol.ts from a valid envelope; attributable to the line, so to its envelope.
  * - `field type conflict: input field "value" on measurement "reading" is type float, already
- *   exists as type string`: the database holds that field with another type (someone else wrote
- *   it). Every such line of the batch fails the same way; the fix is in the database, not the data.
+ *   exists as type string`: the shard holds that field with another type (someone else wrote
+ *   it). Every such line fails the same way on every retry, so those envelopes are named (sent
+ *   again they would hold up the gateway's queue behind them); the fix is in the database.
  * - `points beyond retention policy dropped=N`: points older than the retention policy keeps.
+ * - `max-values-per-tag limit exceeded ... value="..."`: a new tag value over the limit; named
+ *   like a type conflict. `max-series-per-database` names no line: the batch is kept (503).
+ *
+ * A 413 (InfluxDB's max-body-size, or a proxy's limit) is not final: the body is written in
+ * halves, down to single lines.
  */
 import http from 'node:http'
 import https from 'node:https'
 import type { SchemaProblem } from '../../contracts/validate.ts'
 import { StoreUnavailableError } from './store.ts'
 
-export type RejectReason = 'unparsable' | 'field_type_conflict' | 'beyond_retention' | 'other'
+export type RejectReason = 'unparsable' | 'field_type_conflict' | 'beyond_retention' | 'limit_exceeded' | 'too_large' | 'other'
 
 /** InfluxDB refused points of a write (HTTP 4xx other than auth and a missing database). */
 export class StoreRejectedError extends StoreUnavailableError {
@@ -100,7 +106,33 @@ export class InfluxWriter {
       throw new StoreUnavailableError(`InfluxDB write failed: ${(err as Error).message}`, { cause: err })
     }
     if (answer.status === 204 || answer.status === 200) return
-    throw rejection(answer, typeof lines === 'function' ? lines : () => lines, first)
+    const bodyLines = typeof lines === 'function' ? lines : () => lines
+    // A body over InfluxDB's max-body-size (or a proxy's limit in front of it) is written in
+    // halves, down to single lines; a line that is too large alone is named, the rest written.
+    if (answer.status === 413) return this.writeHalves(bodyLines(), first, answer)
+    throw rejection(answer, bodyLines, first)
+  }
+
+  private async writeHalves(lines: readonly string[], first: number, answer: Answer): Promise<void> {
+    if (lines.length <= 1) {
+      const message = `InfluxDB refuses its line as too large (HTTP 413: ${influxMessage(answer.text).slice(0, 200)})`
+      throw new StoreRejectedError(`InfluxDB write failed: HTTP 413`, 413, 'too_large', lines.length, lines.length === 1 ? [{ path: `/envelopes/${first}`, message }] : [])
+    }
+    const half = Math.ceil(lines.length / 2)
+    const problems: SchemaProblem[] = []
+    let refused: StoreRejectedError | undefined
+    for (const [part, at] of [[lines.slice(0, half), first], [lines.slice(half), first + half]] as const) {
+      try {
+        await this.write(part.join('\n'), part, at)
+      } catch (err) {
+        // Refusals of one half are collected so that the other half is still written; anything
+        // else (InfluxDB gone) ends the write.
+        if (!(err instanceof StoreRejectedError) || err.problems.length === 0) throw err
+        refused ??= err
+        problems.push(...err.problems)
+      }
+    }
+    if (refused) throw new StoreRejectedError(refused.message, refused.status, refused.reason, problems.length, problems)
   }
 
   close(): void {
@@ -162,9 +194,63 @@ function rejection(answer: Answer, bodyLines: () => readonly string[], first: nu
       problems.push({ path: `/envelopes/${first + i}`, message: `InfluxDB cannot parse its line: ${why}` })
     }
   } else if (message.includes('field type conflict')) {
+    // `input field "value" on measurement "reading" is type float, already exists as type string`:
+    // the shard holds that field with another type (written by someone else). Every line of that
+    // measurement with that field fails alike, here and on every retry, and the rest of the body
+    // was written: name those lines' envelopes, so the gateway sets them aside and its queue moves.
+    // InfluxDB names one conflict per answer; another one is named on the next round.
     reason = 'field_type_conflict'
+    const m = /input field "([^"]+)" on measurement "([^"]+)" is type (\w+), already exists as type (\w+)/.exec(message)
+    if (m) {
+      const [, field, measurement, type, existing] = m
+      const why = `InfluxDB holds field "${field}" of "${measurement}" as ${existing} for this time, and this point's is ${type}: a type conflict in the database, which only an administrator can clear`
+      problems.push(...named(bodyLines(), first, (line) => measurementOf(line) === measurement && hasField(line, field), why))
+    }
   } else if (message.includes('beyond retention policy')) {
     reason = 'beyond_retention'
+  } else if (message.includes('max-values-per-tag limit exceeded')) {
+    // `max-values-per-tag limit exceeded (100000/100000): measurement="reading" tag="device"
+    // value="dev-new"`: a new tag value over the database's limit, refused until it is raised.
+    reason = 'limit_exceeded'
+    const m = /measurement="([^"]+)" tag="([^"]+)" value="([^"]*)"/.exec(message)
+    if (m) {
+      const [, measurement, tag, value] = m
+      const why = `InfluxDB's max-values-per-tag limit refuses a new value "${value}" of tag "${tag}" in "${measurement}"; an administrator must raise the limit`
+      problems.push(...named(bodyLines(), first, (line) => measurementOf(line) === measurement && hasTag(line, tag, value), why))
+    }
+  } else if (message.includes('max-series-per-database limit exceeded')) {
+    // Not attributable to lines: the batch is kept and retried (503) until the limit is raised.
+    reason = 'limit_exceeded'
   }
   return new StoreRejectedError(summary, answer.status, reason, dropped === undefined ? undefined : Number(dropped), problems)
+}
+
+/** Problems for the lines that `match`, at most 1,000 (a batch is at most that many envelopes more or less). */
+function named(lines: readonly string[], first: number, match: (line: string) => boolean, message: string): SchemaProblem[] {
+  const problems: SchemaProblem[] = []
+  for (let i = 0; i < lines.length && problems.length < 1000; i++) if (match(lines[i])) problems.push({ path: `/envelopes/${first + i}`, message })
+  return problems
+}
+
+// Our lines' measurement names, tag keys, tag values and field keys are identifiers or enums
+// (line-protocol.ts): none holds an escaped comma, space or equals sign, so plain searches do.
+function measurementOf(line: string): string {
+  const end = line.search(/[ ,]/)
+  return end < 0 ? line : line.slice(0, end)
+}
+
+function hasTag(line: string, tag: string, value: string): boolean {
+  const tags = line.slice(0, line.indexOf(' '))
+  const at = tags.indexOf(`,${tag}=${value}`)
+  const after = at + tag.length + value.length + 2
+  return at >= 0 && (after === tags.length || tags[after] === ',')
+}
+
+/**
+ * Whether the field set has `field`. A string value holding `,field=` could make another line of
+ * the measurement match too; that point was written, and naming it only sets it aside at the gateway.
+ */
+function hasField(line: string, field: string): boolean {
+  const fields = line.slice(line.indexOf(' ') + 1)
+  return fields.startsWith(`${field}=`) || fields.includes(`,${field}=`)
 }

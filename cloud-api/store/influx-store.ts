@@ -33,6 +33,7 @@
 import { InfluxDB, escape, type INanoDate, type IPoint } from 'influx'
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
+import type { SchemaProblem } from '../../contracts/validate.ts'
 import { InfluxWriter, StoreRejectedError } from './influx-http.ts'
 import { envelopeBodies, escapeMeasurement, escapeTag, quoteString } from './line-protocol.ts'
 import {
@@ -141,6 +142,15 @@ export function lifecycleTime(ts: number, id: string): string {
   const m = /^(.*):(\d+)$/s.exec(id)
   const digits = m ? (fnv1a(m[1]) + Number(m[2].slice(-6))) % 1_000_000 : fnv1a(id) % 1_000_000
   return pointTime(ts, digits)
+}
+
+/**
+ * An InfluxQL string literal. The `influx` package's escape.stringLit escapes only `'`, so a
+ * value ending in a backslash escaped the closing quote and let the rest of the statement be read
+ * as InfluxQL. InfluxQL's scanner reads `\\`, `\'` and `\n` in a string and refuses a raw newline.
+ */
+export function stringLit(value: string): string {
+  return `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'").replace(/\n/g, '\\n')}'`
 }
 
 /** FNV-1a, 32 bits, of the UTF-8 bytes. */
@@ -404,7 +414,7 @@ export class InfluxStore implements EventStore {
 
   async readings(q: SeriesQuery): Promise<ReadingPoint[]> {
     let where = `${deviceMatch(q)} AND ${timeRange(q.from, q.to)}`
-    if (q.quantity !== undefined) where += ` AND "quantity" = ${escape.stringLit(q.quantity)}`
+    if (q.quantity !== undefined) where += ` AND "quantity" = ${stringLit(q.quantity)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; quantity: string; value: number; unit: string; id: string }>(
         `SELECT "value", "unit", "id", "quantity" FROM "${Measurements.reading}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
@@ -415,7 +425,7 @@ export class InfluxStore implements EventStore {
 
   async alertEvents(q: AlertEventQuery): Promise<AlertEventRow[]> {
     let where = timeRange(q.from, q.to)
-    if (q.office !== undefined) where = `"office" = ${escape.stringLit(q.office)} AND ${where}`
+    if (q.office !== undefined) where = `"office" = ${stringLit(q.office)} AND ${where}`
     const rows = await this.guard('query', () =>
       this.influx.query<Record<string, unknown> & { time: INanoDate }>(
         `SELECT * FROM "${Measurements.alert}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
@@ -426,7 +436,7 @@ export class InfluxStore implements EventStore {
 
   async gaps(q: GapQuery): Promise<GapRow[]> {
     let where = timeRange(q.from, q.to)
-    if (q.office !== undefined) where = `"office" = ${escape.stringLit(q.office)} AND ${where}`
+    if (q.office !== undefined) where = `"office" = ${stringLit(q.office)} AND ${where}`
     const rows = await this.guard('query', () =>
       this.influx.query<Record<string, unknown> & { time: INanoDate }>(
         `SELECT * FROM "${Measurements.gap}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
@@ -461,7 +471,7 @@ export class InfluxStore implements EventStore {
 
   /** Windows of raw points in [from, q.to]; fill(none) leaves out the empty ones. */
   private async rawSeries(q: AggregateQuery, from: number): Promise<SeriesBucket[]> {
-    const where = `${deviceMatch(q)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, q.to)}`
+    const where = `${deviceMatch(q)} AND "quantity" = ${stringLit(q.quantity)} AND ${timeRange(from, q.to)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; mean: number; min: number; max: number; count: number }>(
         `SELECT mean("value") AS "mean", min("value") AS "min", max("value") AS "max", count("value") AS "count" FROM "${Measurements.reading}" ` +
@@ -479,7 +489,7 @@ export class InfluxStore implements EventStore {
   private async rollupSeries(q: AggregateQuery, to: number): Promise<SeriesBucket[]> {
     if (!this.opened) await this.open()
     const from = Math.floor(q.from / HOUR_MS) * HOUR_MS
-    const where = `${deviceMatch(q)} AND "quantity" = ${escape.stringLit(q.quantity)} AND ${timeRange(from, to)}`
+    const where = `${deviceMatch(q)} AND "quantity" = ${stringLit(q.quantity)} AND ${timeRange(from, to)}`
     const rows = await this.guard('query', () =>
       this.influx.query<{ time: INanoDate; sum: number; min: number; max: number; count: number }>(
         `SELECT sum("sum") AS "sum", min("min") AS "min", max("max") AS "max", sum("count") AS "count" FROM ${this.longTerm(LongTermMeasurements.readingHourly)} ` +
@@ -490,7 +500,7 @@ export class InfluxStore implements EventStore {
   }
 
   async scans(q: ScanQuery): Promise<ScanRow[]> {
-    const where = `"office" = ${escape.stringLit(q.office)} AND ${timeRange(q.from, q.to)}`
+    const where = `"office" = ${stringLit(q.office)} AND ${timeRange(q.from, q.to)}`
     const rows = await this.guard('query', () =>
       this.influx.query<Record<string, unknown> & { time: INanoDate }>(
         `SELECT * FROM "${Measurements.scan}" WHERE ${where} ORDER BY time ASC LIMIT ${Math.floor(q.limit)}`,
@@ -528,17 +538,28 @@ export class InfluxStore implements EventStore {
       timeoutMs: this.options.timeoutMs,
     })
     const lines = rows.map(lifecycleLine)
+    // Rows refused for good in one body do not stop the bodies after it: the caller takes a
+    // refusal naming rows as "everything else is written".
+    let refused: StoreRejectedError | undefined
+    const problems: SchemaProblem[] = []
     for (let i = 0; i < lines.length; i += 5000) {
       const chunk = lines.slice(i, i + 5000)
-      await this.lifecycleWriter.write(chunk.join('\n'), chunk, i)
+      try {
+        await this.lifecycleWriter.write(chunk.join('\n'), chunk, i)
+      } catch (err) {
+        if (!(err instanceof StoreRejectedError) || err.problems.length === 0) throw err
+        refused ??= err
+        problems.push(...err.problems)
+      }
     }
+    if (refused) throw new StoreRejectedError(refused.message, refused.status, refused.reason, problems.length, problems)
   }
 
   async lifecycle(q: LifecycleQuery): Promise<LifecycleRow[]> {
     if (!this.opened) await this.open()
     const where: string[] = []
-    if (q.office !== undefined) where.push(`"office" = ${escape.stringLit(q.office)}`)
-    if (q.subjectId !== undefined) where.push(`"subject_id" = ${escape.stringLit(q.subjectId)}`)
+    if (q.office !== undefined) where.push(`"office" = ${stringLit(q.office)}`)
+    if (q.subjectId !== undefined) where.push(`"subject_id" = ${stringLit(q.subjectId)}`)
     where.push(timeRange(q.from, q.to))
     const rows = await this.guard('query', () =>
       this.influx.query<Record<string, unknown> & { time: INanoDate }>(
@@ -615,8 +636,8 @@ function normalisedStatement(statement: string): string {
 
 /** One device, within its office when the query names one (device ids are unique per office). */
 function deviceMatch(q: { device: string; office?: string | undefined }): string {
-  const device = `"device" = ${escape.stringLit(q.device)}`
-  return q.office === undefined ? device : `"office" = ${escape.stringLit(q.office)} AND ${device}`
+  const device = `"device" = ${stringLit(q.device)}`
+  return q.office === undefined ? device : `"office" = ${stringLit(q.office)} AND ${device}`
 }
 
 /** [from, to] in ms, inclusive of every point stamped within the `to` millisecond. */

@@ -66,18 +66,105 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
     }
   })
 
-  it('a field InfluxDB holds with another type is a StoreRejectedError (field_type_conflict)', async () => {
+  it('a field InfluxDB holds with another type names the envelopes of that field; the rest is stored', async () => {
     const db = 'lp_conflict'
     const store = new InfluxStore({ url: influxd.url, database: db })
     await store.open()
-    // Same shard (field types are per shard): a string `value` a minute before the envelope.
+    // Same shard (field types are per shard): a string `value` a minute before the envelopes.
     const res = await fetch(`${influxd.url}/write?db=${db}&precision=ms`, { method: 'POST', body: `reading,device=x value="text" ${NOW - 60_000}` })
     expect(res.status).toBe(204)
-    const e = { id: 'gw-1:1', seq: 1, gateway: 'gw-1', office: 'o', device: 'd', ts: NOW, kind: 'reading', payload: { quantity: 'gas', value: 1, unit: '' } } as Envelope
-    const err = (await store.write([e]).catch((x: unknown) => x)) as StoreRejectedError
+    const frame = (seq: number, device: string) => ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device, ts: NOW + seq })
+    const batch = [
+      { ...frame(1, 'd'), kind: 'reading', payload: { quantity: 'gas', value: 1, unit: '' } },
+      { ...frame(2, 'd'), kind: 'status', payload: { state: 'online' } },
+      { ...frame(3, 'e'), kind: 'reading', payload: { quantity: 'co', value: 2, unit: '' } },
+    ] as Envelope[]
+    for (let round = 0; round < 2; round++) {
+      const err = (await store.write(batch).catch((x: unknown) => x)) as StoreRejectedError
+      expect(err).toBeInstanceOf(StoreRejectedError)
+      expect(err).toBeInstanceOf(StoreUnavailableError)
+      expect([err.status, err.reason, err.dropped]).toEqual([400, 'field_type_conflict', 2])
+      // Both readings, of either device, fail alike on every try; the gateway sets them aside.
+      expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0', '/envelopes/2'])
+      expect(err.problems[0].message).toMatch(/field "value" of "reading" as string/)
+    }
+    const [status] = await query(influxd.url, db, 'SELECT count(id) FROM device_status')
+    expect(status?.values[0]?.[1]).toBe(1)
+  })
+
+  it('a new tag value over max-values-per-tag names its envelopes; the rest is stored', async () => {
+    const limited = await startInfluxd({ data: '  max-values-per-tag = 3' })
+    try {
+      const store = new InfluxStore({ url: limited.url, database: 'lp_limit' })
+      const reading = (seq: number, device: string) =>
+        ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device, ts: NOW + seq, kind: 'reading', payload: { quantity: 'gas', value: seq, unit: '' } }) as Envelope
+      // `device` reaches the limit in `reading` (office and quantity take one value each).
+      expect(await store.write([reading(1, 'd1'), reading(2, 'd2'), reading(3, 'd3')])).toEqual(['stored', 'stored', 'stored'])
+      const err = (await store.write([reading(4, 'd1'), reading(5, 'd-new'), reading(6, 'd2'), reading(7, 'd-new')]).catch((x: unknown) => x)) as StoreRejectedError
+      expect(err).toBeInstanceOf(StoreRejectedError)
+      expect([err.reason, err.problems.map((p) => p.path)]).toEqual(['limit_exceeded', ['/envelopes/1', '/envelopes/3']])
+      // InfluxDB 1.6 says it dropped 2 points but may lose others of the same write (seen here:
+      // d1's). That is why a gateway sends the rest of a refused batch again; doing so stores them.
+      expect(await store.write([reading(4, 'd1'), reading(6, 'd2')])).toEqual(['stored', 'stored'])
+      const [series] = await query(limited.url, 'lp_limit', 'SELECT count(value) FROM reading')
+      expect(series?.values[0]?.[1]).toBe(5)
+    } finally {
+      await limited.stop()
+    }
+  })
+
+  it('a body over InfluxDB\'s max-body-size is written in halves; a line too large alone is named', async () => {
+    const small = await startInfluxd({ http: '  max-body-size = 4000' })
+    try {
+      const store = new InfluxStore({ url: small.url, database: 'lp_413' })
+      const frame = (seq: number) => ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device: 'd', ts: NOW + seq })
+      const reading = (seq: number) => ({ ...frame(seq), kind: 'reading', payload: { quantity: 'gas', value: seq, unit: 'ppm' } }) as Envelope
+      const batch = Array.from({ length: 300 }, (_, i) => reading(i + 1))
+      expect(await store.write(batch)).toEqual(batch.map(() => 'stored'))
+      const [all] = await query(small.url, 'lp_413', 'SELECT count(value) FROM reading')
+      expect(all?.values[0]?.[1]).toBe(300)
+      // 2,000 three-byte characters: one line of about 6 kB, over the 4,000 bytes InfluxDB takes.
+      const huge = { ...frame(400), kind: 'status', payload: { state: 'fault', reason: '可'.repeat(2000) } } as Envelope
+      const err = (await store.write([reading(401), huge, reading(402)]).catch((x: unknown) => x)) as StoreRejectedError
+      expect(err).toBeInstanceOf(StoreRejectedError)
+      expect([err.reason, err.problems.map((p) => p.path)]).toEqual(['too_large', ['/envelopes/1']])
+      const [after] = await query(small.url, 'lp_413', 'SELECT count(value) FROM reading')
+      expect(after?.values[0]?.[1]).toBe(302)
+    } finally {
+      await small.stop()
+    }
+  })
+
+  it('query literals keep backslashes, quotes and newlines inside the string (no InfluxQL injection)', async () => {
+    const store = new InfluxStore({ url: influxd.url, database: 'lp_literals' })
+    await store.open()
+    const row = (id: string, office: string, subjectId: string) =>
+      ({ id, ts: NOW, office, subject: 'alert', subjectId, action: 'acknowledge', actor: 'u', state: 'acknowledged' }) as const
+    await store.writeLifecycle([row('lc:1:1', 'o', 'gw\\1'), row('lc:1:2', 'o', 'gw-2'), row('lc:1:3', 'o', "gw\\n'q"), row('lc:1:4', 'p', 'gw-4')])
+    const ids = async (q: { office?: string; subjectId?: string }) => (await store.lifecycle({ ...q, from: NOW - 1000, to: NOW + 1000, limit: 10 })).map((r) => r.subjectId)
+    expect(await ids({ subjectId: 'gw\\1' })).toEqual(['gw\\1'])
+    expect(await ids({ subjectId: "gw\\n'q" })).toEqual(["gw\\n'q"])
+    expect(await ids({ subjectId: 'gw\nnewline' })).toEqual([])
+    // A trailing backslash used to escape the closing quote and let the next value be InfluxQL.
+    expect(await ids({ office: 'zz\\', subjectId: ' OR "office" =~ /./ --' })).toEqual([])
+  })
+
+  it('audit rows InfluxDB refuses for good are named; the other rows are written', async () => {
+    const db = 'lp_audit'
+    const store = new InfluxStore({ url: influxd.url, database: db })
+    await store.open()
+    // `note` held as a float in this shard: a string note conflicts.
+    const res = await fetch(`${influxd.url}/write?db=${db}&rp=long_term&precision=ms`, { method: 'POST', body: `lifecycle,office=x note=1 ${NOW - 1000}` })
+    expect(res.status).toBe(204)
+    const rows = [
+      { id: 'lc:1:1', ts: NOW, office: 'o', subject: 'alert' as const, subjectId: 'gw-1:1', action: 'acknowledge', actor: 'u', state: 'acknowledged', note: 'on my way' },
+      { id: 'lc:1:2', ts: NOW + 1, office: 'o', subject: 'alert' as const, subjectId: 'gw-1:1', action: 'resolve', actor: 'u', state: 'resolved' },
+    ]
+    const err = (await store.writeLifecycle(rows).catch((x: unknown) => x)) as StoreRejectedError
     expect(err).toBeInstanceOf(StoreRejectedError)
-    expect(err).toBeInstanceOf(StoreUnavailableError)
-    expect([err.status, err.reason, err.dropped, err.problems]).toEqual([400, 'field_type_conflict', 1, []])
+    expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0'])
+    const [series] = await query(influxd.url, db, 'SELECT count(state) FROM long_term.lifecycle')
+    expect(series?.values[0]?.[1]).toBe(1)
   })
 
   it('envelopes older than the raw retention are a StoreRejectedError naming them; the rest is stored', async () => {

@@ -18,7 +18,8 @@ export interface RunningInfluxd {
   stop(): Promise<void>
 }
 
-export async function startInfluxd(): Promise<RunningInfluxd> {
+/** `data` and `http`: extra lines for those sections of influxdb.conf (limits, say). */
+export async function startInfluxd(extra: { data?: string; http?: string } = {}): Promise<RunningInfluxd> {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-influxd-'))
   const [httpPort, rpcPort] = [await freePort(), await freePort()]
   const config = join(dir, 'influxdb.conf')
@@ -33,10 +34,12 @@ bind-address = "127.0.0.1:${rpcPort}"
   dir = "${join(dir, 'data')}"
   wal-dir = "${join(dir, 'wal')}"
   query-log-enabled = false
+${extra.data ?? ''}
 [http]
   enabled = true
   bind-address = "127.0.0.1:${httpPort}"
   log-enabled = false
+${extra.http ?? ''}
 [monitor]
   store-enabled = false
 [continuous_queries]

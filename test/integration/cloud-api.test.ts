@@ -433,10 +433,12 @@ describe('cloud-api when the store refuses envelopes', () => {
     expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_REJECTED', problems })
   })
 
-  it('answers 503 when it names none (the gateway keeps the batch and retries)', async () => {
+  it('answers 503 when it names none (the gateway keeps the batch and retries), under its own code', async () => {
     problems = []
     const res = await ingest(app, [new EnvelopeFactory('gw-test-01', 'office-test').reading('g', T, 1)])
     expect(res.statusCode).toBe(503)
-    expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_UNAVAILABLE' })
+    // Not CLOUD_STORE_UNAVAILABLE: the store is up, and an administrator has to look.
+    expect(res.json()).toMatchObject({ code: 'CLOUD_STORE_REFUSED' })
+    expect(res.headers['retry-after']).toBe('30')
   })
 })

@@ -14,6 +14,9 @@ import { waitFor } from '../helpers/wait.ts'
 import { readSse, type SseEvent } from '../../common/sse.ts'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { createLogger } from '../../common/logger.ts'
+import { StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
+import { StoreUnavailableError } from '../../cloud-api/store/store.ts'
+import { capturingLogger } from '../helpers/stack.ts'
 
 const T = Date.UTC(2026, 10, 20, 0, 30) // 08:30 in the offices' local time (UTC+8)
 const a = new FieldFactory('gw-a', 'o-a')
@@ -782,5 +785,40 @@ describe('live stream (SSE) over a real socket', () => {
     const refused = await fetch(`${url}/v1/stream?kinds=bogus`, { headers: { authorization: `Bearer ${TOKENS.admin}` } })
     expect(refused.status).toBe(400)
     expect((await fetch(`${url}/v1/stream`)).status).toBe(401)
+  })
+})
+
+describe('the audit trail when the event store refuses rows for good', () => {
+  it('the refused rows are logged by id and the trail moves on; an outage still holds it back', async () => {
+    const { logger, lines } = capturingLogger('cloud')
+    const store = new SqliteStore(':memory:')
+    const center = await startCenter({ store, logger })
+    try {
+      const f = new FieldFactory('gw-a', 'o-a')
+      const alert = f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1', severity: 'critical' })
+      const id = (alert as Envelope & { kind: 'alert' }).payload.alertId
+      expect((await center.ingest('gwA', [alert])).statusCode).toBe(200)
+      const write = store.writeLifecycle.bind(store)
+      // An outage: nothing is marked copied.
+      store.writeLifecycle = () => Promise.reject(new StoreUnavailableError('InfluxDB write failed: no answer'))
+      expect(await center.app.center.casebook.flushAudit()).toBe(0)
+      expect(center.app.center.casebook.pendingAudit()).toBe(1)
+      // The store refuses the first row for good (as InfluxDB names a field type conflict) and writes the rest.
+      store.writeLifecycle = async (rows) => {
+        await write(rows.slice(1))
+        throw new StoreRejectedError('InfluxDB write failed: HTTP 400: partial write: field type conflict', 400, 'field_type_conflict', 1, [{ path: '/envelopes/0', message: 'type conflict' }])
+      }
+      expect((await center.as('centerNorth', 'POST', `/v1/alerts/${id}/acknowledge`, { note: 'on my way' })).statusCode).toBe(200)
+      expect(await center.app.center.casebook.flushAudit()).toBe(2)
+      expect(center.app.center.casebook.pendingAudit()).toBe(0)
+      const refused = lines.map((l) => JSON.parse(l) as { code?: string; ids?: string[] }).find((l) => l.code === 'CLOUD_AUDIT_REFUSED')
+      expect(refused?.ids).toHaveLength(1)
+      // And later rows are copied as before.
+      store.writeLifecycle = write
+      expect((await center.as('centerNorth', 'POST', `/v1/alerts/${id}/assign`, { department: 'fire' })).statusCode).toBe(200)
+      expect(await center.app.center.casebook.flushAudit()).toBe(1)
+    } finally {
+      await center.close()
+    }
   })
 })
