@@ -40,7 +40,7 @@ export class StoreRejectedError extends StoreUnavailableError {
     /** InfluxDB's HTTP status. */
     readonly status: number,
     readonly reason: RejectReason,
-    /** Points InfluxDB says it dropped (`dropped=N`), when it says. */
+    /** Points refused: the lines named once settled, or else InfluxDB's own `dropped=N`, when it says. */
     readonly dropped: number | undefined,
     /** The envelopes at fault, where InfluxDB names them; paths are `/envelopes/<index in the batch>`. */
     readonly problems: SchemaProblem[],
@@ -56,6 +56,13 @@ export interface InfluxWriterOptions {
   database: string
   retentionPolicy?: string
   timeoutMs?: number
+}
+
+/** A line InfluxDB refuses for good: its index, why, and the refusal it came with. */
+interface Refused {
+  index: number
+  message: string
+  error: StoreRejectedError
 }
 
 /** One body's answer from InfluxDB, before it is turned into an error. */
@@ -99,40 +106,93 @@ export class InfluxWriter {
    * could not parse.
    */
   async write(body: string | Buffer, lines: readonly string[] | (() => readonly string[]), first: number): Promise<void> {
+    const answer = await this.attempt(body)
+    if (answer === undefined) return
+    const all = typeof lines === 'function' ? lines() : lines
+    const context = { accepted: false }
+    const refused = await this.settle(all, answer, context)
+    if (refused.length === 0) return
+    const problems = refused.map(({ index, message }) => ({ path: `/envelopes/${first + index}`, message }))
+    const { error } = refused[0]
+    throw new StoreRejectedError(error.message, error.status, error.reason, problems.length, problems)
+  }
+
+  /** One POST: undefined when written, else InfluxDB's answer. Failing to get one is StoreUnavailableError. */
+  private async attempt(body: string | Buffer): Promise<Answer | undefined> {
     let answer: Answer
     try {
       answer = await this.post(body)
     } catch (err) {
       throw new StoreUnavailableError(`InfluxDB write failed: ${(err as Error).message}`, { cause: err })
     }
-    if (answer.status === 204 || answer.status === 200) return
-    const bodyLines = typeof lines === 'function' ? lines : () => lines
-    // A body over InfluxDB's max-body-size (or a proxy's limit in front of it) is written in
-    // halves, down to single lines; a line that is too large alone is named, the rest written.
-    if (answer.status === 413) return this.writeHalves(bodyLines(), first, answer)
-    throw rejection(answer, bodyLines, first)
+    return answer.status === 204 || answer.status === 200 ? undefined : answer
   }
 
-  private async writeHalves(lines: readonly string[], first: number, answer: Answer): Promise<void> {
-    if (lines.length <= 1) {
-      const message = `InfluxDB refuses its line as too large (HTTP 413: ${influxMessage(answer.text).slice(0, 200)})`
-      throw new StoreRejectedError(`InfluxDB write failed: HTTP 413`, 413, 'too_large', lines.length, lines.length === 1 ? [{ path: `/envelopes/${first}`, message }] : [])
+  /**
+   * After InfluxDB refused some of `lines` (its `answer`), makes sure every other line is written
+   * and says which lines it refuses for good (indexes into `lines`). Throws when the refusal names
+   * no line (the batch is then kept), or when InfluxDB cannot be reached.
+   *
+   * Why not take InfluxDB's naming as it is: it names one conflict per answer; InfluxDB 1.6 was
+   * seen to drop other new points of the same write without counting them; and a field type
+   * conflict holds in one shard (one day, say) while our naming matches every line of that
+   * measurement and field, in any shard. So the rest is written again (a harmless rewrite), and
+   * named lines are tried again unless InfluxDB says it dropped every line it was sent.
+   * Every step works on fewer lines than the one before it, so this ends.
+   */
+  private async settle(lines: readonly string[], answer: Answer, context: { accepted: boolean }): Promise<Refused[]> {
+    if (answer.status === 413) return this.halves(lines, answer, context)
+    const error = rejection(answer, () => lines, 0)
+    if (!(error instanceof StoreRejectedError) || error.problems.length === 0) throw error
+    const messages = new Map(error.problems.map((p) => [Number(p.path.slice('/envelopes/'.length)), p.message]))
+    if (messages.size === lines.length) {
+      // Every line named: final if InfluxDB also says it dropped them all, or for a single line.
+      if (lines.length === 1 || error.dropped === lines.length) return [...messages].map(([index, message]) => ({ index, message, error }))
+      return this.halves(lines, answer, context)
+    }
+    const others: number[] = []
+    const refusedHere: number[] = []
+    for (let i = 0; i < lines.length; i++) (messages.has(i) ? refusedHere : others).push(i)
+    const refused: Refused[] = []
+    for (const group of [others, refusedHere]) {
+      const part = group.map((i) => lines[i])
+      const again = await this.attempt(part.join('\n'))
+      if (again === undefined) {
+        context.accepted = true
+        continue
+      }
+      for (const r of await this.settle(part, again, context)) refused.push({ ...r, index: group[r.index], message: messages.get(group[r.index]) ?? r.message })
+    }
+    return refused
+  }
+
+  /**
+   * A 413 (InfluxDB's max-body-size, or a proxy's limit in front of it): the lines are written in
+   * halves, down to single lines. A single line is refused as too large only if it is large, or if
+   * InfluxDB took something else of this write: a limit that refuses even one short line is a
+   * misconfigured store or proxy, and the batch is kept (503), not set aside line by line.
+   */
+  private async halves(lines: readonly string[], answer: Answer, context: { accepted: boolean }): Promise<Refused[]> {
+    if (lines.length === 1 && answer.status === 413) {
+      const bytes = Buffer.byteLength(lines[0])
+      const status = `HTTP 413: ${influxMessage(answer.text).slice(0, 200)}`
+      if (!context.accepted && bytes < 1024) {
+        throw new StoreUnavailableError(`InfluxDB write failed: ${status}, even for one line of ${bytes} bytes: the store's or a proxy's body limit is too small`)
+      }
+      const error = new StoreRejectedError(`InfluxDB write failed: ${status}`, 413, 'too_large', 1, [])
+      return [{ index: 0, message: `InfluxDB refuses its line of ${bytes} bytes as too large (${status})`, error }]
     }
     const half = Math.ceil(lines.length / 2)
-    const problems: SchemaProblem[] = []
-    let refused: StoreRejectedError | undefined
-    for (const [part, at] of [[lines.slice(0, half), first], [lines.slice(half), first + half]] as const) {
-      try {
-        await this.write(part.join('\n'), part, at)
-      } catch (err) {
-        // Refusals of one half are collected so that the other half is still written; anything
-        // else (InfluxDB gone) ends the write.
-        if (!(err instanceof StoreRejectedError) || err.problems.length === 0) throw err
-        refused ??= err
-        problems.push(...err.problems)
+    const refused: Refused[] = []
+    for (const [part, at] of [[lines.slice(0, half), 0], [lines.slice(half), half]] as const) {
+      const again = await this.attempt(part.join('\n'))
+      if (again === undefined) {
+        context.accepted = true
+        continue
       }
+      for (const r of await this.settle(part, again, context)) refused.push({ ...r, index: at + r.index })
     }
-    if (refused) throw new StoreRejectedError(refused.message, refused.status, refused.reason, problems.length, problems)
+    return refused
   }
 
   close(): void {

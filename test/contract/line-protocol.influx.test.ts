@@ -103,9 +103,8 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
       const err = (await store.write([reading(4, 'd1'), reading(5, 'd-new'), reading(6, 'd2'), reading(7, 'd-new')]).catch((x: unknown) => x)) as StoreRejectedError
       expect(err).toBeInstanceOf(StoreRejectedError)
       expect([err.reason, err.problems.map((p) => p.path)]).toEqual(['limit_exceeded', ['/envelopes/1', '/envelopes/3']])
-      // InfluxDB 1.6 says it dropped 2 points but may lose others of the same write (seen here:
-      // d1's). That is why a gateway sends the rest of a refused batch again; doing so stores them.
-      expect(await store.write([reading(4, 'd1'), reading(6, 'd2')])).toEqual(['stored', 'stored'])
+      // InfluxDB 1.6 says it dropped 2 points but loses d1's too, uncounted: the store writes the
+      // rest again, so that "every other envelope was stored" holds.
       const [series] = await query(limited.url, 'lp_limit', 'SELECT count(value) FROM reading')
       expect(series?.values[0]?.[1]).toBe(5)
     } finally {
@@ -132,6 +131,47 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
       expect(after?.values[0]?.[1]).toBe(302)
     } finally {
       await small.stop()
+    }
+  })
+
+  it('a type conflict in one shard names only the envelopes of that shard', async () => {
+    const db = 'lp_shards'
+    const store = new InfluxStore({ url: influxd.url, database: db })
+    await store.open()
+    const day = 86_400_000
+    const res = await fetch(`${influxd.url}/write?db=${db}&precision=ms`, { method: 'POST', body: `reading,device=x value="text" ${NOW - 3 * day}` })
+    expect(res.status).toBe(204)
+    const reading = (seq: number, ts: number) =>
+      ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device: 'd', ts, kind: 'reading', payload: { quantity: 'gas', value: seq, unit: '' } }) as Envelope
+    // The first is in the conflicting day's shard, the second three days later.
+    const err = (await store.write([reading(1, NOW - 3 * day + 1000), reading(2, NOW)]).catch((x: unknown) => x)) as StoreRejectedError
+    expect(err).toBeInstanceOf(StoreRejectedError)
+    expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0'])
+    const [series] = await query(influxd.url, db, `SELECT count(id) FROM reading WHERE time > ${(NOW - 60_000) * 1e6}`)
+    expect(series?.values[0]?.[1]).toBe(1)
+  })
+
+  it('a proxy that answers 413 to everything is the store unavailable, not every envelope too large', async () => {
+    const { createServer } = await import('node:http')
+    let requests = 0
+    const proxy = createServer((req, res) => {
+      requests++
+      req.resume()
+      req.on('end', () => res.writeHead(413, { 'content-type': 'text/html' }).end('<html>413 Request Entity Too Large</html>'))
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (proxy.address() as { port: number }).port
+      const store = new InfluxStore({ url: `http://127.0.0.1:${port}`, database: 'lp_proxy' })
+      ;(store as unknown as { opened: boolean }).opened = true
+      const batch = Array.from({ length: 1000 }, (_, i): Envelope => ({ id: `gw-1:${i + 1}`, seq: i + 1, gateway: 'gw-1', office: 'o', device: 'd', ts: NOW + i, kind: 'reading', payload: { quantity: 'gas', value: i, unit: '' } }))
+      const err = (await store.write(batch).catch((x: unknown) => x)) as Error
+      expect(err).toBeInstanceOf(StoreUnavailableError)
+      expect(err).not.toBeInstanceOf(StoreRejectedError)
+      // Halving down one side to a single short line, not every line of the batch.
+      expect(requests).toBeLessThanOrEqual(12)
+    } finally {
+      proxy.close()
     }
   })
 
@@ -165,6 +205,22 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
     expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0'])
     const [series] = await query(influxd.url, db, 'SELECT count(state) FROM long_term.lifecycle')
     expect(series?.values[0]?.[1]).toBe(1)
+  })
+
+  it('two conflicts in one write: both rows are named, and every other row is written', async () => {
+    const db = 'lp_audit2'
+    const store = new InfluxStore({ url: influxd.url, database: db })
+    await store.open()
+    const res = await fetch(`${influxd.url}/write?db=${db}&rp=long_term&precision=ms`, { method: 'POST', body: `lifecycle,office=x note=1,department=2 ${NOW - 1000}` })
+    expect(res.status).toBe(204)
+    const row = (n: number, extra: object) => ({ id: `lc:1:${n}`, ts: NOW + n, office: 'o', subject: 'alert' as const, subjectId: 'gw-1:1', action: 'acknowledge', actor: 'u', state: 'acknowledged', ...extra })
+    const rows = [row(1, { note: 'on my way' }), row(2, { department: 'fire' }), row(3, {}), row(4, {})]
+    const err = (await store.writeLifecycle(rows).catch((x: unknown) => x)) as StoreRejectedError
+    expect(err).toBeInstanceOf(StoreRejectedError)
+    // InfluxDB names one conflict per answer; both are found, and rows 3 and 4 are in.
+    expect(err.problems.map((p) => p.path).sort()).toEqual(['/envelopes/0', '/envelopes/1'])
+    const [series] = await query(influxd.url, db, 'SELECT count(state) FROM long_term.lifecycle')
+    expect(series?.values[0]?.[1]).toBe(2)
   })
 
   it('envelopes older than the raw retention are a StoreRejectedError naming them; the rest is stored', async () => {
