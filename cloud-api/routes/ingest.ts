@@ -48,6 +48,12 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
         const e = envelopes[i]
         const at = `/envelopes/${i}`
         problems.push(...payloadProblems(e, at), ...idProblems(e, at))
+        // An enterprise the center knows in another office: the device is misconfigured (or lies),
+        // and its data would reach that enterprise's inspectors labelled as theirs. A problem of
+        // this envelope (400, set aside by the gateway), not of the batch: the rest still flows.
+        // An enterprise the center does not know yet is taken as it comes.
+        const home = e.enterprise === undefined ? undefined : deps.org.officeOfEnterprise(e.enterprise)
+        if (home !== undefined && home !== gateway.office) problems.push({ path: `${at}/enterprise`, message: `enterprise "${e.enterprise}" is in office "${home}", not in "${gateway.office}"` })
         if (e.gateway !== gateway.id) foreign.push({ path: `${at}/gateway`, message: `this token belongs to gateway "${gateway.id}"` })
         if (e.office !== gateway.office) foreign.push({ path: `${at}/office`, message: `gateway "${gateway.id}" serves office "${gateway.office}"` })
         // An alert or incident is named by the envelope that raised it, so by its own gateway:

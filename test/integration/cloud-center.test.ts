@@ -822,3 +822,21 @@ describe('the audit trail when the event store refuses rows for good', () => {
     }
   })
 })
+
+describe('ingest and the organisation', () => {
+  it('an envelope naming an enterprise of another office is refused on its own (400); an unknown enterprise is taken', async () => {
+    const center = await startCenter()
+    try {
+      const f = new FieldFactory('gw-a', 'o-a')
+      const t = Date.now()
+      const res = await center.ingest('gwA', [f.readingOf('x1', t, 1, 'e-a1'), f.readingOf('x1', t + 1, 2, 'e-c1')])
+      expect(res.statusCode).toBe(400)
+      expect(res.json()).toMatchObject({ code: 'CLOUD_INGEST_INVALID', problems: [{ path: '/envelopes/1/enterprise' }] })
+      expect((await center.ingest('gwA', [f.readingOf('x1', t + 2, 3, 'e-a1'), f.readingOf('x2', t + 3, 4, 'e-not-configured-yet')])).statusCode).toBe(200)
+      // Nothing of the refused batch reached the south district's inspector view of e-c1.
+      expect((await center.as('centerSouth', 'GET', '/v1/devices')).body).not.toContain('"x1"')
+    } finally {
+      await center.close()
+    }
+  })
+})
