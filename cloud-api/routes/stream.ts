@@ -137,7 +137,8 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         unsubscribeFeed()
         unsubscribeBus()
       })
-      res.write(`retry: 2000\n: connected, head ${head}\n\n`)
+      // (Not the feed's head: that counts every office's events, and says how busy others are.)
+      res.write(`retry: 2000\n: connected\n\n`)
       if (lastText === undefined) return
 
       const truncated = (after: number, reason: string) => !ended && res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
@@ -146,7 +147,8 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         if (after > head) {
           // An id this feed never gave (the center database was made anew): nothing can be
           // replayed; the console reloads its lists and continues live.
-          truncated(head, 'unknown_id')
+          // `after` is the console's own id back, not the feed's head (see above).
+          truncated(after, 'unknown_id')
           after = head
         } else {
           const first = deps.feed.since(after, 1)[0]

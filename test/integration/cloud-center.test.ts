@@ -652,6 +652,30 @@ describe('live stream (SSE) over a real socket', () => {
     expect((await fetch(`${url}/v1/stream`, { headers: { authorization: `Bearer ${TOKENS.gwA}` } })).status).toBe(403)
   })
 
+  it('the opening says nothing of how busy other offices are', async () => {
+    // A center of its own: the envelope ids below must be new to it.
+    const other = await startCenter()
+    try {
+      await other.app.listen({ host: '127.0.0.1', port: 0 })
+      const address = other.app.server.address()
+      const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+      const first = async () => {
+        const res = await fetch(`${base}/v1/stream`, { headers: { authorization: `Bearer ${TOKENS.inspector}` } })
+        const reader = res.body!.getReader()
+        const { value } = await reader.read()
+        await reader.cancel()
+        return new TextDecoder().decode(value)
+      }
+      const before = await first()
+      const south = new FieldFactory('gw-c', 'o-c')
+      expect((await other.ingest('gwC', [south.alertOf('cam-c', Date.now(), { type: 'camera.intrusion' })])).statusCode).toBe(200)
+      expect(other.app.center.feed.head()).toBeGreaterThan(0)
+      expect(await first()).toBe(before)
+    } finally {
+      await other.close()
+    }
+  })
+
   it('each caller receives only what their scope allows, as it happens', async () => {
     const inspector = await open('inspector')
     const supervisor = await open('supervisor')
@@ -721,7 +745,8 @@ describe('live stream (SSE) over a real socket', () => {
   it('an id this feed never gave (a new center database) is answered replay_truncated, then live events flow', async () => {
     const s = await open('centerNorth', '', '999999999')
     await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'replay_truncated' })
-    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: center.app.center.feed.head() })
+    // `after` is the console's own id back: the feed's head would count other offices' events.
+    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: 999999999 })
     await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
     await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert after the notice' })
     s.stream.close()
