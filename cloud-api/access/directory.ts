@@ -269,6 +269,9 @@ export class Directory {
     this.db.transaction(() => {
       this.db.prepare("DELETE FROM tokens WHERE owner_kind = 'gateway' AND owner = ?").run(id)
       this.db.prepare('DELETE FROM gateways WHERE id = ?').run(id)
+      // Its health too: a gateway added again under this id, perhaps for another office and
+      // district, starts without the old one's counters (which that district must not see).
+      this.db.prepare('DELETE FROM gateway_health WHERE id = ?').run(id)
     })()
   }
 

@@ -158,6 +158,12 @@ export class FieldIndex {
     return [...this.devices.values()].flatMap((devices) => [...devices.values()])
   }
 
+  /** A gateway was removed: its health goes with it (the database row is removed with the gateway). */
+  forgetGateway(id: string): void {
+    this.gateways.delete(id)
+    this.dirtyGateways.delete(id)
+  }
+
   allGateways(): GatewayHealth[] {
     return [...this.gateways.values()]
   }

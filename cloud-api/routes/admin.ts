@@ -71,6 +71,7 @@ export function adminRoutes(app: FastifyInstance, deps: AppDeps): void {
   })
   api.delete('/v1/admin/gateways/:id', { ...admin, schema: { summary: 'Remove a gateway (its token stops working)', tags, params: IdParams } }, async (req, reply) => {
     deps.directory.removeGateway(req.params.id)
+    deps.field.forgetGateway(req.params.id)
     audit(req, 'gateway removed', req.params.id)
     return reply.code(204).send()
   })

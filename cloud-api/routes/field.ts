@@ -54,8 +54,12 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
     const ids = new Set([...deps.directory.gateways().map((g) => g.id), ...seen.keys()])
     const gateways = [...ids]
       .map((id) => {
-        const health = seen.get(id)
-        const office = health?.office ?? deps.directory.gateway(id)?.office ?? ''
+        // Health recorded for another office than the gateway is registered for now is not this
+        // registration's (an id reused, or health kept by a version that did not forget it).
+        const registered = deps.directory.gateway(id)?.office
+        const recorded = seen.get(id)
+        const health = registered !== undefined && recorded?.office !== registered ? undefined : recorded
+        const office = registered ?? health?.office ?? ''
         return {
           id,
           office,

@@ -865,3 +865,30 @@ describe('ingest and the organisation', () => {
     }
   })
 })
+
+describe('a gateway id used again', () => {
+  it('starts without the removed gateway\'s health, and only its new district sees it', async () => {
+    const center = await startCenter()
+    try {
+      const add = async (office: string) => {
+        const res = await center.as('admin', 'POST', '/v1/admin/gateways', { id: 'gw-b', office })
+        expect(res.statusCode).toBe(201)
+        return res.json<{ token: string }>().token
+      }
+      const send = (token: string, office: string, device: string) =>
+        center.app.inject({ method: 'POST', url: '/v1/ingest', headers: { authorization: `Bearer ${token}` }, payload: { envelopes: [new FieldFactory('gw-b', office).readingOf(device, Date.now(), 1)] } })
+      const listed = async (who: 'centerNorth' | 'centerSouth') => (await center.as(who, 'GET', '/v1/gateways')).json<{ gateways: { id: string; office: string; link: string; batches?: number }[] }>().gateways.find((g) => g.id === 'gw-b')
+      const first = await add('o-b')
+      expect((await send(first, 'o-b', 'b-1')).statusCode).toBe(200)
+      expect(await listed('centerNorth')).toMatchObject({ office: 'o-b', link: 'up', batches: 1 })
+      expect((await center.as('admin', 'DELETE', '/v1/admin/gateways/gw-b')).statusCode).toBe(204)
+      await add('o-c')
+      // Not north's any more, and south's without north's history.
+      expect(await listed('centerNorth')).toBeUndefined()
+      expect(await listed('centerSouth')).toMatchObject({ office: 'o-c', link: 'never_seen' })
+      expect((await listed('centerSouth'))?.batches).toBeUndefined()
+    } finally {
+      await center.close()
+    }
+  })
+})
