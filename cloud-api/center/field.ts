@@ -87,8 +87,11 @@ export class FieldIndex {
 
   /** A batch arrived from a gateway (called for every accepted ingest). */
   noteBatch(gateway: { id: string; office: string }, at: number, envelopes: number, reported: { version?: string | undefined; backlog?: number | undefined }): void {
-    const g = this.gateways.get(gateway.id) ?? { id: gateway.id, office: gateway.office, lastSeen: at, batches: 0, envelopes: 0 }
-    g.office = gateway.office
+    // Health kept for another office is another registration's (the id was removed and added
+    // again, perhaps by the CLI while this process ran): it starts over rather than carry that
+    // office's traffic into this one's district.
+    const kept = this.gateways.get(gateway.id)
+    const g = kept !== undefined && kept.office === gateway.office ? kept : { id: gateway.id, office: gateway.office, lastSeen: at, batches: 0, envelopes: 0 }
     g.lastSeen = at
     g.batches++
     g.envelopes += envelopes

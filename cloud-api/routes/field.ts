@@ -51,15 +51,15 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
     const offices = officeFilter(req.user!)
     const now = deps.now()
     const seen = new Map(deps.field.allGateways().map((g) => [g.id, g]))
-    const ids = new Set([...deps.directory.gateways().map((g) => g.id), ...seen.keys()])
+    // Registered gateways only: one removed (by the CLI, say) may still have health in memory.
+    const ids = new Set(deps.directory.gateways().map((g) => g.id))
     const gateways = [...ids]
       .map((id) => {
         // Health recorded for another office than the gateway is registered for now is not this
         // registration's (an id reused, or health kept by a version that did not forget it).
-        const registered = deps.directory.gateway(id)?.office
+        const office = deps.directory.gateway(id)?.office ?? ''
         const recorded = seen.get(id)
-        const health = registered !== undefined && recorded?.office !== registered ? undefined : recorded
-        const office = registered ?? health?.office ?? ''
+        const health = recorded?.office === office ? recorded : undefined
         return {
           id,
           office,

@@ -887,6 +887,17 @@ describe('a gateway id used again', () => {
       expect(await listed('centerNorth')).toBeUndefined()
       expect(await listed('centerSouth')).toMatchObject({ office: 'o-c', link: 'never_seen' })
       expect((await listed('centerSouth'))?.batches).toBeUndefined()
+
+      // Removed again as the CLI does it (the database only, while this process keeps its
+      // memory), then added for north: counting starts over, nothing of south's traffic comes along.
+      const south = (await center.as('admin', 'POST', '/v1/admin/gateways/gw-b/token')).json<{ token: string }>().token
+      expect((await send(south, 'o-c', 'c-1')).statusCode).toBe(200)
+      expect(await listed('centerSouth')).toMatchObject({ batches: 1 })
+      center.app.center.directory.removeGateway('gw-b')
+      expect(await listed('centerSouth')).toBeUndefined()
+      const again = await add('o-b')
+      expect((await send(again, 'o-b', 'b-2')).statusCode).toBe(200)
+      expect(await listed('centerNorth')).toMatchObject({ office: 'o-b', batches: 1, envelopes: 1 })
     } finally {
       await center.close()
     }
