@@ -148,7 +148,12 @@ export class InfluxWriter {
     if (messages.size === lines.length) {
       // Every line named: final if InfluxDB also says it dropped them all, or for a single line.
       if (lines.length === 1 || error.dropped === lines.length) return [...messages].map(([index, message]) => ({ index, message, error }))
-      return this.halves(lines, answer, context)
+      // Some were written after all: the conflict holds in some shards only. Halved in time
+      // order, the halves fall into whole shards within a few steps (halving interleaved times
+      // by position would go down to single lines).
+      const order = lines.map((_, i) => i).sort((a, b) => compareTimes(lineTime(lines[a]), lineTime(lines[b])))
+      const sorted = order.map((i) => lines[i])
+      return (await this.halves(sorted, answer, context)).map((r) => ({ ...r, index: order[r.index] }))
     }
     const others: number[] = []
     const refusedHere: number[] = []
@@ -283,6 +288,16 @@ function rejection(answer: Answer, bodyLines: () => readonly string[], first: nu
     reason = 'limit_exceeded'
   }
   return new StoreRejectedError(summary, answer.status, reason, dropped === undefined ? undefined : Number(dropped), problems)
+}
+
+/** A line's timestamp, the digits after its last space (ns; all of ours have one). */
+function lineTime(line: string): string {
+  return line.slice(line.lastIndexOf(' ') + 1)
+}
+
+/** Orders two non-negative integer strings by value. */
+function compareTimes(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
 }
 
 /** Problems for the lines that `match`, at most 1,000 (a batch is at most that many envelopes more or less). */

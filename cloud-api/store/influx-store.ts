@@ -390,23 +390,35 @@ export class InfluxStore implements EventStore {
     // over keep-alive HTTP, bodies of at most 5,000 lines in turn. Failures are StoreUnavailableError;
     // a point InfluxDB refuses is its subclass StoreRejectedError (influx-http.ts says which is which).
     this.writer ??= new InfluxWriter({ url: this.options.url, database: this.options.database, timeoutMs: this.options.timeoutMs })
-    for (const { body, lines, first } of envelopeBodies(envelopes, 5000)) {
+    // Points older than the raw retention policy keeps are dropped by InfluxDB, always: they are
+    // named here without a write, so that a gateway sets them aside (its dead letters) rather
+    // than send them again until its own TTL drops them, and so that InfluxDB's answer for them
+    // cannot stand in the way of naming other refusals of the same write.
+    const oldest = (this.options.now ?? Date.now)() - this.schema.rawRetentionMs
+    const retention = `older than the event store keeps (retention policy "${this.schema.rawPolicy}"): InfluxDB drops such points`
+    const kept: number[] = []
+    const problems: SchemaProblem[] = []
+    envelopes.forEach((e, i) => (e.ts < oldest ? problems.push({ path: `/envelopes/${i}/ts`, message: retention }) : kept.push(i)))
+    const toWrite = problems.length === 0 ? envelopes : kept.map((i) => envelopes[i])
+    let refused: StoreRejectedError | undefined
+    for (const { body, lines, first } of envelopeBodies(toWrite, 5000)) {
       try {
         await this.writer.write(body, lines, first)
       } catch (err) {
         // The database was dropped under us: create it again on the next write.
         if (/database not found/.test((err as Error).message)) this.opened = false
-        // Points older than the raw retention policy keeps are dropped (the rest of the body is
-        // written), and always will be: name their envelopes, so that a gateway can set them aside
-        // (its dead letters) rather than send the batch again until its own TTL drops them.
-        if (err instanceof StoreRejectedError && err.reason === 'beyond_retention' && err.problems.length === 0) {
-          const oldest = (this.options.now ?? Date.now)() - this.schema.rawRetentionMs
-          const message = `older than the event store keeps (retention policy "${this.schema.rawPolicy}"): InfluxDB drops such points`
-          const problems = envelopes.flatMap((e, i) => (e.ts < oldest ? [{ path: `/envelopes/${i}/ts`, message }] : []))
-          if (problems.length > 0) throw new StoreRejectedError(err.message, err.status, err.reason, err.dropped, problems)
+        if (!(err instanceof StoreRejectedError) || err.problems.length === 0) throw err
+        refused = err
+        // Paths of the envelopes written, back to the batch's.
+        for (const p of err.problems) {
+          const m = /^\/envelopes\/(\d+)(.*)$/.exec(p.path)
+          problems.push(m && toWrite !== envelopes ? { ...p, path: `/envelopes/${kept[Number(m[1])]}${m[2]}` } : p)
         }
-        throw err
       }
+    }
+    if (problems.length > 0) {
+      const reason = refused?.reason ?? 'beyond_retention'
+      throw new StoreRejectedError(refused?.message ?? `${problems.length} point(s) older than the raw retention policy`, refused?.status ?? 400, reason, problems.length, problems)
     }
     // InfluxDB cannot tell a replay from a first write; both leave exactly one point.
     return envelopes.map(() => 'stored')

@@ -3,9 +3,9 @@
  * every kind reads back exactly as sent (the `\'` sequence included, which the `influx` package
  * used to corrupt), and InfluxDB's refusals come back as the right errors.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest'
+import { afterAll, beforeAll, expect, it, vi } from 'vitest'
 import type { Envelope } from '../../contracts/envelope.ts'
-import { StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
+import { InfluxWriter, StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
 import { InfluxStore, toPoint } from '../../cloud-api/store/influx-store.ts'
 import { StoreUnavailableError } from '../../cloud-api/store/store.ts'
 import { describeWith, INFLUXD } from '../helpers/binaries.ts'
@@ -148,6 +148,47 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
     expect(err).toBeInstanceOf(StoreRejectedError)
     expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0'])
     const [series] = await query(influxd.url, db, `SELECT count(id) FROM reading WHERE time > ${(NOW - 60_000) * 1e6}`)
+    expect(series?.values[0]?.[1]).toBe(1)
+  })
+
+  it('conflicts in some shards of a long batch are settled in a few requests, and only those are named', async () => {
+    const db = 'lp_shards_many'
+    const store = new InfluxStore({ url: influxd.url, database: db })
+    await store.open()
+    const day = 86_400_000
+    const res = await fetch(`${influxd.url}/write?db=${db}&precision=ms`, { method: 'POST', body: `reading,device=x value="text" ${NOW - 2 * day}` })
+    expect(res.status).toBe(204)
+    const reading = (seq: number, ts: number) =>
+      ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device: 'd', ts, kind: 'reading', payload: { quantity: 'gas', value: seq, unit: '' } }) as Envelope
+    // Every other reading in the conflicting day: by position, halving would go down to single lines.
+    const batch = Array.from({ length: 2000 }, (_, i) => reading(i + 1, i % 2 === 0 ? NOW - 2 * day + i : NOW + i))
+    const posts = vi.spyOn(InfluxWriter.prototype as unknown as { post: () => Promise<unknown> }, 'post')
+    try {
+      const err = (await store.write(batch).catch((x: unknown) => x)) as StoreRejectedError
+      expect(err.problems.map((p) => Number(p.path.split('/')[2])).sort((a, b) => a - b)).toEqual(batch.flatMap((_, i) => (i % 2 === 0 ? [i] : [])))
+      expect(posts.mock.calls.length).toBeLessThanOrEqual(20)
+    } finally {
+      posts.mockRestore()
+    }
+    const [series] = await query(influxd.url, db, `SELECT count(id) FROM reading WHERE time > ${(NOW - 60_000) * 1e6}`)
+    expect(series?.values[0]?.[1]).toBe(1000)
+  })
+
+  it('envelopes beyond retention and a type conflict in one batch are all named; the rest is stored', async () => {
+    const db = 'lp_retention_conflict'
+    const store = new InfluxStore({ url: influxd.url, database: db, rawRetention: '30d' })
+    await store.open()
+    const res = await fetch(`${influxd.url}/write?db=${db}&precision=ms`, { method: 'POST', body: `reading,device=x value="text" ${NOW - 60_000}` })
+    expect(res.status).toBe(204)
+    const frame = (seq: number, ts: number) => ({ id: `gw-1:${seq}`, seq, gateway: 'gw-1', office: 'o', device: 'd', ts })
+    const batch = [
+      { ...frame(1, NOW - 40 * 86_400_000), kind: 'status', payload: { state: 'online' } },
+      { ...frame(2, NOW), kind: 'reading', payload: { quantity: 'gas', value: 1, unit: '' } },
+      { ...frame(3, NOW + 5), kind: 'status', payload: { state: 'online' } },
+    ] as Envelope[]
+    const err = (await store.write(batch).catch((x: unknown) => x)) as StoreRejectedError
+    expect(err.problems.map((p) => p.path)).toEqual(['/envelopes/0/ts', '/envelopes/1'])
+    const [series] = await query(influxd.url, db, 'SELECT count(id) FROM device_status')
     expect(series?.values[0]?.[1]).toBe(1)
   })
 
