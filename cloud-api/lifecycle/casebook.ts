@@ -161,7 +161,8 @@ export function subjectOf(c: Pick<CaseView, 'office' | 'enterprise' | 'type'>): 
 export class Casebook {
   private readonly now: () => number
   /** This center database's id, in every audit row id. */
-  private readonly epoch: string
+  /** This center database's own id (center_identity): in audit ids and the live stream's event ids. */
+  readonly epoch: string
   private readonly stmt
   private flushing: Promise<number> | undefined
   private auditTimer: NodeJS.Timeout | undefined

@@ -10,7 +10,7 @@
  * - `alert`: a gateway's alert envelope as received;
  * - `reading`, `scan`, `status`, `camera`, `report`, `incident`, `aggregate`, `gap`: raw envelopes.
  *
- * The first three carry `id:` (the feed's sequence) and are replayed after a reconnect from
+ * The first three carry `id:` (`<center database epoch>-<feed sequence>`) and are replayed after a reconnect from
  * `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events back, at most 10,000 per
  * reconnect, at the pace the console reads; `replay_truncated` says when that was not all.
  * Raw data is live only. A live client that lets 1 MiB pile up unread is disconnected rather
@@ -37,14 +37,20 @@ const EVENTS: readonly string[] = [...CASE_EVENTS, ...EnvelopeKinds]
 const StreamQuery = Type.Object(
   {
     kinds: Type.Optional(Type.String({ maxLength: 200 })),
-    lastEventId: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+    lastEventId: Type.Optional(Type.String({ pattern: '^([0-9a-f]{1,32}-)?[0-9]{1,15}$' })),
     access_token: Type.Optional(Type.String({ maxLength: 200 })),
   },
   { additionalProperties: false },
 )
 
-function frame(e: FeedEvent): string {
-  return `${e.seq !== undefined ? `id: ${e.seq}\n` : ''}event: ${e.event}\ndata: ${e.data}\n\n`
+/**
+ * An event id is `<center database epoch>-<feed sequence>`: a console's Last-Event-ID then says
+ * which center database gave it, so one made anew is told apart from an id ahead of the feed.
+ */
+const EVENT_ID = /^(?:([0-9a-f]{1,32})-)?([0-9]{1,15})$/
+
+function frame(e: FeedEvent, epoch: string): string {
+  return `${e.seq !== undefined ? `id: ${epoch}-${e.seq}\n` : ''}event: ${e.event}\ndata: ${e.data}\n\n`
 }
 
 export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -63,7 +69,8 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         if (!EVENTS.includes(k)) throw new ApiError('CLOUD_REQUEST_INVALID', 'unknown kind', [{ path: '/kinds', message: `"${k}" is not one of ${EVENTS.join(', ')}` }])
       }
       const lastHeader = req.headers['last-event-id']
-      const lastText = typeof lastHeader === 'string' && /^[0-9]{1,15}$/.test(lastHeader.trim()) ? lastHeader.trim() : req.query.lastEventId
+      const lastText = typeof lastHeader === 'string' && EVENT_ID.test(lastHeader.trim()) ? lastHeader.trim() : req.query.lastEventId
+      const epoch = deps.casebook.epoch
       const wanted = (e: FeedEvent) => kinds.has(e.event) && canSee(user, e.subject)
 
       reply.hijack()
@@ -107,7 +114,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       const send = (events: readonly FeedEvent[]) => {
         if (ended) return
         let chunk = ''
-        for (const e of events) if (wanted(e)) chunk += frame(e)
+        for (const e of events) if (wanted(e)) chunk += frame(e, epoch)
         if (chunk === '' || !stillAllowed()) return
         res.write(chunk)
         if (res.writableLength > MAX_BUFFERED_BYTES) slow()
@@ -143,12 +150,19 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
 
       const truncated = (after: number, reason: string) => !ended && res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
       void (async () => {
-        let after = Number(lastText)
-        if (after > head) {
-          // An id this feed never gave (the center database was made anew): nothing can be
+        const [, lastEpoch, lastSeq] = EVENT_ID.exec(lastText) ?? []
+        let after = Number(lastSeq)
+        // The last id this console was sent; what replay_truncated says (never the feed's head).
+        let lastSent = after
+        if (lastEpoch !== undefined && lastEpoch !== epoch) {
+          // An id of another center database (this one was made anew): nothing can be
           // replayed; the console reloads its lists and continues live.
-          // `after` is the console's own id back, not the feed's head (see above).
-          truncated(after, 'unknown_id')
+          truncated(0, 'unknown_id')
+          after = head
+        } else if (after > head) {
+          // Ahead of the feed (or an id without epoch from before the ids had one): nothing to
+          // replay, and said no differently from being up to date, since telling the two apart
+          // would tell the console how many events all offices have had.
           after = head
         } else {
           const first = deps.feed.since(after, 1)[0]
@@ -162,12 +176,16 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           after = batch.at(-1)!.seq!
           replayed += batch.length
           let chunk = ''
-          for (const e of batch) if (wanted(e)) chunk += frame(e)
+          for (const e of batch) {
+            if (!wanted(e)) continue
+            chunk += frame(e, epoch)
+            lastSent = e.seq!
+          }
           // Replay at the pace the console reads, however far behind it is; only live events
           // count against the slow-consumer limit.
           if (chunk !== '' && stillAllowed() && !res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)))
           if (replayed >= MAX_REPLAY) {
-            truncated(after, 'too_far_behind')
+            truncated(lastSent, 'too_far_behind')
             break
           }
         }

@@ -701,7 +701,8 @@ describe('live stream (SSE) over a real socket', () => {
     await center.ingest('gwA', [before])
     await waitFor(() => (first.events.length >= 1 ? true : undefined), { what: 'the first event' })
     const lastSeen = first.events.at(-1)!.id!
-    expect(lastSeen).toMatch(/^\d+$/)
+    // <center database epoch>-<feed sequence>
+    expect(lastSeen).toMatch(/^[0-9a-f]{12}-\d+$/)
     first.stream.close()
 
     // While disconnected: a new alert, and a colleague acknowledges the earlier one.
@@ -716,7 +717,8 @@ describe('live stream (SSE) over a real socket', () => {
       ['alert_update', (missed as Envelope & { kind: 'alert' }).payload.alertId, 'raised'],
       ['alert_update', (before as Envelope & { kind: 'alert' }).payload.alertId, 'acknowledged'],
     ])
-    expect(second.events.every((e) => Number(e.id) > Number(lastSeen))).toBe(true)
+    const seq = (id: string | undefined) => Number(id?.split('-')[1])
+    expect(second.events.every((e) => seq(e.id) > seq(lastSeen))).toBe(true)
 
     const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
     await center.ingest('gwA', [live])
@@ -733,7 +735,7 @@ describe('live stream (SSE) over a real socket', () => {
     expect((await center.ingest('gwA', batch)).statusCode).toBe(200)
     const replay = await open('centerNorth', '', lastSeen)
     await waitFor(() => (replay.events.length >= 1500 ? true : undefined), { what: 'the whole replay', timeoutMs: 20_000 })
-    const ids = replay.events.map((e) => Number(e.id))
+    const ids = replay.events.map((e) => Number(e.id?.split('-')[1]))
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
     expect(new Set(ids).size).toBe(1500)
     const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
@@ -742,14 +744,26 @@ describe('live stream (SSE) over a real socket', () => {
     replay.stream.close()
   })
 
-  it('an id this feed never gave (a new center database) is answered replay_truncated, then live events flow', async () => {
-    const s = await open('centerNorth', '', '999999999')
+  it('an id of another center database (made anew) is answered replay_truncated, then live events flow', async () => {
+    const other = center.app.center.casebook.epoch === 'a1b2c3d4e5f6' ? 'f6e5d4c3b2a1' : 'a1b2c3d4e5f6'
+    const s = await open('centerNorth', '', `${other}-5`)
     await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'replay_truncated' })
-    // `after` is the console's own id back: the feed's head would count other offices' events.
-    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: 999999999 })
+    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: 0 })
     await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
     await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert after the notice' })
     s.stream.close()
+  })
+
+  it('an id ahead of the feed is answered as being up to date: the feed\'s head is not given away', async () => {
+    const head = center.app.center.feed.head()
+    // Just past the head and far past it: both must look like a console that missed nothing.
+    for (const ahead of [`${center.app.center.casebook.epoch}-${head + 1}`, `${center.app.center.casebook.epoch}-999999999`, '999999999']) {
+      const s = await open('centerNorth', '', ahead)
+      await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
+      await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: `a live alert (${ahead})` })
+      expect(s.events.map((e) => e.event), ahead).not.toContain('replay_truncated')
+      s.stream.close()
+    }
   })
 
   it('a stream ends, with nothing more sent, once its token stops signing in (sign-out, revoked, removed)', async () => {
