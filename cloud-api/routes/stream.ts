@@ -174,12 +174,15 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           const batch = deps.feed.since(after, 500)
           if (batch.length === 0) break
           after = batch.at(-1)!.seq!
-          replayed += batch.length
           let chunk = ''
           for (const e of batch) {
             if (!wanted(e)) continue
             chunk += frame(e, epoch)
             lastSent = e.seq!
+            // Only what this console may see counts: counting every event scanned would say,
+            // by when the notice comes, how many events other offices had (the scan itself is
+            // bounded by what the feed keeps).
+            replayed++
           }
           // Replay at the pace the console reads, however far behind it is; only live events
           // count against the slow-consumer limit.

@@ -196,6 +196,11 @@ function shardDurationMs(retentionMs: number): number {
 
 export class InfluxStore implements EventStore {
   readonly kind = 'influx'
+  /**
+   * How long the raw policy really keeps points: the configured retention, or longer when an
+   * existing policy was left longer (not shortened, see ensurePolicy). Infinity for `0s`.
+   */
+  private rawKeepsMs: number
   private readonly influx: InfluxDB
   private readonly schema: {
     rawPolicy: string
@@ -235,6 +240,7 @@ export class InfluxStore implements EventStore {
       resampleMs: durationMs(options.rollupResample ?? '7d'),
       rollupsOlderThanMs: durationMs(options.rollupsOlderThan ?? options.rawRetention ?? '90d'),
     }
+    this.rawKeepsMs = this.schema.rawRetentionMs
     for (const [name, ms] of [['rawRetention', this.schema.rawRetentionMs], ['longTermRetention', this.schema.longTermRetentionMs]] as const) {
       if (ms < HOUR_MS) throw new Error(`InfluxStore ${name} must be at least 1h (InfluxDB's minimum) or INF`)
     }
@@ -270,6 +276,8 @@ export class InfluxStore implements EventStore {
     const shard = `SHARD DURATION ${formatDuration(shardDurationMs(retentionMs))}`
     const asDefault = isDefault ? ' DEFAULT' : ''
     const existing = (await this.influx.showRetentionPolicies(this.options.database)).find((p) => p.name === name)
+    // Every way out but "left longer" below makes the policy keep the configured duration.
+    if (name === this.schema.rawPolicy) this.rawKeepsMs = retentionMs
     if (!existing) {
       try {
         await this.ddl(`CREATE RETENTION POLICY ${on} ${duration} REPLICATION 1 ${shard}${asDefault}`)
@@ -283,6 +291,8 @@ export class InfluxStore implements EventStore {
       return
     } else if (goDurationMs(existing.duration) > retentionMs) {
       if (!this.options.shortenRetention && !this.fresh) {
+        // What InfluxDB keeps is what counts when envelopes are judged too old (write()).
+        if (name === this.schema.rawPolicy) this.rawKeepsMs = goDurationMs(existing.duration)
         this.notices.push(
           `retention policy "${name}" keeps ${existing.duration === '0s' ? 'everything' : existing.duration}, longer than the configured ${formatDuration(retentionMs)}; ` +
             'not shortened, since InfluxDB would delete the older data at once. Set shortenRetention to shorten it (older readings are rolled up first).',
@@ -394,7 +404,7 @@ export class InfluxStore implements EventStore {
     // named here without a write, so that a gateway sets them aside (its dead letters) rather
     // than send them again until its own TTL drops them, and so that InfluxDB's answer for them
     // cannot stand in the way of naming other refusals of the same write.
-    const oldest = (this.options.now ?? Date.now)() - this.schema.rawRetentionMs
+    const oldest = (this.options.now ?? Date.now)() - this.rawKeepsMs
     const retention = `older than the event store keeps (retention policy "${this.schema.rawPolicy}"): InfluxDB drops such points`
     const kept: number[] = []
     const problems: SchemaProblem[] = []

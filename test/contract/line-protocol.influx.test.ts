@@ -174,6 +174,18 @@ describeWith([INFLUXD])('line protocol against a real influxd', () => {
     expect(series?.values[0]?.[1]).toBe(1000)
   })
 
+  it('a raw policy left longer than configured keeps what it keeps: old envelopes are stored, not named', async () => {
+    const db = 'lp_kept_longer'
+    // An existing database whose autogen keeps everything (an upgrade), and shortenRetention off.
+    await (await fetch(`${influxd.url}/query?q=${encodeURIComponent(`CREATE DATABASE ${db}`)}`, { method: 'POST' })).text()
+    const store = new InfluxStore({ url: influxd.url, database: db, rawRetention: '30d' })
+    await store.open()
+    const old = { id: 'gw-1:1', seq: 1, gateway: 'gw-1', office: 'o', device: 'd', ts: NOW - 100 * 86_400_000, kind: 'reading', payload: { quantity: 'gas', value: 1, unit: '' } } as Envelope
+    expect(await store.write([old])).toEqual(['stored'])
+    const [series] = await query(influxd.url, db, 'SELECT count(value) FROM reading')
+    expect(series?.values[0]?.[1]).toBe(1)
+  })
+
   it('envelopes beyond retention and a type conflict in one batch are all named; the rest is stored', async () => {
     const db = 'lp_retention_conflict'
     const store = new InfluxStore({ url: influxd.url, database: db, rawRetention: '30d' })

@@ -754,6 +754,33 @@ describe('live stream (SSE) over a real socket', () => {
     s.stream.close()
   })
 
+  it('replay_truncated too_far_behind counts only what this console may see', async () => {
+    const other = await startCenter()
+    try {
+      await other.app.listen({ host: '127.0.0.1', port: 0 })
+      const address = other.app.server.address()
+      const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`
+      const start = other.app.center.feed.head()
+      // Over 10,000 events the north district cannot see, then one it can.
+      const south = new FieldFactory('gw-c', 'o-c')
+      for (let i = 0; i < 6; i++) {
+        const batch = Array.from({ length: 1800 }, () => south.alertOf('cam-c', Date.now(), { type: 'camera.intrusion', severity: 'minor' }))
+        expect((await other.ingest('gwC', batch)).statusCode).toBe(200)
+      }
+      expect(other.app.center.feed.head() - start).toBeGreaterThan(10_000)
+      const north = new FieldFactory('gw-a', 'o-a')
+      expect((await other.ingest('gwA', [north.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])).statusCode).toBe(200)
+      const events: SseEvent[] = []
+      const stream = readSse(`${base}/v1/stream`, (e) => events.push(e), { authorization: `Bearer ${TOKENS.centerNorth}`, 'last-event-id': `${other.app.center.casebook.epoch}-${start}` })
+      await stream.opened
+      await waitFor(() => (events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'the one visible event', timeoutMs: 20_000 })
+      expect(events.map((e) => e.event)).toEqual(['alert_update'])
+      stream.close()
+    } finally {
+      await other.close()
+    }
+  })
+
   it('an id ahead of the feed is answered as being up to date: the feed\'s head is not given away', async () => {
     const head = center.app.center.feed.head()
     // Just past the head and far past it: both must look like a console that missed nothing.
