@@ -315,8 +315,11 @@ export async function startBroker(options: BrokerOptions): Promise<RunningBroker
   const recordSession = (client: Client) => {
     // After the CONNACK's flag was decided: a persistent CONNECT stores its session from now on,
     // a clean one discards what was stored (MQTT-3.1.2-6).
-    const changed = client.clean ? sessions.delete(client.id) : !sessions.has(client.id) && Boolean(sessions.add(client.id))
-    if (changed) persistence?.setStoredSession(client.id, !client.clean).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'stored session not recorded'))
+    const stored = !client.clean
+    if (sessions.has(client.id) === stored) return
+    if (stored) sessions.add(client.id)
+    else sessions.delete(client.id)
+    persistence?.setStoredSession(client.id, stored).catch((err: Error) => log.error({ code: 'BROKER_PERSISTENCE_FAILED', err: err.message }, 'stored session not recorded'))
   }
 
   aedes.on('client', (client) => {

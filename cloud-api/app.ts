@@ -33,8 +33,7 @@ import { healthRoutes } from './routes/health.ts'
 import { ingestRoutes } from './routes/ingest.ts'
 import { queryRoutes } from './routes/queries.ts'
 import { streamRoutes } from './routes/stream.ts'
-import { StoreUnavailableError, type EventStore } from './store/store.ts'
-import { StoreRejectedError } from './store/influx-http.ts'
+import { StoreRejectedError, StoreUnavailableError, type EventStore } from './store/store.ts'
 
 export interface AppDeps {
   config: CloudConfig

@@ -25,9 +25,8 @@ import type { Logger } from '../../common/logger.ts'
 import { centerEpoch, type CenterDb } from '../center/db.ts'
 import type { Subject } from '../access/principal.ts'
 import { ApiError } from '../errors.ts'
-import { StoreRejectedError } from '../store/influx-http.ts'
 import type { Feed, FeedEvent } from '../live/feed.ts'
-import type { EventStore, LifecycleRow } from '../store/store.ts'
+import { StoreRejectedError, type EventStore, type LifecycleRow } from '../store/store.ts'
 
 export const CaseStates = ['raised', 'acknowledged', 'assigned', 'resolved', 'closed'] as const
 export type CaseState = (typeof CaseStates)[number]

@@ -10,9 +10,10 @@
  * - `alert`: a gateway's alert envelope as received;
  * - `reading`, `scan`, `status`, `camera`, `report`, `incident`, `aggregate`, `gap`: raw envelopes.
  *
- * The first three carry `id:` (`<center database epoch>-<feed sequence>`) and are replayed after a reconnect from
- * `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events back, at most 10,000 per
- * reconnect, at the pace the console reads; `replay_truncated` says when that was not all.
+ * The first three carry `id:` (`<center database epoch>-<feed sequence>`) and are replayed
+ * after a reconnect from `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events
+ * back, at most 10,000 per reconnect, at the pace the console reads; `replay_truncated` says when
+ * that was not all.
  * Raw data is live only. A live client that lets 1 MiB pile up unread is disconnected rather
  * than allowed to grow memory; it reconnects and replays. EventSource cannot send headers, so this
  * route alone also takes the token as `?access_token=` (RFC 6750 §2.3).

@@ -29,26 +29,10 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { SchemaProblem } from '../../contracts/validate.ts'
-import { StoreUnavailableError } from './store.ts'
+import { StoreRejectedError, StoreUnavailableError, type RejectReason } from './store.ts'
 
-export type RejectReason = 'unparsable' | 'field_type_conflict' | 'beyond_retention' | 'limit_exceeded' | 'too_large' | 'other'
-
-/** InfluxDB refused points of a write (HTTP 4xx other than auth and a missing database). */
-export class StoreRejectedError extends StoreUnavailableError {
-  constructor(
-    message: string,
-    /** InfluxDB's HTTP status. */
-    readonly status: number,
-    readonly reason: RejectReason,
-    /** Points refused: the lines named once settled, or else InfluxDB's own `dropped=N`, when it says. */
-    readonly dropped: number | undefined,
-    /** The envelopes at fault, where InfluxDB names them; paths are `/envelopes/<index in the batch>`. */
-    readonly problems: SchemaProblem[],
-  ) {
-    super(message)
-    this.name = 'StoreRejectedError'
-  }
-}
+// The refusal types are the store contract's (store.ts); exported here too for existing callers.
+export { StoreRejectedError, type RejectReason } from './store.ts'
 
 export interface InfluxWriterOptions {
   /** e.g. http://127.0.0.1:8086 (credentials may be in the URL: http://user:pass@host:8086) */

@@ -5,6 +5,7 @@
  */
 import type { Envelope, Severity } from '../../contracts/envelope.ts'
 import type { IngestStatus } from '../../contracts/ingest.ts'
+import type { SchemaProblem } from '../../contracts/validate.ts'
 
 export interface ReadingPoint {
   ts: number
@@ -159,6 +160,29 @@ export class StoreUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'StoreUnavailableError'
+  }
+}
+
+export type RejectReason = 'unparsable' | 'field_type_conflict' | 'beyond_retention' | 'limit_exceeded' | 'too_large' | 'other'
+
+/**
+ * The store refused points of a write for a reason of the points or of the database (InfluxDB: an
+ * HTTP 4xx other than auth and a missing database), as opposed to being unreachable. A kind of
+ * StoreUnavailableError, so that code knowing only that one still keeps the batch (503).
+ */
+export class StoreRejectedError extends StoreUnavailableError {
+  constructor(
+    message: string,
+    /** The store's answer (InfluxDB's HTTP status). */
+    readonly status: number,
+    readonly reason: RejectReason,
+    /** Points refused: the lines named once settled, or else InfluxDB's own `dropped=N`, when it says. */
+    readonly dropped: number | undefined,
+    /** The envelopes at fault, where InfluxDB names them; paths are `/envelopes/<index in the batch>`. */
+    readonly problems: SchemaProblem[],
+  ) {
+    super(message)
+    this.name = 'StoreRejectedError'
   }
 }
 
