@@ -93,6 +93,16 @@ export function canAct(p: UserPrincipal, s: Subject): boolean {
   return p.role === 'center' && !p.anonymous && canSee(p, s)
 }
 
+/**
+ * The enterprises whose readings the principal may see, for the store's `enterprises` filter:
+ * undefined means every reading of a device they may see. Inspectors see a reading only if it was
+ * recorded under one of their enterprises, so a sensor moved between enterprises shows each owner
+ * its own part of the history.
+ */
+export function readingEnterprises(p: UserPrincipal): readonly string[] | undefined {
+  return p.role === 'inspector' ? [...(p.enterprises ?? [])] : undefined
+}
+
 /** Offices to ask the store for: undefined means every office. */
 export function officeFilter(p: UserPrincipal): ReadonlySet<string> | undefined {
   return p.offices === 'all' ? undefined : p.offices

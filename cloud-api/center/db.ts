@@ -59,6 +59,8 @@ const SCHEMA = `
     id TEXT NOT NULL,
     office TEXT NOT NULL,
     enterprise TEXT,
+    -- JSON array: enterprises it reported under before this one (FieldIndex, formerEnterprises)
+    former_enterprises TEXT NOT NULL DEFAULT '[]',
     gateway TEXT NOT NULL,
     last_seen INTEGER NOT NULL,
     status TEXT,
@@ -123,15 +125,20 @@ const SCHEMA = `
   ) STRICT;
 `
 
-const VERSION = 1
+const VERSION = 2
 
 /**
- * Version 0 (before user_version was kept) indexed devices by id alone; devices is a cache
- * rebuilt from ingest, so it is simply made again.
+ * - Version 0 (before user_version was kept) indexed devices by id alone; devices is a cache
+ *   rebuilt from ingest, so it is simply made again.
+ * - Version 1 had no former_enterprises: added, empty (what moved before is not known).
  */
 function migrate(db: CenterDb): void {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version < 1) db.exec('DROP TABLE IF EXISTS devices')
+  const devices = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all()
+  if (version < 2 && devices.length > 0 && !devices.some((c) => c.name === 'former_enterprises')) {
+    db.exec("ALTER TABLE devices ADD COLUMN former_enterprises TEXT NOT NULL DEFAULT '[]'")
+  }
 }
 
 /** Opens (creating if needed) the center database. `:memory:` gives a throwaway one for tests. */

@@ -15,6 +15,12 @@ export interface DeviceInfo {
   id: string
   office: string
   enterprise?: string
+  /**
+   * Enterprises the device reported under before `enterprise`, oldest first: a sensor moved to
+   * another enterprise stays visible to its former owner's inspectors, for the readings it took
+   * while it was theirs (the store filters readings by the enterprise each one was recorded under).
+   */
+  formerEnterprises?: string[]
   gateway: string
   lastSeen: number
   status?: string
@@ -49,11 +55,14 @@ export class FieldIndex {
   private readonly upsertGateway
 
   constructor(private readonly db: CenterDb) {
-    for (const r of db.prepare<[], { id: string; office: string; enterprise: string | null; gateway: string; last_seen: number; status: string | null; latest: string }>('SELECT * FROM devices').all()) {
+    type Row = { id: string; office: string; enterprise: string | null; former_enterprises: string; gateway: string; last_seen: number; status: string | null; latest: string }
+    for (const r of db.prepare<[], Row>('SELECT * FROM devices').all()) {
+      const former = JSON.parse(r.former_enterprises) as string[]
       this.officeDevices(r.office).set(r.id, {
         id: r.id,
         office: r.office,
         ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
+        ...(former.length > 0 ? { formerEnterprises: former } : {}),
         gateway: r.gateway,
         lastSeen: r.last_seen,
         ...(r.status !== null ? { status: r.status } : {}),
@@ -72,8 +81,9 @@ export class FieldIndex {
       })
     }
     this.upsertDevice = db.prepare(
-      `INSERT INTO devices (id, office, enterprise, gateway, last_seen, status, latest) VALUES (@id, @office, @enterprise, @gateway, @lastSeen, @status, @latest)
-       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, gateway = excluded.gateway,
+      `INSERT INTO devices (id, office, enterprise, former_enterprises, gateway, last_seen, status, latest)
+       VALUES (@id, @office, @enterprise, @formerEnterprises, @gateway, @lastSeen, @status, @latest)
+       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, former_enterprises = excluded.former_enterprises, gateway = excluded.gateway,
          last_seen = excluded.last_seen, status = excluded.status, latest = excluded.latest`,
     )
     this.upsertGateway = db.prepare(
@@ -116,13 +126,12 @@ export class FieldIndex {
         devices.set(e.device, d)
         owners = true
       } else if (e.enterprise !== undefined && d.enterprise !== e.enterprise) {
-        // Changed in place: the dirty set and any caller holding this entry see the new owner.
-        d.enterprise = e.enterprise
-        d.gateway = e.gateway
+        noteOwner(d, e.enterprise, e.gateway, e.ts)
         owners = true
       }
       if (e.ts > d.lastSeen) d.lastSeen = e.ts
-      if (e.kind === 'reading') {
+      // Latest values are the current owner's: not a reading a former owner's backlog brings.
+      if (e.kind === 'reading' && (e.enterprise === undefined || e.enterprise === d.enterprise)) {
         const prev = d.latest[e.payload.quantity]
         if (!prev || prev.ts <= e.ts) d.latest[e.payload.quantity] = { value: e.payload.value, unit: e.payload.unit, ts: e.ts }
       } else if (e.kind === 'status') {
@@ -175,7 +184,7 @@ export class FieldIndex {
     if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
     this.db.transaction(() => {
       for (const d of this.dirtyDevices) {
-        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
+        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, formerEnterprises: JSON.stringify(d.formerEnterprises ?? []), gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
       }
       for (const id of this.dirtyGateways) {
         const g = this.gateways.get(id)!
@@ -190,4 +199,28 @@ export class FieldIndex {
     clearInterval(this.timer)
     this.flush()
   }
+}
+
+/**
+ * An envelope names an enterprise other than the device's current one. Changed in place: the
+ * dirty set and any caller holding this entry see the new owner.
+ * - Newer than anything the device sent: the device has moved. The old owner keeps the history
+ *   it had (formerEnterprises), and the latest values, measured for it, are not the new owner's.
+ * - Older (a backlog replayed after the move, or an alert that went ahead of it on the
+ *   gateway's urgent lane): the device was that enterprise's then. It is a former owner, and the
+ *   current one stays.
+ */
+function noteOwner(d: DeviceInfo, enterprise: string, gateway: string, ts: number): void {
+  const former = new Set(d.formerEnterprises)
+  if (ts >= d.lastSeen) {
+    if (d.enterprise !== undefined) former.add(d.enterprise)
+    d.enterprise = enterprise
+    d.gateway = gateway
+    d.latest = {}
+  } else {
+    former.add(enterprise)
+  }
+  if (d.enterprise !== undefined) former.delete(d.enterprise)
+  if (former.size > 0) d.formerEnterprises = [...former]
+  else delete d.formerEnterprises
 }

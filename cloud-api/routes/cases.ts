@@ -18,7 +18,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Ident, Severities } from '../../contracts/envelope.ts'
-import { canAct, canSee, officeFilter, type Role } from '../access/principal.ts'
+import { canAct, canSee, officeFilter, readingEnterprises, type Role } from '../access/principal.ts'
 import { Actions, CaseStates, subjectOf, type CaseState } from '../lifecycle/casebook.ts'
 import { ApiError } from '../errors.ts'
 import { StoreUnavailableError } from '../store/store.ts'
@@ -95,7 +95,8 @@ export function caseRoutes(app: FastifyInstance, deps: AppDeps, kind: 'alert' | 
       // The device's last hour around the alert: what the detail view draws.
       const to = Math.min(deps.now(), Date.parse(c.updatedAt) + 10 * 60_000)
       try {
-        const points = await deps.store.readings({ device: c.device, office: c.office, quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
+        const enterprises = readingEnterprises(user)
+        const points = await deps.store.readings({ device: c.device, office: c.office, ...(enterprises ? { enterprises } : {}), quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
         readings = points.map((p) => ({ time: new Date(p.ts).toISOString(), value: p.value, unit: p.unit }))
       } catch (err) {
         // The case, its history and the actions come from the center database: staff can still

@@ -6,13 +6,14 @@
  *   GET /v1/gaps?office&device&from&to                       what gateways had to drop
  *
  * Series are for admins, center staff (their district's devices) and inspectors (their
- * enterprises' devices). A device the caller may not see is answered 404, like an unknown one.
+ * enterprises' devices, and only the readings taken while the device was their enterprise's).
+ * A device the caller may not see is answered 404, like an unknown one.
  */
 import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Ident } from '../../contracts/envelope.ts'
-import { canSee, officeFilter, type UserPrincipal } from '../access/principal.ts'
+import { canSee, officeFilter, readingEnterprises, type UserPrincipal } from '../access/principal.ts'
 import { windowMs } from '../store/store.ts'
 import { ApiError } from '../errors.ts'
 import type { AppDeps } from '../app.ts'
@@ -57,25 +58,28 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
       const q = req.query
       const device = visibleDevice(deps, req.user!, q.device, q.office)
       const office = device?.office ?? q.office
+      const enterprises = readingEnterprises(req.user!)
       const { from, to } = timeWindow(q.from, q.to, DAY, deps.now())
-      const frame = { device: q.device, ...(office ? { office } : {}), ...(device?.enterprise ? { enterprise: device.enterprise } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
+      // The owner is named only to who may see it: a former owner's inspector is not told where the sensor went.
+      const owner = device?.enterprise !== undefined && (enterprises === undefined || enterprises.includes(device.enterprise)) ? device.enterprise : undefined
+      const frame = { device: q.device, ...(office ? { office } : {}), ...(owner ? { enterprise: owner } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
       if (q.window !== undefined) {
         if (q.quantity === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'a windowed series needs a quantity', [{ path: '/quantity', message: 'required with window' }])
         const window = q.window
         if ((to - from) / windowMs[window] > MAX_BUCKETS) {
           throw new ApiError('CLOUD_REQUEST_INVALID', 'too many windows', [{ path: '/window', message: `at most ${MAX_BUCKETS} windows per request; use a wider window` }])
         }
-        const buckets = await deps.store.series({ device: q.device, ...(office ? { office } : {}), quantity: q.quantity, from, to, window })
+        const buckets = await deps.store.series({ device: q.device, ...(office ? { office } : {}), ...(enterprises ? { enterprises } : {}), quantity: q.quantity, from, to, window })
         return {
           ...frame,
           quantity: q.quantity,
-          unit: device?.latest[q.quantity]?.unit,
+          unit: owner !== undefined || enterprises === undefined ? device?.latest[q.quantity]?.unit : undefined,
           window,
           buckets: buckets.map((b) => ({ time: new Date(b.ts).toISOString(), mean: b.mean, min: b.min, max: b.max, count: b.count })),
         }
       }
       const limit = boundedLimit(q.limit, 10_000, 100_000)
-      const points = await deps.store.readings({ device: q.device, ...(office ? { office } : {}), from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
+      const points = await deps.store.readings({ device: q.device, ...(office ? { office } : {}), ...(enterprises ? { enterprises } : {}), from, to, limit, ...(q.quantity ? { quantity: q.quantity } : {}) })
       return {
         ...frame,
         ...(q.quantity ? { quantity: q.quantity } : {}),
@@ -110,15 +114,20 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
 }
 
 /**
- * The device the caller asks for, when they may see its readings; 404 otherwise, as for an
- * unknown one. Device ids are unique per office: when several offices visible to the caller have
+ * The device the caller asks for, when they may see its readings (or some of them: an inspector
+ * sees a sensor that was their enterprise's before it moved, for what it measured then); 404
+ * otherwise, as for an unknown one. Device ids are unique per office: when several offices visible to the caller have
  * one, `office` must say which (400 naming them). Admins may ask for a device the center has not
  * indexed (data from before it kept the index), by id and office as given.
  */
 function visibleDevice(deps: AppDeps, user: UserPrincipal, id: string, office: string | undefined) {
   const candidates = deps.field
     .devicesNamed(id)
-    .filter((d) => (office === undefined || d.office === office) && canSee(user, { office: d.office, enterprise: d.enterprise, kind: 'reading' }))
+    .filter(
+      (d) =>
+        (office === undefined || d.office === office) &&
+        [d.enterprise, ...(d.formerEnterprises ?? [])].some((enterprise) => canSee(user, { office: d.office, enterprise, kind: 'reading' })),
+    )
   if (candidates.length === 1) return candidates[0]
   if (candidates.length > 1) {
     throw new ApiError('CLOUD_REQUEST_INVALID', `device "${id}" exists in several offices`, [{ path: '/office', message: `say which: ${candidates.map((d) => d.office).join(', ')}` }])

@@ -435,6 +435,7 @@ export class InfluxStore implements EventStore {
   }
 
   async readings(q: SeriesQuery): Promise<ReadingPoint[]> {
+    if (q.enterprises?.length === 0) return []
     let where = `${deviceMatch(q)} AND ${timeRange(q.from, q.to)}`
     if (q.quantity !== undefined) where += ` AND "quantity" = ${stringLit(q.quantity)}`
     const rows = await this.guard('query', () =>
@@ -480,6 +481,7 @@ export class InfluxStore implements EventStore {
   }
 
   async series(q: AggregateQuery): Promise<SeriesBucket[]> {
+    if (q.enterprises?.length === 0) return []
     const size = windowMs[q.window]
     // Rollups serve the part of the range before the horizon, raw points the rest; the horizon is
     // a window boundary, so no window is split between the two.
@@ -657,9 +659,12 @@ function normalisedStatement(statement: string): string {
 }
 
 /** One device, within its office when the query names one (device ids are unique per office). */
-function deviceMatch(q: { device: string; office?: string | undefined }): string {
-  const device = `"device" = ${stringLit(q.device)}`
-  return q.office === undefined ? device : `"office" = ${stringLit(q.office)} AND ${device}`
+/** The device's points; with `enterprises`, only those tagged with one of them (an empty list is handled by the caller). */
+function deviceMatch(q: { device: string; office?: string | undefined; enterprises?: readonly string[] | undefined }): string {
+  let match = `"device" = ${stringLit(q.device)}`
+  if (q.office !== undefined) match = `"office" = ${stringLit(q.office)} AND ${match}`
+  if (q.enterprises !== undefined) match += ` AND (${q.enterprises.map((e) => `"enterprise" = ${stringLit(e)}`).join(' OR ')})`
+  return match
 }
 
 /** [from, to] in ms, inclusive of every point stamped within the `to` millisecond. */

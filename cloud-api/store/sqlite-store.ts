@@ -75,6 +75,14 @@ export class SqliteStore implements EventStore {
           UPDATE readings SET office = coalesce((SELECT office FROM envelopes WHERE envelopes.id = readings.id), '')`),
       )()
     }
+    // A database from before the readings' enterprise column: the same, from the envelopes' own
+    // `enterprise`, so that history recorded for a sensor's former owner stays that owner's.
+    if (readingsCols.length > 0 && !readingsCols.includes('enterprise')) {
+      db.transaction(() =>
+        db.exec(`ALTER TABLE readings ADD COLUMN enterprise TEXT;
+          UPDATE readings SET enterprise = (SELECT body ->> '$.enterprise' FROM envelopes WHERE envelopes.id = readings.id)`),
+      )()
+    }
     // A database from before the scans projection: fill it from the envelopes once, below.
     const scansToFill = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scans'").get() === undefined
     // The schema and the scans backfill commit together: a crash between them would leave an
@@ -96,7 +104,9 @@ export class SqliteStore implements EventStore {
         ts INTEGER NOT NULL,
         value REAL NOT NULL,
         unit TEXT NOT NULL,
-        id TEXT NOT NULL
+        id TEXT NOT NULL,
+        -- the enterprise the envelope named: the device's owner when it measured this
+        enterprise TEXT
       ) STRICT;
       CREATE INDEX IF NOT EXISTS readings_by_device ON readings (device, ts);
       CREATE TABLE IF NOT EXISTS alert_events (
@@ -156,14 +166,15 @@ export class SqliteStore implements EventStore {
   private prepare(db: Database.Database) {
     return {
       envelope: db.prepare('INSERT OR IGNORE INTO envelopes (id, kind, office, device, ts, body) VALUES (?, ?, ?, ?, ?, ?)'),
-      reading: db.prepare('INSERT INTO readings (device, office, quantity, ts, value, unit, id) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      reading: db.prepare('INSERT INTO readings (device, office, quantity, ts, value, unit, id, enterprise) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
       alertEvent: db.prepare('INSERT OR IGNORE INTO alert_events (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       gap: db.prepare('INSERT OR IGNORE INTO gaps (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       scan: db.prepare('INSERT OR IGNORE INTO scans (id, ts, office, row) VALUES (?, ?, ?, ?)'),
       lifecycle: db.prepare('INSERT OR IGNORE INTO lifecycle (id, ts, office, subject_id, seq, row) VALUES (?, ?, ?, ?, ?, ?)'),
-      series: db.prepare<{ size: number; device: string; office: string | null; quantity: string; from: number; to: number }, SeriesBucket>(
+      series: db.prepare<{ size: number; device: string; office: string | null; quantity: string; from: number; to: number; enterprises: string | null }, SeriesBucket>(
         `SELECT ts - ts % @size AS ts, avg(value) AS mean, min(value) AS min, max(value) AS max, count(*) AS count
            FROM readings WHERE device = @device AND (@office IS NULL OR office = @office) AND quantity = @quantity AND ts >= @from AND ts <= @to
+             AND (@enterprises IS NULL OR enterprise IN (SELECT value FROM json_each(@enterprises)))
            GROUP BY 1 ORDER BY 1`,
       ),
     }
@@ -218,7 +229,7 @@ export class SqliteStore implements EventStore {
           statuses.push(fresh ? 'stored' : 'duplicate')
           if (!fresh) continue
           if (e.kind === 'reading') {
-            stmt.reading.run(e.device, e.office, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id)
+            stmt.reading.run(e.device, e.office, e.payload.quantity, e.ts, e.payload.value, e.payload.unit, e.id, e.enterprise ?? null)
           } else if (e.kind === 'alert') {
             stmt.alertEvent.run(e.id, e.ts, e.office, JSON.stringify(alertEventRow(e)))
           } else if (e.kind === 'gap') {
@@ -245,6 +256,10 @@ export class SqliteStore implements EventStore {
       sql += ' AND quantity = ?'
       args.push(q.quantity)
     }
+    if (q.enterprises !== undefined) {
+      sql += ' AND enterprise IN (SELECT value FROM json_each(?))'
+      args.push(JSON.stringify(q.enterprises))
+    }
     sql += ` ORDER BY ts, ${BY_SEQ} LIMIT ?`
     args.push(q.limit)
     return db.prepare(sql).all(...args) as ReadingPoint[]
@@ -252,7 +267,15 @@ export class SqliteStore implements EventStore {
 
   async series(q: AggregateQuery): Promise<SeriesBucket[]> {
     const { stmt } = this.ready
-    return stmt.series.all({ size: windowMs[q.window], device: q.device, office: q.office ?? null, quantity: q.quantity, from: q.from, to: q.to })
+    return stmt.series.all({
+      size: windowMs[q.window],
+      device: q.device,
+      office: q.office ?? null,
+      quantity: q.quantity,
+      from: q.from,
+      to: q.to,
+      enterprises: q.enterprises !== undefined ? JSON.stringify(q.enterprises) : null,
+    })
   }
 
   async scans(q: ScanQuery): Promise<ScanRow[]> {

@@ -23,6 +23,13 @@ export interface SeriesQuery {
   from: number
   to: number
   quantity?: string
+  /**
+   * Only readings recorded while the device belonged to one of these enterprises (each reading
+   * keeps the enterprise its envelope named). A sensor moved to another enterprise does not take
+   * its history along: what it measured for the old owner stays the old owner's. Empty matches
+   * nothing; absent matches every reading.
+   */
+  enterprises?: readonly string[]
   limit: number
 }
 
@@ -88,6 +95,8 @@ export interface AggregateQuery {
   /** The device's office: device ids are unique within an office, not across offices. */
   office?: string
   quantity: string
+  /** As in SeriesQuery: only readings recorded under one of these enterprises. */
+  enterprises?: readonly string[]
   /** Inclusive bounds, epoch ms. Buckets are aligned to the window in UTC (epoch multiples). */
   from: number
   to: number

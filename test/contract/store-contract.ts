@@ -111,6 +111,31 @@ export function storeContract(name: string, setup: () => Promise<StoreUnderTest>
       expect(both.map((p) => p.value).sort((x, y) => x - y)).toEqual([1, 2, 100, 200])
     })
 
+    it("keeps each enterprise's part of a moved sensor's history apart when enterprises are given", async () => {
+      const f = fresh()
+      const dev = `${f.gateway}-moved`
+      const [a, b] = [`${f.office}-ent-a`, `${f.office}-ent-b`]
+      // Measured for A, then moved to B; the last reading names no enterprise.
+      await store.write([f.reading(dev, T0, 1, 'gas', '%LEL', a), f.reading(dev, T0 + 60_000, 2, 'gas', '%LEL', a), f.reading(dev, T0 + 120_000, 3, 'gas', '%LEL', b), f.reading(dev, T0 + 180_000, 4)])
+      const range = { device: dev, office: f.office, from: T0, to: T0 + 180_000, limit: 100 }
+      const values = async (enterprises?: string[]) => (await store.readings({ ...range, ...(enterprises ? { enterprises } : {}) })).map((p) => p.value)
+      expect(await values([a])).toEqual([1, 2])
+      expect(await values([b])).toEqual([3])
+      expect(await values([a, b])).toEqual([1, 2, 3])
+      expect(await values([`${f.office}-ent-c`])).toEqual([])
+      expect(await values([])).toEqual([])
+      expect(await values()).toEqual([1, 2, 3, 4])
+      const windows = { device: dev, office: f.office, quantity: 'gas', from: T0 - (T0 % 60_000), to: T0 + 180_000, window: '1m' as const }
+      expect((await store.series({ ...windows, enterprises: [b] })).map((w) => [w.mean, w.count])).toEqual([[3, 1]])
+      expect((await store.series({ ...windows, enterprises: [a] })).map((w) => [w.mean, w.count])).toEqual([
+        [1, 1],
+        [2, 1],
+      ])
+      expect(await store.series({ ...windows, enterprises: [] })).toEqual([])
+      expect(await store.series(windows)).toHaveLength(4)
+      expect(await store.series({ ...windows, window: '1h', enterprises: [a, b] })).toEqual([{ ts: T0 - (T0 % 3_600_000), mean: 2, min: 1, max: 3, count: 3 }])
+    })
+
     it('filters readings by quantity', async () => {
       const f = fresh()
       const dev = `${f.gateway}-multi`

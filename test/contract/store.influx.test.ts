@@ -150,5 +150,20 @@ describeWith([INFLUXD])('InfluxDB store against a real influxd', () => {
         { ts: at(2, 0), mean: 5, min: 5, max: 5, count: 1 },
       ])
     })
+
+    it("series() from the rollups keeps a moved sensor's enterprises apart, as raw points do", async () => {
+      const hour = 3_600_000
+      const TD = Date.UTC(2026, 9, 1)
+      const store = new InfluxStore({ url: influxd.url, database: 'gridwatch_rollups_moved', rawRetention: 'INF', longTermRetention: 'INF', rollupsOlderThan: '1d', now: () => TD + 3 * 24 * hour })
+      await store.open()
+      const f = new EnvelopeFactory('gw-moved', 'office-moved')
+      const dev = 'gw-moved-gas'
+      await store.write([f.reading(dev, TD + 600_000, 2, 'gas', '%LEL', 'ent-a'), f.reading(dev, TD + 1_200_000, 4, 'gas', '%LEL', 'ent-a'), f.reading(dev, TD + 1_800_000, 9, 'gas', '%LEL', 'ent-b')])
+      await store.backfillRollups(TD, TD + 2 * hour)
+      const q = { device: dev, quantity: 'gas', from: TD, to: TD + hour - 1, window: '1h' as const }
+      expect(await store.series({ ...q, enterprises: ['ent-a'] })).toStrictEqual([{ ts: TD, mean: 3, min: 2, max: 4, count: 2 }])
+      expect(await store.series({ ...q, enterprises: ['ent-b'] })).toStrictEqual([{ ts: TD, mean: 9, min: 9, max: 9, count: 1 }])
+      expect(await store.series(q)).toStrictEqual([{ ts: TD, mean: 5, min: 2, max: 9, count: 3 }])
+    })
   })
 })

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import type { SyncFn } from '../../common/wal-sync.ts'
@@ -89,6 +90,40 @@ describe('SQLite store: durable before it answers', () => {
       const closing = store.close()
       for (const done of syncs.splice(0)) done(null)
       await closing
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SQLite store: a database from before readings kept their enterprise', () => {
+  it("fills the new column from the stored envelopes, so a moved sensor's old readings stay its old owner's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridwatch-store-migrate-'))
+    const path = join(dir, 'events.db')
+    try {
+      const f = new EnvelopeFactory('gw-migrate', 'o-migrate')
+      const t0 = Date.UTC(2026, 10, 26, 10)
+      const store = new SqliteStore(path)
+      await store.open()
+      await store.write([f.reading('gas-moved', t0, 1, 'gas', '%LEL', 'ent-a'), f.reading('gas-moved', t0 + 1, 2, 'gas', '%LEL', 'ent-b')])
+      await store.close()
+      // The readings table as it was before: no enterprise column.
+      const db = new Database(path)
+      db.exec('ALTER TABLE readings DROP COLUMN enterprise')
+      db.close()
+
+      const reopened = new SqliteStore(path)
+      await reopened.open()
+      try {
+        const range = { device: 'gas-moved', from: t0, to: t0 + 1, limit: 10 }
+        expect((await reopened.readings({ ...range, enterprises: ['ent-a'] })).map((p) => p.value)).toEqual([1])
+        expect((await reopened.readings({ ...range, enterprises: ['ent-b'] })).map((p) => p.value)).toEqual([2])
+        // New readings carry theirs too.
+        await reopened.write([f.reading('gas-moved', t0 + 2, 3, 'gas', '%LEL', 'ent-b')])
+        expect((await reopened.readings({ ...range, to: t0 + 2, enterprises: ['ent-b'] })).map((p) => p.value)).toEqual([2, 3])
+      } finally {
+        await reopened.close()
+      }
+    } finally {
       rmSync(dir, { recursive: true, force: true })
     }
   })

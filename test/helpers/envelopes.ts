@@ -88,7 +88,7 @@ export class EnvelopeFactory {
     return e
   }
 
-  status(device: string, ts: number, state: 'online' | 'offline' | 'fault'): Envelope {
-    return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'status', payload: { state } })
+  status(device: string, ts: number, state: 'online' | 'offline' | 'fault', enterprise?: string): Envelope {
+    return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'status', payload: { state }, ...(enterprise ? { enterprise } : {}) })
   }
 }

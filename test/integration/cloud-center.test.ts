@@ -146,6 +146,35 @@ describe('center API', () => {
       expect((await center.as('centerSouth', 'GET', `/v1/alerts/${c1}`)).statusCode).toBe(200)
     })
 
+    it('a sensor moved between enterprises: each inspector sees only the readings taken while it was theirs', async () => {
+      const base = Date.UTC(2026, 10, 20, 0, 0)
+      // gas-mv is e-a1's (the inspector's), then moves to e-a2; gas-in moves the other way.
+      const early = a.alertOf('gas-mv', base + 30_000, { enterprise: 'e-a1', value: 2 })
+      await center.ingest('gwA', [a.readingOf('gas-mv', base, 1, 'e-a1'), a.readingOf('gas-mv', base + 30_000, 2, 'e-a1'), early])
+      await center.ingest('gwA', [a.readingOf('gas-mv', base + 60_000, 3, 'e-a2'), a.readingOf('gas-mv', base + 90_000, 4, 'e-a2')])
+      await center.ingest('gwA', [a.readingOf('gas-in', base, 5, 'e-a2'), a.readingOf('gas-in', base + 60_000, 6, 'e-a1')])
+      const range = `from=${base}&to=${base + 120_000}`
+      type Raw = { enterprise?: string; points: { value: number }[] }
+      const raw = async (who: Who, device: string) => {
+        const res = await center.as(who, 'GET', `/v1/series?device=${device}&${range}`)
+        expect(res.statusCode).toBe(200)
+        const body = res.json<Raw>()
+        return { enterprise: body.enterprise, values: body.points.map((p) => p.value) }
+      }
+      // The former owner's inspector: the readings from before the move, and not where it went.
+      expect(await raw('inspector', 'gas-mv')).toEqual({ enterprise: undefined, values: [1, 2] })
+      expect(await raw('centerNorth', 'gas-mv')).toEqual({ enterprise: 'e-a2', values: [1, 2, 3, 4] })
+      // The new owner's inspector: from the move on.
+      expect(await raw('inspector', 'gas-in')).toEqual({ enterprise: 'e-a1', values: [6] })
+      const windows = await center.as('inspector', 'GET', `/v1/series?device=gas-mv&quantity=gas&window=1m&${range}`)
+      expect(windows.json<{ buckets: { mean: number; count: number }[] }>().buckets.map((b) => [b.mean, b.count])).toEqual([[1.5, 2]])
+      // The alert raised while it was e-a1's: its chart shows only e-a1's readings to the inspector.
+      const alert = `/v1/alerts/${(early as Envelope & { kind: 'alert' }).payload.alertId}`
+      const chart = async (who: Who) => (await center.as(who, 'GET', alert)).json<{ readings: { value: number }[] }>().readings.map((r) => r.value)
+      expect(await chart('inspector')).toEqual([1, 2])
+      expect(await chart('centerNorth')).toEqual([1, 2, 3, 4])
+    })
+
     it('a device id used in two offices: each caller gets their own office\'s readings; an admin must say which', async () => {
       await center.ingest('gwA', [a.readingOf('gas-x', T, 1, 'e-a1')])
       await center.ingest('gwC', [c.readingOf('gas-x', T, 99, 'e-c1')])

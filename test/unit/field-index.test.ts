@@ -43,10 +43,14 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(field.devicesNamed('gas-001').map((d) => d.office).sort()).toEqual(['office-north', 'office-south'])
     expect(field.allDevices()).toHaveLength(3)
 
-    // An older reading does not replace the latest; the device moves to another enterprise.
-    field.noteEnvelopes([north.reading('gas-001', T - 60_000, 99, 'gas', '%LEL', 'ent-b')])
+    // The device moves to another enterprise: the old owner is a former one, and the latest
+    // values, measured for it, are not carried over.
+    field.noteEnvelopes([north.status('gas-001', T + 2000, 'online', 'ent-b')])
     const moved = field.device('office-north', 'gas-001')
-    expect(moved).toMatchObject({ enterprise: 'ent-b', lastSeen: T + 1000, latest: { gas: { value: 13 } } })
+    expect(moved).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a'], lastSeen: T + 2000, latest: {} })
+    // An older reading (the old owner's, replayed late) moves nothing and is not the latest.
+    field.noteEnvelopes([north.reading('gas-001', T + 1500, 99, 'gas', '%LEL', 'ent-a')])
+    expect(field.device('office-north', 'gas-001')).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a'], latest: {} })
     field.noteEnvelopes([north.reading('gas-001', T + 3000, 14, 'gas', '%LEL', 'ent-b')])
     field.close()
 
@@ -54,5 +58,19 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(again.device('office-north', 'gas-001')).toEqual({ ...moved, lastSeen: T + 3000, latest: { gas: { value: 14, unit: '%LEL', ts: T + 3000 } } })
     expect(again.device('office-south', 'co-002')).toMatchObject({ latest: { co: { value: 5, unit: 'ppm' } } })
     expect(again.allDevices()).toHaveLength(3)
+  })
+
+  it('remembers every enterprise a device reported under, including one seen only in an older envelope, and one moved back to', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('co-001', T, 1, 'co', 'ppm', 'ent-b')])
+    // An alert raised for ent-c arrived ahead of the backlog it belongs after (the urgent lane)...
+    field.noteEnvelopes([f.reading('co-001', T + 10_000, 2, 'co', 'ppm', 'ent-c')])
+    // ...and the backlog holds a reading taken while ent-a had it.
+    field.noteEnvelopes([f.reading('co-001', T - 10_000, 3, 'co', 'ppm', 'ent-a')])
+    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-c', formerEnterprises: ['ent-b', 'ent-a'], latest: { co: { value: 2 } } })
+    // Back to ent-b: no longer a former owner; ent-c is.
+    field.noteEnvelopes([f.reading('co-001', T + 20_000, 4, 'co', 'ppm', 'ent-b')])
+    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a', 'ent-c'], latest: { co: { value: 4 } } })
   })
 })
