@@ -1,14 +1,24 @@
 /**
  * The gateway in external mode against a real Mosquitto: it logs in with its own identity, reads
- * devices' topics with a persistent session, PUBACKs only after its outbox commit, answers devices
+ * devices' topics with a persistent session, PUBACKs only after its outbox commit (while it reads
+ * on, in order, never on a later connection), answers devices
  * on their command topics, and picks up what Mosquitto queued while the gateway was down.
  */
 import { execFile } from 'node:child_process'
+import { createServer } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { Aedes } from 'aedes'
+import mqtt from 'mqtt'
+import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { freePort } from '../../common/ports.ts'
+import { silentLogger } from '../../common/logger.ts'
+import type { GatewayConfig } from '../../gateway/config/schema.ts'
+import { ExternalBrokerInput } from '../../gateway/inputs/mqtt/external-broker.ts'
+import type { Pipeline } from '../../gateway/pipeline.ts'
 import { startMosquitto, type RunningMosquitto } from '../../bench/lib/mosquitto.ts'
 import type { Gateway } from '../../gateway/gateway.ts'
 import { describeWith, MOSQUITTO, MOSQUITTO_CLIENTS } from '../helpers/binaries.ts'
@@ -114,6 +124,78 @@ describe('gateway with GridWatch\'s own standalone broker, in external mode', ()
     } finally {
       await gateway.stop()
       await broker.stop()
+    }
+  })
+})
+
+describe('external mode: PUBACKs wait for the outbox, not for each other', () => {
+  /** A real Aedes as the office broker, recording every PUBACK it gets from the gateway, in order. */
+  async function officeBroker() {
+    const aedes = await Aedes.createBroker()
+    const server = createServer(aedes.handle)
+    const port = await freePort()
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+    const acked: string[] = []
+    aedes.on('ack', (packet) => {
+      if (packet && 'payload' in packet) acked.push(String(packet.payload))
+    })
+    return {
+      url: `mqtt://127.0.0.1:${port}`,
+      acked,
+      async close() {
+        await new Promise<void>((resolve) => aedes.close(() => resolve()))
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+      },
+    }
+  }
+
+  /** A pipeline whose commits the test finishes by hand. */
+  function heldPipeline() {
+    const accepted: { value: string; done: (err: Error | null) => void }[] = []
+    const pipeline = {
+      accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }),
+      rejectedTopic: () => {},
+    } as unknown as Pipeline
+    return { pipeline, accepted }
+  }
+
+  it('reads on while messages commit, acknowledges each only after its commit and in order, and never what failed', async () => {
+    const office = await officeBroker()
+    const { pipeline, accepted } = heldPipeline()
+    const config = { broker: { external: { url: office.url, clientId: 'gw-held', topic: 'dev/+/+' } } } as unknown as GatewayConfig
+    const input = new ExternalBrokerInput(config, pipeline, silentLogger(), new Registry())
+    const device = await mqtt.connectAsync(office.url, { clientId: 'gas-held', reconnectPeriod: 0 })
+    try {
+      await input.start()
+      for (const value of ['1', '2', '3', '4', '5']) await device.publishAsync('dev/gas-held/reading', value, { qos: 1 })
+      // All five are being committed at once: the gateway did not wait for one commit to read the next.
+      await waitFor(() => (accepted.length === 5 ? true : undefined), { what: 'five messages in the pipeline at once' })
+      expect(office.acked).toEqual([])
+
+      // Committed out of order: nothing is acknowledged ahead of an earlier message.
+      accepted[1].done(null)
+      accepted[2].done(null)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(office.acked).toEqual([])
+      accepted[0].done(null)
+      await waitFor(() => (office.acked.length === 3 ? true : undefined), { what: 'three PUBACKs' })
+      expect(office.acked).toEqual(['1', '2', '3'])
+
+      // The fourth fails to commit: the connection drops, and the fifth, committed after, is not
+      // acknowledged on it. The broker resends both when the session resumes.
+      accepted[3].done(new Error('disk I/O error'))
+      accepted[4].done(null)
+      await waitFor(() => (accepted.length === 7 ? true : undefined), { what: 'the resent messages', timeoutMs: 10_000 })
+      expect(office.acked).toEqual(['1', '2', '3'])
+      expect(accepted.slice(5).map((a) => a.value)).toEqual(['4', '5'])
+      accepted[5].done(null)
+      accepted[6].done(null)
+      await waitFor(() => (office.acked.length === 5 ? true : undefined), { what: 'the last PUBACKs' })
+      expect(office.acked).toEqual(['1', '2', '3', '4', '5'])
+    } finally {
+      await device.endAsync()
+      await input.stop()
+      await office.close()
     }
   })
 })

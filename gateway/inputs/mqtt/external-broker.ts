@@ -4,14 +4,14 @@
  * session, reading devices' `dev/+/+` topics.
  *
  * The promise is the embedded broker's, one hop later: the gateway PUBACKs a QoS 1 message to the
- * office broker only after it is committed to the outbox (MQTT.js `handleMessage`). Until then
+ * office broker only after it is committed to the outbox (held-acks.ts says how). Until then
  * the office broker keeps it in the gateway's session, so a gateway crash loses nothing that was
  * acknowledged; the broker resends it when the session resumes, and the outbox recognises it.
  *
  * Devices log in at the office broker, so presence comes from their Wills (docs/broker.md).
  */
 import { readFileSync } from 'node:fs'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt'
 import type { Registry } from 'prom-client'
 import { Counter, Gauge } from 'prom-client'
 import type { Logger } from '../../../common/logger.ts'
@@ -20,7 +20,13 @@ import type { GatewayConfig } from '../../config/schema.ts'
 import type { Pipeline } from '../../pipeline.ts'
 import type { InputHealth } from '../input.ts'
 import { ingestDevicePublish } from './device-publish.ts'
+import { HeldAcks } from './held-acks.ts'
 import type { MqttInput } from './mqtt-input.ts'
+
+/** Messages read from the office broker and not yet committed, before the gateway stops reading. */
+const MAX_UNCOMMITTED = 1000
+
+type SendPacket = (this: MqttClient, packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void
 
 export class ExternalBrokerInput implements MqttInput {
   readonly name = 'mqtt'
@@ -60,22 +66,38 @@ export class ExternalBrokerInput implements MqttInput {
     }
     const client = mqtt.connect(external.url, options)
     this.client = client
-    // MQTT.js calls handleMessage before it sends the PUBACK (or PUBREC), one message at a time,
-    // for every protocol version (customHandleAcks would need MQTT 5). An error means no PUBACK.
+    const acks = this.holdAcks(client)
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== 'publish') return callback()
       const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: external.clientId, deviceId: undefined }
-      ingestDevicePublish(this.pipeline, 'mqtt', publish, (deviceId, command, body) => this.command(deviceId, command, body), (err) => {
-        if (!err) return callback()
+      const reply = (deviceId: string, command: string, body: object) => this.command(deviceId, command, body)
+      const failed = (err: Error) => {
         // Drop the connection so the broker resends when the session resumes.
         this.commitFailures.inc()
         log.error({ code: 'GW_EXTERNAL_UNACKED', err: err.message, topic: packet.topic }, 'outbox commit failed; leaving the message with the office broker')
-        callback(err)
         client.stream.destroy()
+      }
+      if (packet.qos === 2) {
+        // QoS 2 stays one message at a time: MQTT.js keeps its PUBREC/PUBREL exchange itself.
+        return ingestDevicePublish(this.pipeline, 'mqtt', publish, reply, (err) => {
+          callback(err ?? undefined)
+          if (err) failed(err)
+        })
+      }
+      // QoS 0 and 1: on to the next packet while this one commits; a QoS 1 PUBACK waits (held-acks.ts).
+      const held = packet.qos === 1 ? acks.hold(packet.messageId!) : undefined
+      acks.begin(callback)
+      ingestDevicePublish(this.pipeline, 'mqtt', publish, reply, (err) => {
+        acks.end()
+        if (err) failed(err)
+        else if (held) acks.committed(held)
       })
     }
     client.on('error', (err) => log.warn({ code: 'GW_EXTERNAL_BROKER_ERROR', err: err.message }, 'external broker error'))
-    client.on('close', () => this.connected.set(0))
+    client.on('close', () => {
+      this.connected.set(0)
+      acks.reset()
+    })
     let subscribed: () => void = () => {}
     const ready = new Promise<void>((resolve) => (subscribed = resolve))
     client.on('connect', (connack) => {
@@ -102,6 +124,29 @@ export class ExternalBrokerInput implements MqttInput {
 
   health(): InputHealth {
     return this.client?.connected ? { ok: true } : { ok: false, detail: 'not connected to the office broker' }
+  }
+
+  /**
+   * Routes the client's PUBACKs through HeldAcks: each goes out once its message is committed, in
+   * order, on the connection its PUBLISH came on, and never otherwise. `_sendPacket` is MQTT.js's
+   * internal (5.x); its absence fails the start rather than acknowledge anything early.
+   */
+  private holdAcks(client: MqttClient): HeldAcks {
+    const acks = new HeldAcks(MAX_UNCOMMITTED)
+    const internals = client as unknown as { _sendPacket?: SendPacket }
+    const send = internals._sendPacket
+    if (typeof send !== 'function') throw new Error('this MQTT.js has no _sendPacket: external mode cannot hold PUBACKs until the outbox commit')
+    internals._sendPacket = function (this: MqttClient, packet, cb, ...rest) {
+      if (packet.cmd !== 'puback') return send.call(this, packet, cb, ...rest)
+      const stream = client.stream
+      // Not held: a PUBACK for a message of a closed connection. Never sent; the broker resends.
+      acks.claim(packet.messageId!, () => {
+        if (client.connected && client.stream === stream) send.call(client, packet, undefined)
+      })
+      // MQTT.js goes on to its next packet when this calls back.
+      process.nextTick(() => cb?.())
+    }
+    return acks
   }
 
   /** Devices authenticate at the office broker; the office config still decides whose data counts. */
