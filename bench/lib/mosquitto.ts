@@ -17,10 +17,11 @@ export interface RunningMosquitto {
 
 /**
  * Without options: lab settings for a pass-through comparison (anonymous, in memory, no
- * per-client queue cap below what the load generator's window needs). With `users`, a password
- * file made by mosquitto_passwd and no anonymous access, as an office would run it.
+ * per-client queue cap below what the load generator's window needs). `maxInflight` and
+ * `maxQueued` set max_inflight_messages and max_queued_messages (0: no limit). With `users`, a
+ * password file made by mosquitto_passwd and no anonymous access, as an office would run it.
  */
-export async function startMosquitto(options: { users?: Record<string, string>; port?: number } = {}): Promise<RunningMosquitto> {
+export async function startMosquitto(options: { users?: Record<string, string>; port?: number; maxInflight?: number; maxQueued?: number } = {}): Promise<RunningMosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-mosquitto-'))
   const port = options.port ?? (await freePort())
   const conf = join(dir, 'mosquitto.conf')
@@ -32,7 +33,7 @@ export async function startMosquitto(options: { users?: Record<string, string>; 
     // Run as root, Mosquitto drops to user "mosquitto", which cannot read our private temp dir.
     auth = `allow_anonymous false\npassword_file ${passwords}\nuser ${userInfo().username}\n`
   }
-  writeFileSync(conf, `listener ${port} 127.0.0.1\n${auth}persistence false\nmax_inflight_messages 0\nmax_queued_messages 100000\nlog_type error\n`)
+  writeFileSync(conf, `listener ${port} 127.0.0.1\n${auth}persistence false\nmax_inflight_messages ${options.maxInflight ?? 0}\nmax_queued_messages ${options.maxQueued ?? 100_000}\nlog_type error\n`)
   const child = startProcess('mosquitto', ['-c', conf])
   const deadline = Date.now() + 10_000
   for (;;) {
