@@ -94,13 +94,14 @@ export function canAct(p: UserPrincipal, s: Subject): boolean {
 }
 
 /**
- * The enterprises whose readings the principal may see, for the store's `enterprises` filter:
- * undefined means every reading of a device they may see. Inspectors see a reading only if it was
- * recorded under one of their enterprises, so a sensor moved between enterprises shows each owner
- * its own part of the history.
+ * The enterprises whose readings the principal may see, among `owners` (those a device or an
+ * alert has had), for the store's `enterprises` filter: undefined means every reading of a device
+ * they may see. Inspectors see a reading only if it was recorded under one of their enterprises,
+ * so a sensor moved between enterprises shows each owner its own part of the history.
  */
-export function readingEnterprises(p: UserPrincipal): readonly string[] | undefined {
-  return p.role === 'inspector' ? [...(p.enterprises ?? [])] : undefined
+export function readingEnterprises(p: UserPrincipal, owners: readonly (string | undefined)[]): string[] | undefined {
+  if (p.role !== 'inspector') return undefined
+  return owners.filter((e): e is string => e !== undefined && p.enterprises?.has(e) === true)
 }
 
 /** Offices to ask the store for: undefined means every office. */

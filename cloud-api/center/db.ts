@@ -59,8 +59,10 @@ const SCHEMA = `
     id TEXT NOT NULL,
     office TEXT NOT NULL,
     enterprise TEXT,
-    -- JSON array: enterprises it reported under before this one (FieldIndex, formerEnterprises)
-    former_enterprises TEXT NOT NULL DEFAULT '[]',
+    -- JSON object: enterprises it belonged to before this one (FieldIndex, DeviceInfo.former)
+    former TEXT NOT NULL DEFAULT '{}',
+    -- newest time an envelope stated the owner (FieldIndex, DeviceInfo.ownerTs)
+    owner_ts INTEGER NOT NULL DEFAULT 0,
     gateway TEXT NOT NULL,
     last_seen INTEGER NOT NULL,
     status TEXT,
@@ -130,14 +132,20 @@ const VERSION = 2
 /**
  * - Version 0 (before user_version was kept) indexed devices by id alone; devices is a cache
  *   rebuilt from ingest, so it is simply made again.
- * - Version 1 had no former_enterprises: added, empty (what moved before is not known).
+ * - Version 1 had no former owners: `former` starts empty (moves before the upgrade are not
+ *   known here, though each stored reading keeps its enterprise), and `owner_ts` starts at the
+ *   device's last contact, capped at now.
  */
 function migrate(db: CenterDb): void {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version < 1) db.exec('DROP TABLE IF EXISTS devices')
   const devices = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all()
-  if (version < 2 && devices.length > 0 && !devices.some((c) => c.name === 'former_enterprises')) {
-    db.exec("ALTER TABLE devices ADD COLUMN former_enterprises TEXT NOT NULL DEFAULT '[]'")
+  if (version < 2 && devices.length > 0 && !devices.some((c) => c.name === 'owner_ts')) {
+    db.transaction(() => {
+      db.exec("ALTER TABLE devices ADD COLUMN former TEXT NOT NULL DEFAULT '{}'")
+      db.exec('ALTER TABLE devices ADD COLUMN owner_ts INTEGER NOT NULL DEFAULT 0')
+      db.prepare('UPDATE devices SET owner_ts = min(last_seen, ?)').run(Date.now())
+    })()
   }
 }
 

@@ -11,20 +11,29 @@
 import type { Envelope } from '../../contracts/envelope.ts'
 import type { CenterDb } from './db.ts'
 
+type Latest = Record<string, { value: number; unit: string; ts: number }>
+
 export interface DeviceInfo {
   id: string
   office: string
   enterprise?: string
   /**
-   * Enterprises the device reported under before `enterprise`, oldest first: a sensor moved to
-   * another enterprise stays visible to its former owner's inspectors, for the readings it took
-   * while it was theirs (the store filters readings by the enterprise each one was recorded under).
+   * Enterprises the device belonged to before `enterprise`: when it stopped being theirs (the
+   * newest time an envelope said so) and what it last measured for them. A sensor moved to another
+   * enterprise stays visible to its former owner's inspectors, for the readings it took while it
+   * was theirs (the store filters readings by the enterprise each was recorded under).
    */
-  formerEnterprises?: string[]
+  former?: Record<string, { until: number; latest: Latest }>
+  /**
+   * The newest time, capped at the center's clock, of an envelope that said who owns the device:
+   * what tells a move from a late backlog of the old owner. Not lastSeen: a gap record names no
+   * owner and may be stamped later than the backlog it stands in front of.
+   */
+  ownerTs: number
   gateway: string
   lastSeen: number
   status?: string
-  latest: Record<string, { value: number; unit: string; ts: number }>
+  latest: Latest
 }
 
 export interface GatewayHealth {
@@ -54,15 +63,19 @@ export class FieldIndex {
   private readonly upsertDevice
   private readonly upsertGateway
 
-  constructor(private readonly db: CenterDb) {
-    type Row = { id: string; office: string; enterprise: string | null; former_enterprises: string; gateway: string; last_seen: number; status: string | null; latest: string }
+  constructor(
+    private readonly db: CenterDb,
+    private readonly now: () => number = Date.now,
+  ) {
+    type Row = { id: string; office: string; enterprise: string | null; former: string; owner_ts: number; gateway: string; last_seen: number; status: string | null; latest: string }
     for (const r of db.prepare<[], Row>('SELECT * FROM devices').all()) {
-      const former = JSON.parse(r.former_enterprises) as string[]
+      const former = JSON.parse(r.former) as NonNullable<DeviceInfo['former']>
       this.officeDevices(r.office).set(r.id, {
         id: r.id,
         office: r.office,
         ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
-        ...(former.length > 0 ? { formerEnterprises: former } : {}),
+        ...(Object.keys(former).length > 0 ? { former } : {}),
+        ownerTs: r.owner_ts,
         gateway: r.gateway,
         lastSeen: r.last_seen,
         ...(r.status !== null ? { status: r.status } : {}),
@@ -81,9 +94,9 @@ export class FieldIndex {
       })
     }
     this.upsertDevice = db.prepare(
-      `INSERT INTO devices (id, office, enterprise, former_enterprises, gateway, last_seen, status, latest)
-       VALUES (@id, @office, @enterprise, @formerEnterprises, @gateway, @lastSeen, @status, @latest)
-       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, former_enterprises = excluded.former_enterprises, gateway = excluded.gateway,
+      `INSERT INTO devices (id, office, enterprise, former, owner_ts, gateway, last_seen, status, latest)
+       VALUES (@id, @office, @enterprise, @former, @ownerTs, @gateway, @lastSeen, @status, @latest)
+       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, former = excluded.former, owner_ts = excluded.owner_ts, gateway = excluded.gateway,
          last_seen = excluded.last_seen, status = excluded.status, latest = excluded.latest`,
     )
     this.upsertGateway = db.prepare(
@@ -112,6 +125,7 @@ export class FieldIndex {
   }
 
   noteEnvelopes(envelopes: readonly Envelope[]): void {
+    const now = this.now()
     let owners = false
     let office: string | undefined
     let devices: Map<string, DeviceInfo> | undefined
@@ -120,21 +134,34 @@ export class FieldIndex {
         office = e.office
         devices = this.officeDevices(office)
       }
+      const stated = statedOwner(e)
+      // A clock ahead of the center's must not pin the owner for good.
+      const at = Math.min(e.ts, now)
       let d = devices.get(e.device)
       if (!d) {
-        d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
+        d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, ownerTs: stated !== undefined ? at : 0, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
         devices.set(e.device, d)
         owners = true
-      } else if (e.enterprise !== undefined && d.enterprise !== e.enterprise) {
-        noteOwner(d, e.enterprise, e.gateway, e.ts)
-        owners = true
+      }
+      // Whether this envelope speaks for the device's current owner: only then does it set the
+      // latest values and the status that owner's inspectors see.
+      let current = true
+      if (stated !== undefined) {
+        if (stated === (d.enterprise ?? null)) {
+          if (at > d.ownerTs) d.ownerTs = at
+        } else if (at >= d.ownerTs) {
+          moveTo(d, stated, e.gateway, at)
+          owners = true
+        } else {
+          current = false
+          if (stated !== null) owners = noteFormer(d, stated, e) || owners
+        }
       }
       if (e.ts > d.lastSeen) d.lastSeen = e.ts
-      // Latest values are the current owner's: not a reading a former owner's backlog brings.
-      if (e.kind === 'reading' && (e.enterprise === undefined || e.enterprise === d.enterprise)) {
+      if (current && e.kind === 'reading') {
         const prev = d.latest[e.payload.quantity]
         if (!prev || prev.ts <= e.ts) d.latest[e.payload.quantity] = { value: e.payload.value, unit: e.payload.unit, ts: e.ts }
-      } else if (e.kind === 'status') {
+      } else if (current && e.kind === 'status') {
         d.status = e.payload.state
       }
       this.dirtyDevices.add(d)
@@ -184,7 +211,7 @@ export class FieldIndex {
     if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
     this.db.transaction(() => {
       for (const d of this.dirtyDevices) {
-        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, formerEnterprises: JSON.stringify(d.formerEnterprises ?? []), gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
+        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, former: JSON.stringify(d.former ?? {}), ownerTs: d.ownerTs, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
       }
       for (const id of this.dirtyGateways) {
         const g = this.gateways.get(id)!
@@ -201,26 +228,58 @@ export class FieldIndex {
   }
 }
 
+/** The device's owner and its former ones: whose readings it holds. */
+export function ownersOf(d: DeviceInfo): (string | undefined)[] {
+  return [d.enterprise, ...Object.keys(d.former ?? {})]
+}
+
 /**
- * An envelope names an enterprise other than the device's current one. Changed in place: the
- * dirty set and any caller holding this entry see the new owner.
- * - Newer than anything the device sent: the device has moved. The old owner keeps the history
- *   it had (formerEnterprises), and the latest values, measured for it, are not the new owner's.
- * - Older (a backlog replayed after the move, or an alert that went ahead of it on the
- *   gateway's urgent lane): the device was that enterprise's then. It is a former owner, and the
- *   current one stays.
+ * Who the envelope says owns its device: an enterprise; `null` for none, from the kinds the
+ * gateway always stamps with the device's configured owner (a sensor taken off its enterprise
+ * reads with none); `undefined` when it does not say (a gap record names no enterprise).
  */
-function noteOwner(d: DeviceInfo, enterprise: string, gateway: string, ts: number): void {
-  const former = new Set(d.formerEnterprises)
-  if (ts >= d.lastSeen) {
-    if (d.enterprise !== undefined) former.add(d.enterprise)
-    d.enterprise = enterprise
-    d.gateway = gateway
-    d.latest = {}
+function statedOwner(e: Envelope): string | null | undefined {
+  if (e.enterprise !== undefined) return e.enterprise
+  return e.kind === 'reading' || e.kind === 'aggregate' || e.kind === 'status' ? null : undefined
+}
+
+/**
+ * The device has moved (to another enterprise, or to none): an envelope stated another owner and
+ * is at least as new as any that stated the current one. Changed in place, so the dirty set and
+ * any caller holding this entry see the new owner. The old owner becomes a former one with what
+ * the device last measured for it; the new owner starts without latest values or status.
+ */
+function moveTo(d: DeviceInfo, owner: string | null, gateway: string, at: number): void {
+  const former = { ...d.former }
+  if (d.enterprise !== undefined) former[d.enterprise] = { until: d.ownerTs, latest: d.latest }
+  if (owner !== null) {
+    delete former[owner]
+    d.enterprise = owner
   } else {
-    former.add(enterprise)
+    delete d.enterprise
   }
-  if (d.enterprise !== undefined) former.delete(d.enterprise)
-  if (former.size > 0) d.formerEnterprises = [...former]
-  else delete d.formerEnterprises
+  if (Object.keys(former).length > 0) d.former = former
+  else delete d.former
+  d.ownerTs = at
+  d.gateway = gateway
+  d.latest = {}
+  delete d.status
+}
+
+/**
+ * An envelope older than the current owner's (a backlog replayed after a move, behind an alert
+ * that went ahead on the gateway's urgent lane) names another enterprise: the device was that
+ * enterprise's then. Returns whether that changed who may see the device.
+ */
+function noteFormer(d: DeviceInfo, enterprise: string, e: Envelope): boolean {
+  const known = d.former?.[enterprise]
+  const entry = known ?? { until: e.ts, latest: {} }
+  if (e.ts > entry.until) entry.until = e.ts
+  if (e.kind === 'reading') {
+    const prev = entry.latest[e.payload.quantity]
+    if (!prev || prev.ts <= e.ts) entry.latest[e.payload.quantity] = { value: e.payload.value, unit: e.payload.unit, ts: e.ts }
+  }
+  if (known) return false
+  d.former = { ...d.former, [enterprise]: entry }
+  return true
 }

@@ -95,7 +95,7 @@ export function caseRoutes(app: FastifyInstance, deps: AppDeps, kind: 'alert' | 
       // The device's last hour around the alert: what the detail view draws.
       const to = Math.min(deps.now(), Date.parse(c.updatedAt) + 10 * 60_000)
       try {
-        const enterprises = readingEnterprises(user)
+        const enterprises = readingEnterprises(user, [c.enterprise])
         const points = await deps.store.readings({ device: c.device, office: c.office, ...(enterprises ? { enterprises } : {}), quantity, from: Date.parse(c.raisedAt) - 60 * 60_000, to, limit: 2000 })
         readings = points.map((p) => ({ time: new Date(p.ts).toISOString(), value: p.value, unit: p.unit }))
       } catch (err) {

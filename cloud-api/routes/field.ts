@@ -2,7 +2,8 @@
  * The field as the center sees it.
  *
  *   GET /v1/devices    devices with office, enterprise, status, latest reading per quantity, and
- *                      how many of their alerts are open (admins, center staff, inspectors)
+ *                      how many of their alerts are open (admins, center staff, inspectors; an
+ *                      inspector also sees a sensor moved away from their enterprise, as it left)
  *   GET /v1/gateways   each office's gateway: last seen, link state, backlog reported, version
  *                      (admins, center staff)
  */
@@ -12,6 +13,7 @@ import Type from 'typebox'
 import { Ident } from '../../contracts/envelope.ts'
 import { canSee, officeFilter } from '../access/principal.ts'
 import type { AppDeps } from '../app.ts'
+import type { DeviceInfo } from '../center/field.ts'
 
 /** A gateway that has not delivered for this long is shown as down (it sends at least every few seconds when healthy). */
 const LINK_DOWN_AFTER_MS = 2 * 60_000
@@ -27,22 +29,45 @@ export function fieldRoutes(app: FastifyInstance, deps: AppDeps): void {
     async (req) => {
       const user = req.user!
       const open = openAlertsByDevice(deps, user)
+      const visible = (office: string, enterprise: string | undefined) => canSee(user, { office, enterprise, kind: 'reading' })
       const devices = deps.field
         .allDevices()
-        .filter((d) => canSee(user, { office: d.office, enterprise: d.enterprise, kind: 'reading' }))
+        .flatMap((d) => {
+          const latest = (l: DeviceInfo['latest']) => Object.fromEntries(Object.entries(l).map(([q, r]) => [q, { value: r.value, unit: r.unit, time: new Date(r.ts).toISOString() }]))
+          const common = { id: d.id, office: d.office, gateway: d.gateway, openAlerts: open.get(`${d.office}/${d.id}`) ?? 0 }
+          if (visible(d.office, d.enterprise)) {
+            return [
+              {
+                ...common,
+                ...(d.enterprise ? { enterprise: d.enterprise, enterpriseName: enterpriseName(deps, d.enterprise) } : {}),
+                lastSeen: new Date(d.lastSeen).toISOString(),
+                ...(d.status ? { status: d.status } : {}),
+                latest: latest(d.latest),
+                levels: deps.org.levelsFor(d.office, d.enterprise),
+              },
+            ]
+          }
+          // A sensor moved away from the caller's enterprise: listed as it was when it left
+          // them (its history stays theirs), without its new owner, status or values.
+          const left = Object.entries(d.former ?? {})
+            .filter(([enterprise]) => visible(d.office, enterprise))
+            .sort(([, x], [, y]) => y.until - x.until)[0]
+          if (!left) return []
+          const [enterprise, was] = left
+          return [
+            {
+              ...common,
+              enterprise,
+              enterpriseName: enterpriseName(deps, enterprise),
+              movedAway: true,
+              lastSeen: new Date(was.until).toISOString(),
+              latest: latest(was.latest),
+              levels: deps.org.levelsFor(d.office, enterprise),
+            },
+          ]
+        })
         .filter((d) => (req.query.office === undefined || d.office === req.query.office) && (req.query.enterprise === undefined || d.enterprise === req.query.enterprise))
         .sort((a, b) => (a.id < b.id ? -1 : 1))
-        .map((d) => ({
-          id: d.id,
-          office: d.office,
-          ...(d.enterprise ? { enterprise: d.enterprise, enterpriseName: enterpriseName(deps, d.enterprise) } : {}),
-          gateway: d.gateway,
-          lastSeen: new Date(d.lastSeen).toISOString(),
-          ...(d.status ? { status: d.status } : {}),
-          latest: Object.fromEntries(Object.entries(d.latest).map(([q, r]) => [q, { value: r.value, unit: r.unit, time: new Date(r.ts).toISOString() }])),
-          openAlerts: open.get(`${d.office}/${d.id}`) ?? 0,
-          levels: deps.org.levelsFor(d.office, d.enterprise),
-        }))
       return { devices }
     },
   )

@@ -14,6 +14,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { Ident } from '../../contracts/envelope.ts'
 import { canSee, officeFilter, readingEnterprises, type UserPrincipal } from '../access/principal.ts'
+import { ownersOf } from '../center/field.ts'
 import { windowMs } from '../store/store.ts'
 import { ApiError } from '../errors.ts'
 import type { AppDeps } from '../app.ts'
@@ -58,10 +59,13 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
       const q = req.query
       const device = visibleDevice(deps, req.user!, q.device, q.office)
       const office = device?.office ?? q.office
-      const enterprises = readingEnterprises(req.user!)
+      const enterprises = device ? readingEnterprises(req.user!, ownersOf(device)) : undefined
       const { from, to } = timeWindow(q.from, q.to, DAY, deps.now())
       // The owner is named only to who may see it: a former owner's inspector is not told where the sensor went.
       const owner = device?.enterprise !== undefined && (enterprises === undefined || enterprises.includes(device.enterprise)) ? device.enterprise : undefined
+      // The unit as last measured for an owner the caller may see.
+      const unitOf = (quantity: string) =>
+        owner !== undefined || enterprises === undefined ? device?.latest[quantity]?.unit : enterprises.map((e) => device?.former?.[e]?.latest[quantity]?.unit).find((u) => u !== undefined)
       const frame = { device: q.device, ...(office ? { office } : {}), ...(owner ? { enterprise: owner } : {}), from: new Date(from).toISOString(), to: new Date(to).toISOString() }
       if (q.window !== undefined) {
         if (q.quantity === undefined) throw new ApiError('CLOUD_REQUEST_INVALID', 'a windowed series needs a quantity', [{ path: '/quantity', message: 'required with window' }])
@@ -73,7 +77,7 @@ export function queryRoutes(app: FastifyInstance, deps: AppDeps): void {
         return {
           ...frame,
           quantity: q.quantity,
-          unit: owner !== undefined || enterprises === undefined ? device?.latest[q.quantity]?.unit : undefined,
+          unit: unitOf(q.quantity),
           window,
           buckets: buckets.map((b) => ({ time: new Date(b.ts).toISOString(), mean: b.mean, min: b.min, max: b.max, count: b.count })),
         }
@@ -126,7 +130,7 @@ function visibleDevice(deps: AppDeps, user: UserPrincipal, id: string, office: s
     .filter(
       (d) =>
         (office === undefined || d.office === office) &&
-        [d.enterprise, ...(d.formerEnterprises ?? [])].some((enterprise) => canSee(user, { office: d.office, enterprise, kind: 'reading' })),
+        ownersOf(d).some((enterprise) => canSee(user, { office: d.office, enterprise, kind: 'reading' })),
     )
   if (candidates.length === 1) return candidates[0]
   if (candidates.length > 1) {

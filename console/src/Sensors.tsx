@@ -132,6 +132,7 @@ function SensorRow({ device: d, now, selected, range }: { device: Device; now: n
             </span>
           ) : null}
           {d.status ? <span class={`muted status-${d.status}`}>{deviceStatusLabel(d.status)}</span> : null}
+          {d.movedAway ? <span class="muted moved-away">{t('movedAway')}</span> : null}
         </span>
       </a>
     </li>

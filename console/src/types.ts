@@ -115,6 +115,8 @@ export interface Device {
   latest: Record<string, { value: number; unit: string; time: string }>
   openAlerts: number
   levels?: Record<string, Levels>
+  /** Moved to another enterprise: shown as it was when it left the caller's; its history stays theirs. */
+  movedAway?: boolean
 }
 
 export interface Bucket {

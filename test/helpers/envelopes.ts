@@ -88,6 +88,11 @@ export class EnvelopeFactory {
     return e
   }
 
+  /** A data-gap record as the gateway's eviction makes it: stamped when it was made, no enterprise. */
+  gap(device: string, ts: number): Envelope {
+    return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'gap', payload: { class: 'telemetry', reason: 'quota', from: ts - 3_600_000, to: ts - 60_000, count: 100, kinds: ['reading'] } })
+  }
+
   status(device: string, ts: number, state: 'online' | 'offline' | 'fault', enterprise?: string): Envelope {
     return this.stamp({ gateway: this.gateway, office: this.office, device, ts, kind: 'status', payload: { state }, ...(enterprise ? { enterprise } : {}) })
   }

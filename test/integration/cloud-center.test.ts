@@ -173,6 +173,14 @@ describe('center API', () => {
       const chart = async (who: Who) => (await center.as(who, 'GET', alert)).json<{ readings: { value: number }[] }>().readings.map((r) => r.value)
       expect(await chart('inspector')).toEqual([1, 2])
       expect(await chart('centerNorth')).toEqual([1, 2, 3, 4])
+      // The device list: the former owner's inspector finds it as it left them.
+      type Listed = { id: string; enterprise?: string; movedAway?: boolean; status?: string; latest: Record<string, { value: number }> }
+      const listed = async (who: Who, id: string) => (await center.as(who, 'GET', '/v1/devices')).json<{ devices: Listed[] }>().devices.find((d) => d.id === id)
+      expect(await listed('inspector', 'gas-mv')).toMatchObject({ enterprise: 'e-a1', movedAway: true, latest: { gas: { value: 2 } } })
+      expect(await listed('centerNorth', 'gas-mv')).toMatchObject({ enterprise: 'e-a2', latest: { gas: { value: 4 } } })
+      expect((await listed('centerNorth', 'gas-mv'))?.movedAway).toBeUndefined()
+      expect(await listed('inspector', 'gas-in')).toMatchObject({ enterprise: 'e-a1', latest: { gas: { value: 6 } } })
+      expect((await listed('inspector', 'gas-in'))?.movedAway).toBeUndefined()
     })
 
     it('a device id used in two offices: each caller gets their own office\'s readings; an admin must say which', async () => {

@@ -1,18 +1,20 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { openCenterDb, type CenterDb } from '../../cloud-api/center/db.ts'
 import { FieldIndex } from '../../cloud-api/center/field.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
 
 const T = Date.UTC(2026, 10, 27, 8)
+/** The center's clock in these tests: a day after T. */
+const NOW = T + 86_400_000
 const dirs: string[] = []
 const open: { db: CenterDb; field: FieldIndex }[] = []
 
 function center(path: string): FieldIndex {
   const db = openCenterDb(path)
-  const field = new FieldIndex(db)
+  const field = new FieldIndex(db, () => NOW)
   open.push({ db, field })
   return field
 }
@@ -34,7 +36,7 @@ describe('the field index (devices and gateways the center has heard from)', () 
     const south = new EnvelopeFactory('gw-south', 'office-south')
     const field = center(path)
 
-    field.noteEnvelopes([north.reading('gas-001', T, 12.5, 'gas', '%LEL', 'ent-a'), north.reading('gas-001', T + 1000, 13, 'gas', '%LEL', 'ent-a'), north.status('gas-001', T + 500, 'online')])
+    field.noteEnvelopes([north.reading('gas-001', T, 12.5, 'gas', '%LEL', 'ent-a'), north.reading('gas-001', T + 1000, 13, 'gas', '%LEL', 'ent-a'), north.status('gas-001', T + 500, 'online', 'ent-a')])
     field.noteEnvelopes([south.reading('gas-001', T + 2000, 40, 'gas', '%LEL'), south.reading('co-002', T, 5, 'co', 'ppm')])
     expect(field.device('office-north', 'gas-001')).toMatchObject({ office: 'office-north', enterprise: 'ent-a', gateway: 'gw-north', lastSeen: T + 1000, status: 'online', latest: { gas: { value: 13, ts: T + 1000 } } })
     expect(field.device('office-south', 'gas-001')).toMatchObject({ office: 'office-south', lastSeen: T + 2000, latest: { gas: { value: 40 } } })
@@ -43,19 +45,21 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(field.devicesNamed('gas-001').map((d) => d.office).sort()).toEqual(['office-north', 'office-south'])
     expect(field.allDevices()).toHaveLength(3)
 
-    // The device moves to another enterprise: the old owner is a former one, and the latest
-    // values, measured for it, are not carried over.
+    // The device moves to another enterprise: the old owner is a former one, with what the
+    // device last measured for it; the new owner starts without latest values or status.
     field.noteEnvelopes([north.status('gas-001', T + 2000, 'online', 'ent-b')])
     const moved = field.device('office-north', 'gas-001')
-    expect(moved).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a'], lastSeen: T + 2000, latest: {} })
+    expect(moved).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T + 1000, latest: { gas: { value: 13 } } } }, lastSeen: T + 2000, latest: {}, status: 'online' })
     // An older reading (the old owner's, replayed late) moves nothing and is not the latest.
     field.noteEnvelopes([north.reading('gas-001', T + 1500, 99, 'gas', '%LEL', 'ent-a')])
-    expect(field.device('office-north', 'gas-001')).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a'], latest: {} })
+    expect(field.device('office-north', 'gas-001')).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T + 1500, latest: { gas: { value: 99 } } } }, latest: {} })
     field.noteEnvelopes([north.reading('gas-001', T + 3000, 14, 'gas', '%LEL', 'ent-b')])
+    const last = structuredClone(field.device('office-north', 'gas-001'))
     field.close()
 
     const again = center(path)
-    expect(again.device('office-north', 'gas-001')).toEqual({ ...moved, lastSeen: T + 3000, latest: { gas: { value: 14, unit: '%LEL', ts: T + 3000 } } })
+    expect(again.device('office-north', 'gas-001')).toEqual(last)
+    expect(last).toMatchObject({ ownerTs: T + 3000, lastSeen: T + 3000, latest: { gas: { value: 14, unit: '%LEL', ts: T + 3000 } } })
     expect(again.device('office-south', 'co-002')).toMatchObject({ latest: { co: { value: 5, unit: 'ppm' } } })
     expect(again.allDevices()).toHaveLength(3)
   })
@@ -68,9 +72,59 @@ describe('the field index (devices and gateways the center has heard from)', () 
     field.noteEnvelopes([f.reading('co-001', T + 10_000, 2, 'co', 'ppm', 'ent-c')])
     // ...and the backlog holds a reading taken while ent-a had it.
     field.noteEnvelopes([f.reading('co-001', T - 10_000, 3, 'co', 'ppm', 'ent-a')])
-    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-c', formerEnterprises: ['ent-b', 'ent-a'], latest: { co: { value: 2 } } })
+    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-c', latest: { co: { value: 2 } } })
+    expect(Object.keys(field.device('office-n', 'co-001')!.former!).sort()).toEqual(['ent-a', 'ent-b'])
     // Back to ent-b: no longer a former owner; ent-c is.
     field.noteEnvelopes([f.reading('co-001', T + 20_000, 4, 'co', 'ppm', 'ent-b')])
-    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-b', formerEnterprises: ['ent-a', 'ent-c'], latest: { co: { value: 4 } } })
+    expect(field.device('office-n', 'co-001')).toMatchObject({ enterprise: 'ent-b', latest: { co: { value: 4 } } })
+    expect(Object.keys(field.device('office-n', 'co-001')!.former!).sort()).toEqual(['ent-a', 'ent-c'])
+  })
+
+  it('tells a move from a late backlog by the envelopes that state the owner, not by a gap record stamped later', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-009', T, 7, 'gas', '%LEL', 'ent-b')])
+    // The gateway's bulk lane sends events (a gap record, stamped at eviction) before telemetry.
+    field.noteEnvelopes([f.gap('gas-009', T + 30 * 60_000)])
+    field.noteEnvelopes([f.reading('gas-009', T + 10 * 60_000, 1, 'gas', '%LEL', 'ent-a'), f.reading('gas-009', T + 20 * 60_000, 2, 'gas', '%LEL', 'ent-a')])
+    expect(field.device('office-n', 'gas-009')).toMatchObject({ enterprise: 'ent-a', former: { 'ent-b': { latest: { gas: { value: 7 } } } }, latest: { gas: { value: 2 } } })
+  })
+
+  it('does not let a clock far ahead of the center pin the owner', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-010', Date.UTC(2099, 0, 1), 8, 'gas', '%LEL', 'ent-b')])
+    field.noteEnvelopes([f.reading('gas-010', NOW - 1000, 3, 'gas', '%LEL', 'ent-a')])
+    // Capped at the center's clock, the 2099 reading counts as now: a newer statement still moves.
+    field.noteEnvelopes([f.reading('gas-010', NOW + 1000, 4, 'gas', '%LEL', 'ent-a')])
+    expect(field.device('office-n', 'gas-010')).toMatchObject({ enterprise: 'ent-a', latest: { gas: { value: 4 } } })
+  })
+
+  it("keeps a former owner's late status and a sensor taken off its enterprise away from the current owner's view", () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-011', T, 5, 'gas', '%LEL', 'ent-b'), f.status('gas-011', T + 120_000, 'online', 'ent-a')])
+    // ent-b's backlog: a fault from before the move.
+    field.noteEnvelopes([f.status('gas-011', T + 30_000, 'fault', 'ent-b')])
+    expect(field.device('office-n', 'gas-011')).toMatchObject({ enterprise: 'ent-a', status: 'online' })
+    // Taken off ent-a (its readings name no enterprise now): a move to no owner.
+    field.noteEnvelopes([f.reading('gas-011', T + 180_000, 42, 'gas', '%LEL')])
+    const d = field.device('office-n', 'gas-011')!
+    expect(d.enterprise).toBeUndefined()
+    expect(d).toMatchObject({ latest: { gas: { value: 42 } } })
+    expect(Object.keys(d.former!).sort()).toEqual(['ent-a', 'ent-b'])
+    expect(d.former!['ent-a'].latest).toEqual({})
+  })
+
+  it('writes the center database for a new owner, not for every batch of a former owner\'s backlog', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-012', T, 1, 'gas', '%LEL', 'ent-b'), f.reading('gas-012', T + 60_000, 2, 'gas', '%LEL', 'ent-a')])
+    const flush = vi.spyOn(field, 'flush')
+    field.noteEnvelopes([f.reading('gas-012', T + 1000, 3, 'gas', '%LEL', 'ent-b')])
+    field.noteEnvelopes([f.reading('gas-012', T + 2000, 4, 'gas', '%LEL', 'ent-b')])
+    expect(flush).not.toHaveBeenCalled()
+    field.noteEnvelopes([f.reading('gas-012', T - 1000, 0, 'gas', '%LEL', 'ent-c')])
+    expect(flush).toHaveBeenCalledTimes(1)
   })
 })
