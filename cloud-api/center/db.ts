@@ -115,6 +115,8 @@ const SCHEMA = `
   -- One row: this database's own id, made when it is created, so that ids the center writes
   -- elsewhere (audit rows in the event store) stay unique if the database is ever made anew.
   CREATE TABLE IF NOT EXISTS center_identity (one INTEGER PRIMARY KEY CHECK (one = 1), epoch TEXT NOT NULL) STRICT;
+  -- the key of the live stream's event ids (cloud-api/live/event-ids.ts); never leaves the database
+  CREATE TABLE IF NOT EXISTS event_id_key (one INTEGER PRIMARY KEY CHECK (one = 1), key BLOB NOT NULL) STRICT;
   CREATE TABLE IF NOT EXISTS feed (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     ts INTEGER NOT NULL,
@@ -160,10 +162,16 @@ export function openCenterDb(path: string): CenterDb {
   db.exec(SCHEMA)
   db.pragma(`user_version = ${VERSION}`)
   db.prepare('INSERT OR IGNORE INTO center_identity (one, epoch) VALUES (1, ?)').run(randomBytes(6).toString('hex'))
+  db.prepare('INSERT OR IGNORE INTO event_id_key (one, key) VALUES (1, ?)').run(randomBytes(16))
   return db
 }
 
 /** This center database's own id (see center_identity). */
 export function centerEpoch(db: CenterDb): string {
   return (db.prepare('SELECT epoch FROM center_identity').get() as { epoch: string }).epoch
+}
+
+/** The key of the live stream's event ids (see event_id_key). */
+export function eventIdKey(db: CenterDb): Buffer {
+  return (db.prepare('SELECT key FROM event_id_key').get() as { key: Buffer }).key
 }

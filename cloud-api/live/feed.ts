@@ -7,7 +7,8 @@
  * it is announced without an id and a reconnect does not replay it.
  */
 import { EventEmitter } from 'node:events'
-import type { CenterDb } from '../center/db.ts'
+import { centerEpoch, eventIdKey, type CenterDb } from '../center/db.ts'
+import { EventIds } from './event-ids.ts'
 import type { Subject } from '../access/principal.ts'
 
 export interface FeedEvent {
@@ -39,6 +40,8 @@ export class Feed {
   private readonly insert
   private readonly after
   private appended = 0
+  /** How a replayable event's sequence is shown to consoles, and read back from Last-Event-ID. */
+  readonly ids: EventIds
 
   constructor(
     private readonly db: CenterDb,
@@ -46,6 +49,7 @@ export class Feed {
   ) {
     // One listener per open console; the default warning at 10 is not a leak here.
     this.emitter.setMaxListeners(0)
+    this.ids = new EventIds(centerEpoch(db), eventIdKey(db))
     this.insert = db.prepare('INSERT INTO feed (ts, event, office, enterprise, type, kind, data) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.after = db.prepare<[number, number], FeedRow>('SELECT * FROM feed WHERE seq > ? ORDER BY seq LIMIT ?')
   }

@@ -10,7 +10,7 @@
  * - `alert`: a gateway's alert envelope as received;
  * - `reading`, `scan`, `status`, `camera`, `report`, `incident`, `aggregate`, `gap`: raw envelopes.
  *
- * The first three carry `id:` (`<center database epoch>-<feed sequence>`) and are replayed
+ * The first three carry `id:` (opaque: `<center database epoch>-<token>`, live/event-ids.ts) and are replayed
  * after a reconnect from `Last-Event-ID` (or `?lastEventId=`), up to 7 days or 200,000 events
  * back, at most 10,000 per reconnect, at the pace the console reads; `replay_truncated` says when
  * that was not all.
@@ -24,6 +24,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { EnvelopeKinds, type Envelope } from '../../contracts/envelope.ts'
 import { canSee, Roles, type UserPrincipal } from '../access/principal.ts'
+import type { EventIds } from '../live/event-ids.ts'
 import type { FeedEvent } from '../live/feed.ts'
 import { ApiError } from '../errors.ts'
 import { bearer } from '../plugins/auth.ts'
@@ -38,20 +39,14 @@ const EVENTS: readonly string[] = [...CASE_EVENTS, ...EnvelopeKinds]
 const StreamQuery = Type.Object(
   {
     kinds: Type.Optional(Type.String({ maxLength: 200 })),
-    lastEventId: Type.Optional(Type.String({ pattern: '^([0-9a-f]{1,32}-)?[0-9]{1,15}$' })),
+    lastEventId: Type.Optional(Type.String({ maxLength: 64 })),
     access_token: Type.Optional(Type.String({ maxLength: 200 })),
   },
   { additionalProperties: false },
 )
 
-/**
- * An event id is `<center database epoch>-<feed sequence>`: a console's Last-Event-ID then says
- * which center database gave it, so one made anew is told apart from an id ahead of the feed.
- */
-const EVENT_ID = /^(?:([0-9a-f]{1,32})-)?([0-9]{1,15})$/
-
-function frame(e: FeedEvent, epoch: string): string {
-  return `${e.seq !== undefined ? `id: ${epoch}-${e.seq}\n` : ''}event: ${e.event}\ndata: ${e.data}\n\n`
+function frame(e: FeedEvent, ids: EventIds): string {
+  return `${e.seq !== undefined ? `id: ${ids.format(e.seq)}\n` : ''}event: ${e.event}\ndata: ${e.data}\n\n`
 }
 
 export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
@@ -70,8 +65,8 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         if (!EVENTS.includes(k)) throw new ApiError('CLOUD_REQUEST_INVALID', 'unknown kind', [{ path: '/kinds', message: `"${k}" is not one of ${EVENTS.join(', ')}` }])
       }
       const lastHeader = req.headers['last-event-id']
-      const lastText = typeof lastHeader === 'string' && EVENT_ID.test(lastHeader.trim()) ? lastHeader.trim() : req.query.lastEventId
-      const epoch = deps.casebook.epoch
+      const lastText = typeof lastHeader === 'string' && lastHeader.trim() !== '' ? lastHeader.trim() : req.query.lastEventId
+      const ids = deps.feed.ids
       const wanted = (e: FeedEvent) => kinds.has(e.event) && canSee(user, e.subject)
 
       reply.hijack()
@@ -115,7 +110,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       const send = (events: readonly FeedEvent[]) => {
         if (ended) return
         let chunk = ''
-        for (const e of events) if (wanted(e)) chunk += frame(e, epoch)
+        for (const e of events) if (wanted(e)) chunk += frame(e, ids)
         if (chunk === '' || !stillAllowed()) return
         res.write(chunk)
         if (res.writableLength > MAX_BUFFERED_BYTES) slow()
@@ -149,21 +144,21 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       res.write(`retry: 2000\n: connected\n\n`)
       if (lastText === undefined) return
 
-      const truncated = (after: number, reason: string) => !ended && res.write(`event: replay_truncated\ndata: {"after":${after},"reason":"${reason}"}\n\n`)
+      // `after`: the id of the last event this console was sent, when there is one (never a count).
+      const truncated = (after: number | undefined, reason: string) =>
+        !ended && res.write(`event: replay_truncated\ndata: {${after !== undefined ? `"after":"${ids.format(after)}",` : ''}"reason":"${reason}"}\n\n`)
       void (async () => {
-        const [, lastEpoch, lastSeq] = EVENT_ID.exec(lastText) ?? []
-        let after = Number(lastSeq)
+        const parsed = ids.parse(lastText)
+        let after = typeof parsed === 'object' ? parsed.seq : head
         // The last id this console was sent; what replay_truncated says (never the feed's head).
         let lastSent = after
-        if (lastEpoch !== undefined && lastEpoch !== epoch) {
-          // An id of another center database (this one was made anew): nothing can be
-          // replayed; the console reloads its lists and continues live.
-          truncated(0, 'unknown_id')
-          after = head
+        if (typeof parsed !== 'object') {
+          // Not an id of this center database (another one, made anew; forged; or of the old
+          // numeric kind): nothing can be replayed; the console reloads its lists and goes on live.
+          truncated(undefined, 'unknown_id')
         } else if (after > head) {
-          // Ahead of the feed (or an id without epoch from before the ids had one): nothing to
-          // replay, and said no differently from being up to date, since telling the two apart
-          // would tell the console how many events all offices have had.
+          // Ahead of the feed: cannot come from this database's own ids short of its feed being
+          // cut back; nothing to replay, said no differently from being up to date.
           after = head
         } else {
           const first = deps.feed.since(after, 1)[0]
@@ -178,7 +173,7 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           let chunk = ''
           for (const e of batch) {
             if (!wanted(e)) continue
-            chunk += frame(e, epoch)
+            chunk += frame(e, ids)
             lastSent = e.seq!
             // Only what this console may see counts: counting every event scanned would say,
             // by when the notice comes, how many events other offices had (the scan itself is

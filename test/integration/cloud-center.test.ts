@@ -738,8 +738,8 @@ describe('live stream (SSE) over a real socket', () => {
     await center.ingest('gwA', [before])
     await waitFor(() => (first.events.length >= 1 ? true : undefined), { what: 'the first event' })
     const lastSeen = first.events.at(-1)!.id!
-    // <center database epoch>-<feed sequence>
-    expect(lastSeen).toMatch(/^[0-9a-f]{12}-\d+$/)
+    // <center database epoch>-<opaque token>
+    expect(lastSeen).toMatch(/^[0-9a-f]{12}-[A-Za-z0-9_-]{22}$/)
     first.stream.close()
 
     // While disconnected: a new alert, and a colleague acknowledges the earlier one.
@@ -754,7 +754,7 @@ describe('live stream (SSE) over a real socket', () => {
       ['alert_update', (missed as Envelope & { kind: 'alert' }).payload.alertId, 'raised'],
       ['alert_update', (before as Envelope & { kind: 'alert' }).payload.alertId, 'acknowledged'],
     ])
-    const seq = (id: string | undefined) => Number(id?.split('-')[1])
+    const seq = (id: string | undefined) => (center.app.center.feed.ids.parse(id ?? '') as { seq: number }).seq
     expect(second.events.every((e) => seq(e.id) > seq(lastSeen))).toBe(true)
 
     const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
@@ -765,14 +765,14 @@ describe('live stream (SSE) over a real socket', () => {
   })
 
   it('a console far behind gets its whole replay at its own pace, then live events', async () => {
-    const lastSeen = String(center.app.center.feed.head())
+    const lastSeen = center.app.center.feed.ids.format(center.app.center.feed.head())
     // About 1.5 MB of alert updates: more than a live stream may buffer for a slow console.
     const batch = Array.from({ length: 1500 }, (_, i) => f.alertOf('gas-a1', Date.now(), { enterprise: 'e-a1', severity: 'minor', value: i, quantity: 'gas' }))
     for (const e of batch) if (e.kind === 'alert') e.payload.message = `${'长消息 long message '.repeat(25)}${e.payload.value}`
     expect((await center.ingest('gwA', batch)).statusCode).toBe(200)
     const replay = await open('centerNorth', '', lastSeen)
     await waitFor(() => (replay.events.length >= 1500 ? true : undefined), { what: 'the whole replay', timeoutMs: 20_000 })
-    const ids = replay.events.map((e) => Number(e.id?.split('-')[1]))
+    const ids = replay.events.map((e) => (center.app.center.feed.ids.parse(e.id ?? '') as { seq: number }).seq)
     expect(ids).toEqual([...ids].sort((x, y) => x - y))
     expect(new Set(ids).size).toBe(1500)
     const live = f.alertOf('r-a', Date.now(), { type: 'patrol.tour_late', severity: 'minor' })
@@ -783,9 +783,9 @@ describe('live stream (SSE) over a real socket', () => {
 
   it('an id of another center database (made anew) is answered replay_truncated, then live events flow', async () => {
     const other = center.app.center.casebook.epoch === 'a1b2c3d4e5f6' ? 'f6e5d4c3b2a1' : 'a1b2c3d4e5f6'
-    const s = await open('centerNorth', '', `${other}-5`)
+    const s = await open('centerNorth', '', center.app.center.feed.ids.format(5).replace(/^[0-9a-f]+/, other))
     await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'replay_truncated' })
-    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'unknown_id', after: 0 })
+    expect(JSON.parse(s.events[0].data)).toStrictEqual({ reason: 'unknown_id' })
     await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
     await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert after the notice' })
     s.stream.close()
@@ -808,7 +808,7 @@ describe('live stream (SSE) over a real socket', () => {
       const north = new FieldFactory('gw-a', 'o-a')
       expect((await other.ingest('gwA', [north.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])).statusCode).toBe(200)
       const events: SseEvent[] = []
-      const stream = readSse(`${base}/v1/stream`, (e) => events.push(e), { authorization: `Bearer ${TOKENS.centerNorth}`, 'last-event-id': `${other.app.center.casebook.epoch}-${start}` })
+      const stream = readSse(`${base}/v1/stream`, (e) => events.push(e), { authorization: `Bearer ${TOKENS.centerNorth}`, 'last-event-id': other.app.center.feed.ids.format(start) })
       await stream.opened
       await waitFor(() => (events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'the one visible event', timeoutMs: 20_000 })
       expect(events.map((e) => e.event)).toEqual(['alert_update'])
@@ -821,11 +821,27 @@ describe('live stream (SSE) over a real socket', () => {
   it('an id ahead of the feed is answered as being up to date: the feed\'s head is not given away', async () => {
     const head = center.app.center.feed.head()
     // Just past the head and far past it: both must look like a console that missed nothing.
-    for (const ahead of [`${center.app.center.casebook.epoch}-${head + 1}`, `${center.app.center.casebook.epoch}-999999999`, '999999999']) {
+    for (const ahead of [center.app.center.feed.ids.format(head + 1), center.app.center.feed.ids.format(999_999_999)]) {
       const s = await open('centerNorth', '', ahead)
       await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
       await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: `a live alert (${ahead})` })
       expect(s.events.map((e) => e.event), ahead).not.toContain('replay_truncated')
+      s.stream.close()
+    }
+  })
+
+  it('event ids are opaque: forged, numeric or damaged ids replay nothing and are answered unknown_id', async () => {
+    const ids = center.app.center.feed.ids
+    const mine = ids.format(1)
+    // A real id decodes; ids of consecutive events share no visible order.
+    expect(ids.parse(mine)).toEqual({ seq: 1 })
+    expect(ids.format(2).slice(13)).not.toBe(mine.slice(13))
+    const damaged = `${mine.slice(0, -3)}${mine.at(-3) === 'A' ? 'B' : 'A'}${mine.slice(-2)}`
+    for (const forged of ['1', `${ids.epoch}-1`, damaged, `${ids.epoch}-${'A'.repeat(22)}`]) {
+      const s = await open('centerNorth', '', forged)
+      await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: `replay_truncated for ${forged}` })
+      expect(JSON.parse(s.events[0].data), forged).toStrictEqual({ reason: 'unknown_id' })
+      expect(s.events.filter((e) => e.event === 'alert_update'), forged).toEqual([])
       s.stream.close()
     }
   })
