@@ -105,7 +105,7 @@ export async function buildApp(options: BuildOptions): Promise<FastifyInstance> 
     log: logger,
     now,
   })
-  const field = new FieldIndex(db, now)
+  const field = new FieldIndex(db)
   const deps: AppDeps = {
     config,
     store,

@@ -61,7 +61,9 @@ const SCHEMA = `
     enterprise TEXT,
     -- JSON object: enterprises it belonged to before this one (FieldIndex, DeviceInfo.former)
     former TEXT NOT NULL DEFAULT '{}',
-    -- newest time an envelope stated the owner (FieldIndex, DeviceInfo.ownerTs)
+    -- the newest envelope that stated the owner: its gateway, sequence and time (FieldIndex, DeviceInfo.owner)
+    owner_gateway TEXT NOT NULL DEFAULT '',
+    owner_seq INTEGER NOT NULL DEFAULT 0,
     owner_ts INTEGER NOT NULL DEFAULT 0,
     gateway TEXT NOT NULL,
     last_seen INTEGER NOT NULL,
@@ -129,26 +131,42 @@ const SCHEMA = `
   ) STRICT;
 `
 
-const VERSION = 2
+const VERSION = 3
 
 /**
  * - Version 0 (before user_version was kept) indexed devices by id alone; devices is a cache
  *   rebuilt from ingest, so it is simply made again.
- * - Version 1 had no former owners: `former` starts empty (moves before the upgrade are not
- *   known here, though each stored reading keeps its enterprise), and `owner_ts` starts at the
- *   device's last contact, capped at now.
+ * - Versions 1 and 2 had no former owners or owner position (a short-lived version 2 had a
+ *   `former_enterprises` list instead): the columns are added when missing, a list is carried
+ *   over, and the owner position starts unknown, so the next envelope from the device's gateway
+ *   that states an owner is taken as the newest. Decided by columns, not only by the number: a
+ *   database an older binary wrote to after an upgrade (it sets user_version back) is repaired
+ *   the same way.
  */
 function migrate(db: CenterDb): void {
   const version = db.pragma('user_version', { simple: true }) as number
   if (version < 1) db.exec('DROP TABLE IF EXISTS devices')
-  const devices = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all()
-  if (version < 2 && devices.length > 0 && !devices.some((c) => c.name === 'owner_ts')) {
-    db.transaction(() => {
-      db.exec("ALTER TABLE devices ADD COLUMN former TEXT NOT NULL DEFAULT '{}'")
-      db.exec('ALTER TABLE devices ADD COLUMN owner_ts INTEGER NOT NULL DEFAULT 0')
-      db.prepare('UPDATE devices SET owner_ts = min(last_seen, ?)').run(Date.now())
-    })()
-  }
+  const columns = new Set(db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('devices')").all().map((c) => c.name))
+  if (columns.size === 0 || version >= VERSION) return
+  db.transaction(() => {
+    const add = (name: string, definition: string) => {
+      if (!columns.has(name)) db.exec(`ALTER TABLE devices ADD COLUMN ${name} ${definition}`)
+    }
+    add('former', "TEXT NOT NULL DEFAULT '{}'")
+    add('owner_gateway', "TEXT NOT NULL DEFAULT ''")
+    add('owner_seq', 'INTEGER NOT NULL DEFAULT 0')
+    add('owner_ts', 'INTEGER NOT NULL DEFAULT 0')
+    if (columns.has('former_enterprises')) {
+      const rows = db.prepare<[], { office: string; id: string; list: string; former: string; last_seen: number }>('SELECT office, id, former_enterprises AS list, former, last_seen FROM devices').all()
+      const update = db.prepare('UPDATE devices SET former = ? WHERE office = ? AND id = ?')
+      for (const r of rows) {
+        const former = JSON.parse(r.former) as Record<string, unknown>
+        for (const e of JSON.parse(r.list) as string[]) former[e] ??= { until: r.last_seen, latest: {} }
+        update.run(JSON.stringify(former), r.office, r.id)
+      }
+    }
+    db.prepare('UPDATE devices SET owner_gateway = gateway, owner_seq = 0, owner_ts = 0').run()
+  })()
 }
 
 /** Opens (creating if needed) the center database. `:memory:` gives a throwaway one for tests. */

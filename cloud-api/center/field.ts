@@ -13,6 +13,13 @@ import type { CenterDb } from './db.ts'
 
 type Latest = Record<string, { value: number; unit: string; ts: number }>
 
+/** Where an envelope stands in its gateway's order: the outbox sequence is the order it accepted them. */
+export interface OwnerStatement {
+  gateway: string
+  seq: number
+  ts: number
+}
+
 export interface DeviceInfo {
   id: string
   office: string
@@ -25,11 +32,10 @@ export interface DeviceInfo {
    */
   former?: Record<string, { until: number; latest: Latest }>
   /**
-   * The newest time, capped at the center's clock, of an envelope that said who owns the device:
-   * what tells a move from a late backlog of the old owner. Not lastSeen: a gap record names no
-   * owner and may be stamped later than the backlog it stands in front of.
+   * The newest envelope that said who owns the device: what tells a move from a late backlog of
+   * the old owner (see `newer`).
    */
-  ownerTs: number
+  owner: OwnerStatement
   gateway: string
   lastSeen: number
   status?: string
@@ -63,11 +69,8 @@ export class FieldIndex {
   private readonly upsertDevice
   private readonly upsertGateway
 
-  constructor(
-    private readonly db: CenterDb,
-    private readonly now: () => number = Date.now,
-  ) {
-    type Row = { id: string; office: string; enterprise: string | null; former: string; owner_ts: number; gateway: string; last_seen: number; status: string | null; latest: string }
+  constructor(private readonly db: CenterDb) {
+    type Row = { id: string; office: string; enterprise: string | null; former: string; owner_gateway: string; owner_seq: number; owner_ts: number; gateway: string; last_seen: number; status: string | null; latest: string }
     for (const r of db.prepare<[], Row>('SELECT * FROM devices').all()) {
       const former = JSON.parse(r.former) as NonNullable<DeviceInfo['former']>
       this.officeDevices(r.office).set(r.id, {
@@ -75,7 +78,7 @@ export class FieldIndex {
         office: r.office,
         ...(r.enterprise !== null ? { enterprise: r.enterprise } : {}),
         ...(Object.keys(former).length > 0 ? { former } : {}),
-        ownerTs: r.owner_ts,
+        owner: { gateway: r.owner_gateway, seq: r.owner_seq, ts: r.owner_ts },
         gateway: r.gateway,
         lastSeen: r.last_seen,
         ...(r.status !== null ? { status: r.status } : {}),
@@ -94,9 +97,10 @@ export class FieldIndex {
       })
     }
     this.upsertDevice = db.prepare(
-      `INSERT INTO devices (id, office, enterprise, former, owner_ts, gateway, last_seen, status, latest)
-       VALUES (@id, @office, @enterprise, @former, @ownerTs, @gateway, @lastSeen, @status, @latest)
-       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, former = excluded.former, owner_ts = excluded.owner_ts, gateway = excluded.gateway,
+      `INSERT INTO devices (id, office, enterprise, former, owner_gateway, owner_seq, owner_ts, gateway, last_seen, status, latest)
+       VALUES (@id, @office, @enterprise, @former, @ownerGateway, @ownerSeq, @ownerTs, @gateway, @lastSeen, @status, @latest)
+       ON CONFLICT (office, id) DO UPDATE SET enterprise = excluded.enterprise, former = excluded.former, owner_gateway = excluded.owner_gateway,
+         owner_seq = excluded.owner_seq, owner_ts = excluded.owner_ts, gateway = excluded.gateway,
          last_seen = excluded.last_seen, status = excluded.status, latest = excluded.latest`,
     )
     this.upsertGateway = db.prepare(
@@ -125,7 +129,6 @@ export class FieldIndex {
   }
 
   noteEnvelopes(envelopes: readonly Envelope[]): void {
-    const now = this.now()
     let owners = false
     let office: string | undefined
     let devices: Map<string, DeviceInfo> | undefined
@@ -135,11 +138,10 @@ export class FieldIndex {
         devices = this.officeDevices(office)
       }
       const stated = statedOwner(e)
-      // A clock ahead of the center's must not pin the owner for good.
-      const at = Math.min(e.ts, now)
       let d = devices.get(e.device)
       if (!d) {
-        d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, ownerTs: stated !== undefined ? at : 0, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
+        const owner = stated !== undefined ? { gateway: e.gateway, seq: e.seq, ts: e.ts } : { gateway: e.gateway, seq: 0, ts: 0 }
+        d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, owner, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
         devices.set(e.device, d)
         owners = true
       }
@@ -147,12 +149,13 @@ export class FieldIndex {
       // latest values and the status that owner's inspectors see.
       let current = true
       if (stated !== undefined) {
-        if (stated === (d.enterprise ?? null)) {
-          if (at > d.ownerTs) d.ownerTs = at
-        } else if (at >= d.ownerTs) {
-          moveTo(d, stated, e.gateway, at)
-          owners = true
-        } else {
+        if (newer(e, d.owner)) {
+          if (stated !== (d.enterprise ?? null)) {
+            moveTo(d, stated, e.gateway)
+            owners = true
+          }
+          d.owner = { gateway: e.gateway, seq: e.seq, ts: e.ts }
+        } else if (stated !== (d.enterprise ?? null)) {
           current = false
           if (stated !== null) owners = noteFormer(d, stated, e) || owners
         }
@@ -211,7 +214,7 @@ export class FieldIndex {
     if (this.dirtyDevices.size === 0 && this.dirtyGateways.size === 0) return
     this.db.transaction(() => {
       for (const d of this.dirtyDevices) {
-        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, former: JSON.stringify(d.former ?? {}), ownerTs: d.ownerTs, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
+        this.upsertDevice.run({ id: d.id, office: d.office, enterprise: d.enterprise ?? null, former: JSON.stringify(d.former ?? {}), ownerGateway: d.owner.gateway, ownerSeq: d.owner.seq, ownerTs: d.owner.ts, gateway: d.gateway, lastSeen: d.lastSeen, status: d.status ?? null, latest: JSON.stringify(d.latest) })
       }
       for (const id of this.dirtyGateways) {
         const g = this.gateways.get(id)!
@@ -244,14 +247,24 @@ function statedOwner(e: Envelope): string | null | undefined {
 }
 
 /**
- * The device has moved (to another enterprise, or to none): an envelope stated another owner and
- * is at least as new as any that stated the current one. Changed in place, so the dirty set and
- * any caller holding this entry see the new owner. The old owner becomes a former one with what
- * the device last measured for it; the new owner starts without latest values or status.
+ * Whether an envelope is newer than the device's last statement of its owner. From the same
+ * gateway, by outbox sequence: the order the gateway accepted them, which is the order its
+ * configuration said who owns the device, whatever lane they came by (alerts go ahead of a
+ * backlog) and whatever the device's clock says. From another gateway, by time, as nothing
+ * else orders two gateways; a tie keeps the current owner.
  */
-function moveTo(d: DeviceInfo, owner: string | null, gateway: string, at: number): void {
+function newer(e: Envelope, last: OwnerStatement): boolean {
+  return e.gateway === last.gateway ? e.seq > last.seq : e.ts > last.ts
+}
+
+/**
+ * The device has moved (to another enterprise, or to none). Changed in place, so the dirty set
+ * and any caller holding this entry see the new owner. The old owner becomes a former one with
+ * what the device last measured for it; the new owner starts without latest values or status.
+ */
+function moveTo(d: DeviceInfo, owner: string | null, gateway: string): void {
   const former = { ...d.former }
-  if (d.enterprise !== undefined) former[d.enterprise] = { until: d.ownerTs, latest: d.latest }
+  if (d.enterprise !== undefined) former[d.enterprise] = { until: Math.max(d.owner.ts, ...Object.values(d.latest).map((l) => l.ts)), latest: d.latest }
   if (owner !== null) {
     delete former[owner]
     d.enterprise = owner
@@ -260,7 +273,6 @@ function moveTo(d: DeviceInfo, owner: string | null, gateway: string, at: number
   }
   if (Object.keys(former).length > 0) d.former = former
   else delete d.former
-  d.ownerTs = at
   d.gateway = gateway
   d.latest = {}
   delete d.status
