@@ -1,6 +1,9 @@
-/** 32-bit FNV-1a: a cheap fingerprint of a payload, to tell a redelivery from a reused frame or packet id. */
-export function fnv1a(bytes: Buffer | string): number {
-  let h = 0x811c9dc5
+/**
+ * 32-bit FNV-1a: a cheap fingerprint of a payload, to tell a redelivery from a reused frame or
+ * packet id. `seed` continues a fingerprint (the hash of what came before, e.g. the topic).
+ */
+export function fnv1a(bytes: Buffer | string, seed = 0x811c9dc5): number {
+  let h = seed
   if (typeof bytes === 'string') {
     for (let i = 0; i < bytes.length; i++) {
       h ^= bytes.charCodeAt(i) & 0xff

@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Aedes } from 'aedes'
 import mqtt from 'mqtt'
+import mqttPacket, { type Packet } from 'mqtt-packet'
 import { Registry } from 'prom-client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { freePort } from '../../common/ports.ts'
@@ -141,6 +142,7 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
     })
     return {
       url: `mqtt://127.0.0.1:${port}`,
+      aedes,
       acked,
       async close() {
         await new Promise<void>((resolve) => aedes.close(() => resolve()))
@@ -195,6 +197,91 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
     } finally {
       await device.endAsync()
       await input.stop()
+      await office.close()
+    }
+  })
+
+  it('on stop, sends the PUBACKs owed for messages whose commit finishes, then disconnects', async () => {
+    const office = await officeBroker()
+    const { pipeline, accepted } = heldPipeline()
+    const config = { broker: { external: { url: office.url, clientId: 'gw-stop', topic: 'dev/+/+' } } } as unknown as GatewayConfig
+    const input = new ExternalBrokerInput(config, pipeline, silentLogger(), new Registry())
+    const device = await mqtt.connectAsync(office.url, { clientId: 'gas-stop', reconnectPeriod: 0 })
+    try {
+      await input.start()
+      for (const value of ['a', 'b']) await device.publishAsync('dev/gas-stop/reading', value, { qos: 1 })
+      await waitFor(() => (accepted.length === 2 ? true : undefined), { what: 'two messages in the pipeline' })
+      const stopped = input.stop()
+      // Commits finish after the stop began: after the gateway disconnected, had it not waited
+      // (bounded, for this test, by the disconnect the broker would see).
+      await Promise.race([new Promise((resolve) => office.aedes.once('clientDisconnect', resolve)), new Promise((resolve) => setTimeout(resolve, 300))])
+      for (const a of accepted) a.done(null)
+      await stopped
+      expect(office.acked).toEqual(['a', 'b'])
+    } finally {
+      await device.endAsync()
+      await office.close()
+    }
+  })
+})
+
+describe('external mode: the office broker reuses packet ids', () => {
+  /**
+   * A scripted office broker (mqtt-packet over TCP): it accepts the gateway's CONNECT and
+   * SUBSCRIBE, then sends exactly the PUBLISHes the test writes, and records the PUBACKs.
+   */
+  async function scriptedBroker() {
+    const port = await freePort()
+    const pubacks: number[] = []
+    const closers: (() => Promise<void>)[] = []
+    let session: { send(p: Packet): void } | undefined
+    const subscribed = new Promise<void>((resolve) => {
+      const server = createServer((socket) => {
+        const parser = mqttPacket.parser({ protocolVersion: 4 })
+        const send = (p: Packet) => socket.write(mqttPacket.generate(p))
+        parser.on('packet', (p: Packet) => {
+          if (p.cmd === 'connect') send({ cmd: 'connack', returnCode: 0, sessionPresent: false })
+          else if (p.cmd === 'subscribe') {
+            send({ cmd: 'suback', messageId: p.messageId, granted: p.subscriptions.map(() => 1) })
+            session = { send }
+            resolve()
+          } else if (p.cmd === 'puback') pubacks.push(p.messageId!)
+          else if (p.cmd === 'pingreq') send({ cmd: 'pingresp' })
+        })
+        socket.on('data', (d) => parser.parse(d))
+        socket.on('error', () => {})
+      })
+      server.listen(port, '127.0.0.1')
+      closers.push(() => new Promise<void>((r) => server.close(() => r())))
+    })
+    return { url: `mqtt://127.0.0.1:${port}`, pubacks, subscribed, publish: (p: Packet) => session!.send(p), close: () => Promise.all(closers.map((c) => c())) }
+  }
+
+  it('stores a new message that reuses an acknowledged id with the same payload, and only a DUP resend is taken as a redelivery', async () => {
+    const office = await scriptedBroker()
+    const gateway = await startGateway({ overrides: { broker: { mode: 'external', tcp: null, external: { url: office.url, clientId: 'gw-reuse', topic: 'dev/+/+' } } } })
+    try {
+      await office.subscribed
+      const ts = Date.now() - 1000
+      const payload = Buffer.from(JSON.stringify({ ts, quantity: 'gas', value: 6.543 }))
+      const publish = (device: string, dup: boolean) => office.publish({ cmd: 'publish', topic: `dev/${device}/reading`, payload, qos: 1, messageId: 7, dup, retain: false })
+      const acked = async (n: number) => waitFor(() => (office.pubacks.length >= n ? true : undefined), { what: `${n} PUBACKs` })
+      // The same payload from two devices, each on id 7 once the one before was acknowledged.
+      publish('gas-001', false)
+      await acked(1)
+      publish('gas-002', false)
+      await acked(2)
+      // gas-002 sends the very same reading again as a new message (id 7 reused, DUP 0)...
+      publish('gas-002', false)
+      await acked(3)
+      // ...and the broker resends that one (DUP 1): a redelivery, acknowledged, not stored.
+      publish('gas-002', true)
+      await acked(4)
+      expect(office.pubacks).toEqual([7, 7, 7, 7])
+      const stored = (device: string) => gateway.outbox.peek(100_000).filter((r) => r.body.includes('6.543') && r.body.includes(`"device":"${device}"`)).length
+      expect({ gas001: stored('gas-001'), gas002: stored('gas-002') }).toEqual({ gas001: 1, gas002: 2 })
+    } finally {
+      await gateway.stop()
       await office.close()
     }
   })

@@ -25,6 +25,8 @@ import type { MqttInput } from './mqtt-input.ts'
 
 /** Messages read from the office broker and not yet committed, before the gateway stops reading. */
 const MAX_UNCOMMITTED = 1000
+/** How long stop() waits for PUBACKs owed to committed messages. */
+const STOP_ACK_MS = 2000
 
 type SendPacket = (this: MqttClient, packet: Packet, cb?: (err?: Error) => void, ...rest: unknown[]) => void
 
@@ -33,6 +35,8 @@ export class ExternalBrokerInput implements MqttInput {
   readonly port = undefined
   readonly broker = undefined
   private client: MqttClient | undefined
+  private acks: HeldAcks | undefined
+  private stopping = false
   private readonly connected: Gauge
   private readonly commitFailures: Counter
 
@@ -53,6 +57,11 @@ export class ExternalBrokerInput implements MqttInput {
   async start(): Promise<void> {
     const external = this.config.broker.external
     if (!external) throw new Error("broker.mode is 'external' but broker.external is not set")
+    // Checked before connecting: a client left connected with MQTT.js's own handleMessage would
+    // acknowledge everything at once and store nothing.
+    if (typeof (mqtt.MqttClient.prototype as unknown as { _sendPacket?: unknown })._sendPacket !== 'function') {
+      throw new Error('this MQTT.js has no _sendPacket: external mode cannot hold PUBACKs until the outbox commit')
+    }
     const log = this.logger.child({ component: 'external-broker', url: external.url })
     const options: IClientOptions = {
       clientId: external.clientId,
@@ -67,15 +76,23 @@ export class ExternalBrokerInput implements MqttInput {
     const client = mqtt.connect(external.url, options)
     this.client = client
     const acks = this.holdAcks(client)
+    this.acks = acks
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== 'publish') return callback()
-      const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: external.clientId, deviceId: undefined }
+      // Stopping: not read, not acknowledged; the office broker keeps it for the next session.
+      if (this.stopping) return
+      // The connection this message came on: a failed commit ends that one, not a later one.
+      const stream = client.stream
+      // DUP is the office broker's own, set when it resends (MQTT-3.3.1-1): a PUBLISH without it is
+      // new, even one whose packet id and payload match a message acknowledged just before (a
+      // broker may reuse an id once it is acknowledged, MQTT-2.3.1-4).
+      const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: external.clientId, deviceId: undefined, dup: packet.dup === true }
       const reply = (deviceId: string, command: string, body: object) => this.command(deviceId, command, body)
       const failed = (err: Error) => {
         // Drop the connection so the broker resends when the session resumes.
         this.commitFailures.inc()
         log.error({ code: 'GW_EXTERNAL_UNACKED', err: err.message, topic: packet.topic }, 'outbox commit failed; leaving the message with the office broker')
-        client.stream.destroy()
+        stream.destroy()
       }
       if (packet.qos === 2) {
         // QoS 2 stays one message at a time: MQTT.js keeps its PUBREC/PUBREL exchange itself.
@@ -117,7 +134,13 @@ export class ExternalBrokerInput implements MqttInput {
     ])
   }
 
+  /**
+   * Reads nothing more, gives the PUBACKs owed for committed messages up to `STOP_ACK_MS` to go
+   * out (else the office broker resends them all on the next start), then disconnects.
+   */
   async stop(): Promise<void> {
+    this.stopping = true
+    if (this.acks) await Promise.race([this.acks.idle(), new Promise((resolve) => setTimeout(resolve, STOP_ACK_MS).unref())])
     await this.client?.endAsync()
     this.client = undefined
   }

@@ -84,13 +84,28 @@ export class HeldAcks {
     for (const ack of this.queue) ack.dropped = true
     this.queue = []
     this.waiting = undefined
+    this.notifyIdle()
   }
 
   get held(): number {
     return this.queue.length
   }
 
+  /** Resolves once nothing is held (every PUBACK owed went out, or its connection closed). */
+  idle(): Promise<void> {
+    if (this.queue.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.onIdle.push(resolve))
+  }
+
+  private onIdle: (() => void)[] = []
+
   private release(): void {
     while (this.queue.length > 0 && this.queue[0].committed && this.queue[0].send) this.queue.shift()!.send!()
+    this.notifyIdle()
+  }
+
+  private notifyIdle(): void {
+    if (this.queue.length > 0 || this.onIdle.length === 0) return
+    for (const resolve of this.onIdle.splice(0)) resolve()
   }
 }
