@@ -33,6 +33,11 @@ interface AlarmState {
   /** Debounce: since when (source time) and how many samples in a row at or above a level. */
   pendingSince?: number
   pendingSamples?: number
+  /**
+   * The enterprise the device belonged to when the alarm was raised ('' for none). Absent in
+   * state written before 2026-11-27, which is then not checked.
+   */
+  enterprise?: string
 }
 
 const PREFIX = 'alarm'
@@ -91,10 +96,31 @@ export class ThresholdRule implements Rule {
       const alertId = out.raise({ ...fields(envelope, level), peak: value })
       // Held back by the storm guard: stay pending, the next reading tries again.
       if (alertId === undefined) return this.set(out, key, { pendingSince, pendingSamples })
-      this.set(out, key, { alertId, severity: level.severity, threshold: level.threshold, peak: value })
+      this.set(out, key, { alertId, severity: level.severity, threshold: level.threshold, peak: value, enterprise: envelope.enterprise ?? '' })
       return
     }
 
+    // The device moved to another enterprise (a reloaded office config) while its alarm was open:
+    // the alarm is its former owner's. It is cleared under that owner, so the new owner's values
+    // never reach the former owner's case and inspectors, and the reading is judged afresh, for
+    // the new owner.
+    if (s.enterprise !== undefined && s.enterprise !== (envelope.enterprise ?? '')) {
+      out.follow(
+        s.alertId,
+        'cleared',
+        {
+          type: this.name,
+          severity: s.severity!,
+          message: `${quantity} alarm closed: the sensor now belongs to another enterprise`,
+          quantity,
+          threshold: s.threshold!,
+          ...(s.peak !== undefined ? { peak: s.peak } : {}),
+        },
+        { device: envelope.device, ts: envelope.ts, ...(s.enterprise !== '' ? { enterprise: s.enterprise } : {}) },
+      )
+      this.forget(out, key)
+      return this.evaluate(envelope, out)
+    }
     const peak = Math.max(s.peak ?? value, value)
     if (value < clearLevel(t)) {
       out.follow(s.alertId, 'cleared', {

@@ -69,6 +69,21 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
     expect(h.alerts).toEqual([])
   })
 
+  it('an alarm open when the sensor moves to another enterprise is cleared under its former owner; the new owner gets its own', () => {
+    const h = harness()
+    h.feed({ ...h.gas(30, 0), enterprise: 'ent-a' })
+    h.feed({ ...h.gas(35, 1), enterprise: 'ent-a' })
+    // The office config was reloaded: the sensor is ent-b's now, and still over the level.
+    h.feed({ ...h.gas(52, 2), enterprise: 'ent-b' })
+    expect(h.alerts.map((a) => [a.payload.state, a.enterprise, a.payload.value, a.payload.peak])).toEqual([
+      ['raised', 'ent-a', 30, 30],
+      ['cleared', 'ent-a', undefined, 35],
+      ['raised', 'ent-b', 52, 52],
+    ])
+    expect(h.alerts[2].payload.alertId).not.toBe(h.alerts[0].payload.alertId)
+    for (const a of h.alerts) expect(envelopeProblems(a)).toEqual([])
+  })
+
   it('each device has its own alarm', () => {
     const h = harness()
     h.feed(h.gas(30, 0, 'gas-001'))
