@@ -129,6 +129,8 @@ const SCHEMA = `
     kind TEXT,
     data TEXT NOT NULL
   ) STRICT;
+  -- a console's replay reads its own offices' events only (Feed.since)
+  CREATE INDEX IF NOT EXISTS feed_by_office ON feed (office, seq);
 `
 
 const VERSION = 3

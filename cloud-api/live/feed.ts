@@ -39,6 +39,7 @@ export class Feed {
   private readonly emitter = new EventEmitter()
   private readonly insert
   private readonly after
+  private readonly afterInOffice
   private appended = 0
   /** How a replayable event's sequence is shown to consoles, and read back from Last-Event-ID. */
   readonly ids: EventIds
@@ -52,6 +53,7 @@ export class Feed {
     this.ids = new EventIds(centerEpoch(db), eventIdKey(db))
     this.insert = db.prepare('INSERT INTO feed (ts, event, office, enterprise, type, kind, data) VALUES (?, ?, ?, ?, ?, ?, ?)')
     this.after = db.prepare<[number, number], FeedRow>('SELECT * FROM feed WHERE seq > ? ORDER BY seq LIMIT ?')
+    this.afterInOffice = db.prepare<[string, number, number], FeedRow>('SELECT * FROM feed WHERE office = ? AND seq > ? ORDER BY seq LIMIT ?')
   }
 
   /**
@@ -74,14 +76,30 @@ export class Feed {
     return () => this.emitter.off('events', listener)
   }
 
-  /** Replayable events after `seq`, oldest first. */
-  since(seq: number, limit: number): FeedEvent[] {
-    return this.after.all(seq, limit).map((r) => ({
+  /**
+   * Replayable events after `seq`, oldest first; with `offices`, only theirs. Each office is read
+   * through its own index range, so the time a replay takes depends on the events of the
+   * caller's offices, not on how many other offices had in between (a console could otherwise
+   * time its replays to count them).
+   */
+  since(seq: number, limit: number, offices?: ReadonlySet<string>): FeedEvent[] {
+    let rows: FeedRow[]
+    if (offices === undefined) rows = this.after.all(seq, limit)
+    else {
+      rows = [...offices].flatMap((office) => this.afterInOffice.all(office, seq, limit))
+      if (offices.size > 1) rows = rows.sort((x, y) => x.seq - y.seq).slice(0, limit)
+    }
+    return rows.map((r) => ({
       seq: r.seq,
       event: r.event,
       subject: { office: r.office, enterprise: r.enterprise ?? undefined, type: r.type ?? undefined, kind: r.kind ?? undefined },
       data: r.data,
     }))
+  }
+
+  /** The oldest sequence number kept, or undefined for an empty feed. */
+  oldest(): number | undefined {
+    return this.db.prepare<[], { seq: number | null }>('SELECT min(seq) AS seq FROM feed').get()?.seq ?? undefined
   }
 
   /** The newest sequence number, or 0. */

@@ -23,7 +23,7 @@ import type { FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { EnvelopeKinds, type Envelope } from '../../contracts/envelope.ts'
-import { canSee, Roles, type UserPrincipal } from '../access/principal.ts'
+import { canSee, officeFilter, Roles, type UserPrincipal } from '../access/principal.ts'
 import type { EventIds } from '../live/event-ids.ts'
 import type { FeedEvent } from '../live/feed.ts'
 import { ApiError } from '../errors.ts'
@@ -39,7 +39,7 @@ const EVENTS: readonly string[] = [...CASE_EVENTS, ...EnvelopeKinds]
 const StreamQuery = Type.Object(
   {
     kinds: Type.Optional(Type.String({ maxLength: 200 })),
-    lastEventId: Type.Optional(Type.String({ maxLength: 64 })),
+    lastEventId: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
     access_token: Type.Optional(Type.String({ maxLength: 200 })),
   },
   { additionalProperties: false },
@@ -64,9 +64,11 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       for (const k of kinds) {
         if (!EVENTS.includes(k)) throw new ApiError('CLOUD_REQUEST_INVALID', 'unknown kind', [{ path: '/kinds', message: `"${k}" is not one of ${EVENTS.join(', ')}` }])
       }
-      const lastHeader = req.headers['last-event-id']
-      const lastText = typeof lastHeader === 'string' && lastHeader.trim() !== '' ? lastHeader.trim() : req.query.lastEventId
       const ids = deps.feed.ids
+      // The header (what EventSource sends) if it holds an id of ours, else the query (what the
+      // console puts in the URL), else whichever was given, to be answered unknown_id.
+      const lastHeader = typeof req.headers['last-event-id'] === 'string' && req.headers['last-event-id'].trim() !== '' ? req.headers['last-event-id'].trim() : undefined
+      const lastText = [lastHeader, req.query.lastEventId].find((t) => t !== undefined && typeof ids.parse(t) === 'object') ?? lastHeader ?? req.query.lastEventId
       const wanted = (e: FeedEvent) => kinds.has(e.event) && canSee(user, e.subject)
 
       reply.hijack()
@@ -145,8 +147,13 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
       if (lastText === undefined) return
 
       // `after`: the id of the last event this console was sent, when there is one (never a count).
-      const truncated = (after: number | undefined, reason: string) =>
-        !ended && res.write(`event: replay_truncated\ndata: {${after !== undefined ? `"after":"${ids.format(after)}",` : ''}"reason":"${reason}"}\n\n`)
+      // `from`: where a reconnect should start, given as the notice's own id, so that the browser
+      // (and the console) move past what the reload covers instead of sending the same dead or
+      // stale id, and wiping their lists, at every reconnect.
+      const truncated = (reason: string, after: number | undefined, from?: number) =>
+        !ended &&
+        res.write(`${from !== undefined ? `id: ${ids.format(from)}\n` : ''}event: replay_truncated\ndata: {${after !== undefined ? `"after":"${ids.format(after)}",` : ''}"reason":"${reason}"}\n\n`)
+      const offices = officeFilter(user)
       void (async () => {
         const parsed = ids.parse(lastText)
         let after = typeof parsed === 'object' ? parsed.seq : head
@@ -155,19 +162,19 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         if (typeof parsed !== 'object') {
           // Not an id of this center database (another one, made anew; forged; or of the old
           // numeric kind): nothing can be replayed; the console reloads its lists and goes on live.
-          truncated(undefined, 'unknown_id')
+          truncated('unknown_id', undefined, head)
         } else if (after > head) {
           // Ahead of the feed: cannot come from this database's own ids short of its feed being
           // cut back; nothing to replay, said no differently from being up to date.
           after = head
         } else {
-          const first = deps.feed.since(after, 1)[0]
+          const oldest = deps.feed.oldest()
           // Older than the feed keeps: say so, then replay what is left.
-          if (first !== undefined && first.seq! > after + 1) truncated(after, 'pruned')
+          if (oldest !== undefined && oldest > after + 1) truncated('pruned', after)
         }
         let replayed = 0
         while (!closed && !ended) {
-          const batch = deps.feed.since(after, 500)
+          const batch = deps.feed.since(after, 500, offices)
           if (batch.length === 0) break
           after = batch.at(-1)!.seq!
           let chunk = ''
@@ -184,7 +191,9 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
           // count against the slow-consumer limit.
           if (chunk !== '' && stillAllowed() && !res.write(chunk)) await new Promise((resolve) => (res.once('drain', resolve), res.once('close', resolve)))
           if (replayed >= MAX_REPLAY) {
-            truncated(lastSent, 'too_far_behind')
+            // The console reloads its lists: a reconnect starts from now, and so do live events.
+            after = deps.feed.head()
+            truncated('too_far_behind', lastSent, after)
             break
           }
         }

@@ -800,9 +800,29 @@ describe('live stream (SSE) over a real socket', () => {
     const s = await open('centerNorth', '', center.app.center.feed.ids.format(5).replace(/^[0-9a-f]+/, other))
     await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'replay_truncated' })
     expect(JSON.parse(s.events[0].data)).toStrictEqual({ reason: 'unknown_id' })
+    // The notice moves the console's position on: reconnecting with its id is not another notice.
+    const from = s.events[0].id!
+    expect(center.app.center.feed.ids.parse(from)).toEqual({ seq: center.app.center.feed.head() })
     await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
     await waitFor(() => (s.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert after the notice' })
     s.stream.close()
+    const again = await open('centerNorth', '', from)
+    await waitFor(() => (again.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'the replay of the live alert' })
+    expect(again.events.map((e) => e.event)).toEqual(['alert_update'])
+    again.stream.close()
+  })
+
+  it('takes the query id when the header holds none of ours, and refuses an empty one', async () => {
+    const ids = center.app.center.feed.ids
+    const from = ids.format(center.app.center.feed.head())
+    const events: SseEvent[] = []
+    const stream = readSse(`${url}/v1/stream?lastEventId=${encodeURIComponent(from)}`, (e) => events.push(e), { authorization: `Bearer ${TOKENS.centerNorth}`, 'last-event-id': 'garbage' })
+    await stream.opened
+    await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
+    await waitFor(() => (events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert' })
+    expect(events.map((e) => e.event)).not.toContain('replay_truncated')
+    stream.close()
+    expect((await fetch(`${url}/v1/stream?lastEventId=`, { headers: { authorization: `Bearer ${TOKENS.centerNorth}` } })).status).toBe(400)
   })
 
   it('replay_truncated too_far_behind counts only what this console may see', async () => {
@@ -847,9 +867,10 @@ describe('live stream (SSE) over a real socket', () => {
   it('event ids are opaque: forged, numeric or damaged ids replay nothing and are answered unknown_id', async () => {
     const ids = center.app.center.feed.ids
     const mine = ids.format(1)
-    // A real id decodes; ids of consecutive events share no visible order.
+    // A real id decodes; ids of one position differ each time, and show no order.
     expect(ids.parse(mine)).toEqual({ seq: 1 })
-    expect(ids.format(2).slice(13)).not.toBe(mine.slice(13))
+    expect(ids.format(1)).not.toBe(mine)
+    expect(ids.parse(ids.format(1))).toEqual({ seq: 1 })
     const damaged = `${mine.slice(0, -3)}${mine.at(-3) === 'A' ? 'B' : 'A'}${mine.slice(-2)}`
     for (const forged of ['1', `${ids.epoch}-1`, damaged, `${ids.epoch}-${'A'.repeat(22)}`]) {
       const s = await open('centerNorth', '', forged)
