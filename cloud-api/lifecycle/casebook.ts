@@ -248,7 +248,6 @@ export class Casebook {
       if (p.state === 'cleared') this.clear(p.alertId, e)
     } else {
       if (e.seq <= existing.last_seq) return
-      if ((e.enterprise ?? null) !== existing.enterprise) return this.ownerChanged(existing, e, events)
       const detail = JSON.parse(existing.detail) as Record<string, unknown>
       const next = { ...detail, ...(p.state === 'cleared' ? pick(p, ['value', 'peak']) : measured), events: Number(detail.events ?? 0) + 1 }
       if (typeof detail.peak === 'number' && typeof p.peak === 'number') next.peak = Math.max(detail.peak, p.peak)
@@ -272,24 +271,10 @@ export class Casebook {
     events.push(this.feed.record('alert_update', subject, view))
   }
 
-  private clear(id: string, e: Envelope, note = e.kind === 'alert' ? e.payload.message : undefined): void {
+  private clear(id: string, e: Envelope): void {
     this.db.prepare('UPDATE cases SET cleared_at = ?, ack_due = NULL, version = version + 1 WHERE id = ?').run(e.ts, id)
     const state = this.stmt.get.get(id)!.state
-    this.addTransition(id, e.ts, 'cleared', `gateway:${e.gateway}`, state, { note })
-  }
-
-  /**
-   * An event for an open case names another enterprise than the case: the device moved while the
-   * alarm was open, and the gateway (an older version, or a rule that does not track owners) went
-   * on with the same alert. Its values are the new owner's and must not reach the case, which the
-   * former owner's inspectors see: the case is cleared, with nothing of the event but its time.
-   */
-  private ownerChanged(existing: CaseRow, e: Envelope & { kind: 'alert' }, events: FeedEvent[]): void {
-    this.options.log.warn({ code: 'CLOUD_CASE_OWNER_CHANGED', case: existing.id, gateway: e.gateway, id: e.id }, 'an alert event names another enterprise than its case; the case is cleared, the event not applied')
-    this.db.prepare('UPDATE cases SET last_seq = ?, updated_at = ?, version = version + 1 WHERE id = ?').run(e.seq, Math.max(existing.updated_at, e.ts), existing.id)
-    if (existing.cleared_at === null) this.clear(existing.id, e, 'the device now belongs to another enterprise')
-    const view = this.view(this.stmt.get.get(existing.id)!)
-    events.push(this.feed.record('alert_update', subjectOf(view), view))
+    this.addTransition(id, e.ts, 'cleared', `gateway:${e.gateway}`, state, { note: e.kind === 'alert' ? e.payload.message : undefined })
   }
 
   private applyIncident(e: Envelope & { kind: 'incident' }, events: FeedEvent[]): void {
