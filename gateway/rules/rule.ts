@@ -23,8 +23,10 @@ export interface Rule {
 export interface AlertFrame {
   device: string
   ts: number
-  enterprise?: string
-  grid?: string
+  /** Overrides the device's configured owner; null says it had none (nothing is filled in). */
+  enterprise?: string | null
+  /** As enterprise. */
+  grid?: string | null
 }
 
 /** The answer a patrol phone gets on `cmd/{deviceId}/receipt` for a scan. */
@@ -65,7 +67,7 @@ export class RuleOutput {
     readonly now: number,
     readonly source: Envelope | undefined,
     private readonly gate: RaiseGate | undefined,
-    private readonly frameOf: (device: string) => Omit<AlertFrame, 'ts' | 'device'>,
+    private readonly frameOf: (device: string) => { enterprise?: string; grid?: string },
     private readonly envelopeFrame: { gateway: string; office: string },
   ) {}
 
@@ -110,7 +112,11 @@ export class RuleOutput {
 
   private draft(payload: Omit<AlertPayload, 'cause' | 'level'>, frame: AlertFrame | undefined): EnvelopeDraft {
     const device = frame?.device ?? this.source!.device
-    const where = frame ? { ...this.frameOf(device), ...withoutUndefined({ enterprise: frame.enterprise, grid: frame.grid }) } : pick(this.source!)
+    const where: { enterprise?: string; grid?: string } = frame
+      ? { ...this.frameOf(device), ...withoutUndefined({ enterprise: frame.enterprise ?? undefined, grid: frame.grid ?? undefined }) }
+      : pick(this.source!)
+    if (frame?.enterprise === null) delete where.enterprise
+    if (frame?.grid === null) delete where.grid
     return {
       ...this.envelopeFrame,
       device,

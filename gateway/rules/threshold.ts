@@ -38,6 +38,8 @@ interface AlarmState {
    * state written before 2026-11-27, which is then not checked.
    */
   enterprise?: string
+  /** The grid then ('' for none), for the same reason. */
+  grid?: string
 }
 
 const PREFIX = 'alarm'
@@ -96,7 +98,7 @@ export class ThresholdRule implements Rule {
       const alertId = out.raise({ ...fields(envelope, level), peak: value })
       // Held back by the storm guard: stay pending, the next reading tries again.
       if (alertId === undefined) return this.set(out, key, { pendingSince, pendingSamples })
-      this.set(out, key, { alertId, severity: level.severity, threshold: level.threshold, peak: value, enterprise: envelope.enterprise ?? '' })
+      this.set(out, key, { alertId, severity: level.severity, threshold: level.threshold, peak: value, enterprise: envelope.enterprise ?? '', grid: envelope.grid ?? '' })
       return
     }
 
@@ -116,7 +118,8 @@ export class ThresholdRule implements Rule {
           threshold: s.threshold!,
           ...(s.peak !== undefined ? { peak: s.peak } : {}),
         },
-        { device: envelope.device, ts: envelope.ts, ...(s.enterprise !== '' ? { enterprise: s.enterprise } : {}) },
+        // The owner and grid it was raised under, '' meaning none: nothing of the new config's.
+        { device: envelope.device, ts: envelope.ts, enterprise: s.enterprise || null, grid: s.grid === undefined ? undefined : s.grid || null },
       )
       this.forget(out, key)
       return this.evaluate(envelope, out)

@@ -84,6 +84,17 @@ describe('sensor threshold alarms (gas: low 25, high 50, clear below 20)', () =>
     for (const a of h.alerts) expect(envelopeProblems(a)).toEqual([])
   })
 
+  it('an alarm raised for a sensor of no enterprise is cleared with none, not under the enterprise it moved to', () => {
+    const h = harness()
+    // gas-001 belongs to an enterprise in the test office: the clear must not take its frame.
+    h.feed({ ...h.gas(30, 0, 'gas-001'), enterprise: undefined, grid: 'grid-x' })
+    h.feed({ ...h.gas(30, 1, 'gas-001'), enterprise: 'ent-b' })
+    const cleared = h.alerts.find((a) => a.payload.state === 'cleared')!
+    expect(cleared.enterprise).toBeUndefined()
+    expect(cleared.grid).toBe('grid-x')
+    expect(envelopeProblems(cleared)).toEqual([])
+  })
+
   it('each device has its own alarm', () => {
     const h = harness()
     h.feed(h.gas(30, 0, 'gas-001'))
