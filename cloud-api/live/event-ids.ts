@@ -1,7 +1,7 @@
 /**
  * Live-stream event ids: `<center database epoch>-<token>`, where the token is one AES-128 block,
- * encrypted with a key only the center database holds: eight zero bytes, three random bytes, and
- * the feed sequence in five (base64url, 22 characters).
+ * encrypted with a key only the center database holds: six zero bytes, two random bytes, and
+ * the feed sequence in eight (base64url, 22 characters).
  *
  * Why not the sequence itself: it is one count for the whole center, so the gaps between the
  * ids a console received told it how many events other offices and enterprises had in between,
@@ -9,7 +9,7 @@
  * own events fell. A console only echoes its last id back; it needs no order. The epoch stays in
  * clear, so an id from another center database (one made anew) is told apart at once.
  *
- * - The zero bytes make a forged or damaged token fail to decode (one in 2^64 gets through), so
+ * - The zero bytes make a forged or damaged token fail to decode (one in 2^48 gets through), so
  *   nothing a caller invents is taken as a position in the feed.
  * - The random bytes make two ids for the same position differ: the id given with a notice (the
  *   feed's head at that moment) says nothing when compared with another.
@@ -23,7 +23,7 @@ export type ParsedEventId = { seq: number } | 'foreign' | 'unknown'
 const TOKEN = /^([0-9a-f]{1,32})-([A-Za-z0-9_-]{22})$/
 
 /** Random bytes drawn in bulk: one call per 1,024 ids rather than one per id. */
-const POOL = 3 * 1024
+const POOL = 2 * 1024
 
 export class EventIds {
   private readonly cipher: Cipher
@@ -46,10 +46,10 @@ export class EventIds {
       randomFillSync(this.pool)
       this.used = 0
     }
-    this.block.fill(0, 0, 8)
-    this.pool.copy(this.block, 8, this.used, this.used + 3)
-    this.used += 3
-    this.block.writeUIntBE(seq, 11, 5)
+    this.block.fill(0, 0, 6)
+    this.pool.copy(this.block, 6, this.used, this.used + 2)
+    this.used += 2
+    this.block.writeBigUInt64BE(BigInt(seq), 8)
     return `${this.epoch}-${this.cipher.update(this.block).toString('base64url')}`
   }
 
@@ -64,7 +64,8 @@ export class EventIds {
     const raw = Buffer.from(m[2], 'base64url')
     if (raw.length !== 16) return 'unknown'
     const block = this.decipher.update(raw)
-    if (block.length !== 16 || block.readBigUInt64BE(0) !== 0n) return 'unknown'
-    return { seq: block.readUIntBE(11, 5) }
+    if (block.length !== 16 || block.readUIntBE(0, 6) !== 0) return 'unknown'
+    const seq = block.readBigUInt64BE(8)
+    return seq > BigInt(Number.MAX_SAFE_INTEGER) ? 'unknown' : { seq: Number(seq) }
   }
 }

@@ -170,7 +170,12 @@ export function streamRoutes(app: FastifyInstance, deps: AppDeps): void {
         } else {
           const oldest = deps.feed.oldest()
           // Older than the feed keeps: say so, then replay what is left.
-          if (oldest !== undefined && oldest > after + 1) truncated('pruned', after)
+          // The notice's id moves the console past what was pruned: if nothing of its scope is
+          // left to replay, its next reconnect would otherwise be told the same again.
+          if (oldest !== undefined && oldest > after + 1) {
+            truncated('pruned', after, oldest - 1)
+            after = oldest - 1
+          }
         }
         let replayed = 0
         while (!closed && !ended) {

@@ -170,7 +170,10 @@ function connect() {
   }
   es.addEventListener('alert_update', (e) => onCaseEvent('alert', e))
   es.addEventListener('incident_update', (e) => onCaseEvent('incident', e))
-  es.addEventListener('replay_truncated', () => {
+  es.addEventListener('replay_truncated', (e) => {
+    // The notice's id is where a reconnect should start (past what the reload covers); without
+    // it, a reconnect of our own would send the stale id and be told the same again.
+    if (e.lastEventId) lastEventId = e.lastEventId
     // What this console holds may be stale in ways a partial replay cannot repair: start over.
     alerts.set(new Map())
     incidents.set(new Map())

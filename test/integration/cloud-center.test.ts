@@ -798,6 +798,26 @@ describe('live stream (SSE) over a real socket', () => {
     again.stream.close()
   })
 
+  it('a pruned notice moves the console past what was pruned, even with nothing of its scope left', async () => {
+    const feed = center.app.center.feed
+    const old = feed.ids.format(feed.head())
+    const south = new FieldFactory('gw-c', 'o-c')
+    await center.ingest('gwC', [south.alertOf('cam-c', Date.now(), { type: 'camera.intrusion' }), south.alertOf('cam-c', Date.now(), { type: 'camera.intrusion' })])
+    // What Feed.prune does to old rows: only the newest (another office's) is left.
+    ;(feed as unknown as { db: { prepare(sql: string): { run(): void } } }).db.prepare('DELETE FROM feed WHERE seq < (SELECT max(seq) FROM feed)').run()
+    const s = await open('centerNorth', '', old)
+    await waitFor(() => (s.events.some((e) => e.event === 'replay_truncated') ? true : undefined), { what: 'the pruned notice' })
+    expect(JSON.parse(s.events[0].data)).toMatchObject({ reason: 'pruned' })
+    const from = s.events[0].id!
+    expect(from).toBeDefined()
+    s.stream.close()
+    const again = await open('centerNorth', '', from)
+    await center.ingest('gwA', [f.alertOf('cam-a', Date.now(), { type: 'camera.intrusion' })])
+    await waitFor(() => (again.events.some((e) => e.event === 'alert_update') ? true : undefined), { what: 'a live alert' })
+    expect(again.events.map((e) => e.event)).toEqual(['alert_update'])
+    again.stream.close()
+  })
+
   it('takes the query id when the header holds none of ours, and refuses an empty one', async () => {
     const ids = center.app.center.feed.ids
     const from = ids.format(center.app.center.feed.head())
