@@ -26,12 +26,6 @@ export interface DeviceMessage {
   receivedAt: number
   /** Set by inputs whose transport can redeliver (MQTT QoS 1); see Outbox.isCommitted. */
   transmission?: Transmission
-  /**
-   * The transport marks redeliveries reliably and says this is not one (an office broker's DUP 0):
-   * new, even if an earlier message had the same transmission. Devices' own clients cannot be
-   * trusted with DUP (MQTT.js resends without it), so for them this is never set.
-   */
-  firstDelivery?: boolean
 }
 
 export type Outcome = { ok: true; receipt?: Receipt } | { ok: false; rejection: Rejection }
@@ -83,7 +77,7 @@ export class Pipeline {
   accept(msg: DeviceMessage, done: AcceptCallback): void {
     const { normalizer, rules, outbox, metrics, reducer, raw } = this.deps
     this.countReceived(msg.input, msg.kind)
-    if (msg.transmission && msg.firstDelivery !== true && outbox.isCommitted(msg.transmission)) {
+    if (msg.transmission && outbox.isCommitted(msg.transmission)) {
       metrics.redeliveries.inc({ input: msg.input })
       done(null)
       return

@@ -157,7 +157,8 @@ export class Outbox {
    */
   private readonly recentTransmissions = new Map<string, Map<number, number>>()
   private readonly transmissionClient: (string | undefined)[] = new Array<string | undefined>(RECENT_TRANSMISSIONS)
-  private readonly transmissionPacket = new Uint16Array(RECENT_TRANSMISSIONS)
+  /** 32 bits: an MQTT packet id is 16, a serial frame number up to 999,999,999. */
+  private readonly transmissionPacket = new Uint32Array(RECENT_TRANSMISSIONS)
   private readonly transmissionHash = new Uint32Array(RECENT_TRANSMISSIONS)
   private readonly transmissionAt = new Float64Array(RECENT_TRANSMISSIONS)
   private ringPosition = 0

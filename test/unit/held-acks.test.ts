@@ -65,4 +65,31 @@ describe('PUBACKs held until the outbox commit (external mode)', () => {
     acks.end()
     expect(proceeded).toEqual([1, 2, 3])
   })
+
+  it('keeps a PUBACK in flight until the socket took it; a closed connection gives its room back once', () => {
+    const acks = new HeldAcks(2)
+    const proceeded: number[] = []
+    const written: (() => void)[] = []
+    for (const id of [1, 2]) {
+      const held = acks.hold(id)
+      acks.begin(() => proceeded.push(id))
+      acks.claim(id, (done) => written.push(done))
+      acks.committed(held)
+    }
+    // Both PUBACKs handed to the socket, neither taken yet: the third message waits.
+    acks.hold(3)
+    acks.begin(() => proceeded.push(3))
+    expect(proceeded).toEqual([1, 2])
+    written[0]()
+    expect(proceeded).toEqual([1, 2, 3])
+    // The connection closes with one PUBACK unwritten and one message held: both leave flight.
+    acks.reset()
+    acks.begin(() => proceeded.push(4))
+    acks.begin(() => proceeded.push(5))
+    expect(proceeded).toEqual([1, 2, 3, 4, 5])
+    // The closed socket's late callback is not counted again.
+    written[1]()
+    acks.begin(() => proceeded.push(6))
+    expect(proceeded).toEqual([1, 2, 3, 4, 5])
+  })
 })

@@ -18,10 +18,12 @@ export interface DevicePublish {
   /** Device the broker authenticated, when it knows; else the topic names it. */
   deviceId: string | undefined
   /**
-   * The PUBLISH's DUP flag, when the sender sets it reliably (an office broker resending to the
-   * gateway, MQTT-3.3.1-1); undefined when it does not (devices' own clients).
+   * The session carries many devices' messages (the gateway's at an office broker): the topic is
+   * then part of the fingerprint, since two devices' Wills have the same payload and the broker
+   * may reuse a packet id once it is acknowledged (MQTT-2.3.1-4). Not for a device's own session,
+   * so that fingerprints committed by earlier versions still match after an upgrade.
    */
-  dup?: boolean
+  sharedSession?: boolean
 }
 
 export type Reply = (deviceId: string, command: string, body: object) => void
@@ -38,14 +40,12 @@ export function ingestDevicePublish(pipeline: Pipeline, input: string, publish: 
   }
   const payload = typeof publish.payload === 'string' ? Buffer.from(publish.payload) : publish.payload
   // A QoS 1 packet's (session, packet id) is remembered with the commit, so a redelivery after a
-  // lost PUBACK is recognised (MQTT-4.3.2: the receiver may see a message more than once). The
-  // fingerprint covers the topic: through an office broker every device's messages share the
-  // gateway's session, and two devices' Wills have the same payload.
+  // lost PUBACK is recognised (MQTT-4.3.2: the receiver may see a message more than once).
   const transmission =
     publish.session !== undefined && publish.qos > 0 && publish.messageId !== undefined
-      ? { client: publish.session, packet: publish.messageId, hash: fnv1a(payload, fnv1a(publish.topic)) }
+      ? { client: publish.session, packet: publish.messageId, hash: publish.sharedSession ? fnv1a(payload, fnv1a(publish.topic)) : fnv1a(payload) }
       : undefined
-  const msg = { input, deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission, ...(publish.dup === false ? { firstDelivery: true } : {}) }
+  const msg = { input, deviceId: topic.deviceId, kind: topic.kind, raw: payload, receivedAt, transmission }
   pipeline.accept(msg, (err, rejection, receipt) => {
     // A message that can never be accepted is still acknowledged (resending cannot fix it), and
     // the device is told why on its command topic. A scan gets its receipt there too.

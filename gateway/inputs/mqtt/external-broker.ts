@@ -79,14 +79,16 @@ export class ExternalBrokerInput implements MqttInput {
     this.acks = acks
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== 'publish') return callback()
-      // Stopping: not read, not acknowledged; the office broker keeps it for the next session.
-      if (this.stopping) return
+      // Stopping: read (so the connection can close) but neither stored nor acknowledged, so the
+      // office broker keeps it for the next session. MQTT.js's PUBACK for it is held by nobody
+      // and dropped (holdAcks).
+      if (this.stopping) return callback()
       // The connection this message came on: a failed commit ends that one, not a later one.
       const stream = client.stream
-      // DUP is the office broker's own, set when it resends (MQTT-3.3.1-1): a PUBLISH without it is
-      // new, even one whose packet id and payload match a message acknowledged just before (a
-      // broker may reuse an id once it is acknowledged, MQTT-2.3.1-4).
-      const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: external.clientId, deviceId: undefined, dup: packet.dup === true }
+      // Every device's messages share this session, so the topic is part of what tells a
+      // redelivery from a new message on a reused packet id (device-publish.ts). DUP is not
+      // trusted: Mosquitto resends what it restored from its snapshot after a crash with DUP 0.
+      const publish = { topic: packet.topic, payload: packet.payload, qos: packet.qos, messageId: packet.messageId, session: external.clientId, deviceId: undefined, sharedSession: true }
       const reply = (deviceId: string, command: string, body: object) => this.command(deviceId, command, body)
       const failed = (err: Error) => {
         // Drop the connection so the broker resends when the session resumes.
@@ -105,7 +107,8 @@ export class ExternalBrokerInput implements MqttInput {
       const held = packet.qos === 1 ? acks.hold(packet.messageId!) : undefined
       acks.begin(callback)
       ingestDevicePublish(this.pipeline, 'mqtt', publish, reply, (err) => {
-        acks.end()
+        // QoS 0 leaves flight here; QoS 1 when its PUBACK is written, or its connection closes.
+        if (!held) acks.end()
         if (err) failed(err)
         else if (held) acks.committed(held)
       })
@@ -140,9 +143,13 @@ export class ExternalBrokerInput implements MqttInput {
    */
   async stop(): Promise<void> {
     this.stopping = true
-    if (this.acks) await Promise.race([this.acks.idle(), new Promise((resolve) => setTimeout(resolve, STOP_ACK_MS).unref())])
-    await this.client?.endAsync()
+    const bounded = (p: Promise<unknown>) => Promise.race([p, new Promise((resolve) => setTimeout(resolve, STOP_ACK_MS).unref())])
+    if (this.acks) await bounded(this.acks.idle())
+    const client = this.client
     this.client = undefined
+    // A broker that does not answer the DISCONNECT (or a socket that cannot drain) must not hold
+    // the gateway's shutdown: after the bound, the connection is dropped.
+    if (client && (await bounded(client.endAsync().then(() => true))) !== true) await client.endAsync(true)
   }
 
   health(): InputHealth {
@@ -162,9 +169,11 @@ export class ExternalBrokerInput implements MqttInput {
     internals._sendPacket = function (this: MqttClient, packet, cb, ...rest) {
       if (packet.cmd !== 'puback') return send.call(this, packet, cb, ...rest)
       const stream = client.stream
-      // Not held: a PUBACK for a message of a closed connection. Never sent; the broker resends.
-      acks.claim(packet.messageId!, () => {
-        if (client.connected && client.stream === stream) send.call(client, packet, undefined)
+      // Not held: a PUBACK for a message of a closed connection, or read while stopping. Never
+      // sent; the broker resends.
+      acks.claim(packet.messageId!, (written) => {
+        if (client.connected && client.stream === stream) send.call(client, packet, written)
+        else written()
       })
       // MQTT.js goes on to its next packet when this calls back.
       process.nextTick(() => cb?.())

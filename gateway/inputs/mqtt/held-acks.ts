@@ -17,8 +17,8 @@
 export interface HeldAck {
   readonly messageId: number
   committed: boolean
-  /** Sends the PUBACK; set when MQTT.js asks to send it. */
-  send: (() => void) | undefined
+  /** Sends the PUBACK, calling `written` once the socket took it; set when MQTT.js asks to send it. */
+  send: ((written: () => void) => void) | undefined
   /** Left behind by a closed connection. */
   dropped: boolean
 }
@@ -26,8 +26,12 @@ export interface HeldAck {
 export class HeldAcks {
   /** In PUBLISH order. */
   private queue: HeldAck[] = []
-  /** Messages (any QoS) read from the broker and not yet committed. */
+  /** Messages read from the broker and still in flight (see `begin`). */
   private inFlight = 0
+  /** Of those, PUBACKs handed to the socket and not yet taken by it. */
+  private writing = 0
+  /** Counts connections, so a write callback of a closed one changes nothing. */
+  private connection = 0
   /**
    * MQTT.js's continuation to the next packet, waiting for room. One at most: MQTT.js hands over
    * no other packet until it runs.
@@ -48,7 +52,7 @@ export class HeldAcks {
    * every one before it) is committed; false means the PUBACK belongs to no held message (its
    * connection closed) and must not be sent at all.
    */
-  claim(messageId: number, send: () => void): boolean {
+  claim(messageId: number, send: (written: () => void) => void): boolean {
     const ack = this.queue.find((a) => a.messageId === messageId && a.send === undefined)
     if (!ack) return false
     ack.send = send
@@ -62,14 +66,20 @@ export class HeldAcks {
     this.release()
   }
 
-  /** One more message being committed; `proceed` (MQTT.js's next packet) runs when there is room. */
+  /**
+   * One more message in flight; `proceed` (MQTT.js's next packet) runs when there is room. A
+   * message is in flight until its PUBACK is written to the socket (QoS 1), or until its commit
+   * (QoS 0): counting only uncommitted messages let PUBACKs pile up unwritten behind a broker
+   * that sends faster than it reads, tens of thousands of messages the broker still counts as
+   * unacknowledged and would resend after a dropped connection.
+   */
   begin(proceed: () => void): void {
     this.inFlight++
     if (this.inFlight <= this.maxInFlight) proceed()
     else this.waiting = proceed
   }
 
-  /** A message's commit finished, either way. */
+  /** A message left flight: its PUBACK is written, or (QoS 0) its commit finished, either way. */
   end(): void {
     this.inFlight--
     const proceed = this.waiting
@@ -79,11 +89,23 @@ export class HeldAcks {
     }
   }
 
-  /** The connection closed: nothing held is ever sent, and what waited for room is abandoned with it. */
+  /**
+   * The connection closed: nothing held is ever sent, and what waited for room is abandoned with
+   * it. Held messages leave the in-flight count (see `begin`): they are the broker's again.
+   */
   reset(): void {
-    for (const ack of this.queue) ack.dropped = true
+    const dropped = this.queue
     this.queue = []
     this.waiting = undefined
+    for (const ack of dropped) {
+      ack.dropped = true
+      this.inFlight--
+    }
+    // PUBACKs handed to the closed socket: its 'drain' never comes. Their late callbacks are
+    // told apart by the connection they belong to.
+    this.inFlight -= this.writing
+    this.writing = 0
+    this.connection++
     this.notifyIdle()
   }
 
@@ -100,7 +122,15 @@ export class HeldAcks {
   private onIdle: (() => void)[] = []
 
   private release(): void {
-    while (this.queue.length > 0 && this.queue[0].committed && this.queue[0].send) this.queue.shift()!.send!()
+    while (this.queue.length > 0 && this.queue[0].committed && this.queue[0].send) {
+      const connection = this.connection
+      this.writing++
+      this.queue.shift()!.send!(() => {
+        if (connection !== this.connection) return
+        this.writing--
+        this.end()
+      })
+    }
     this.notifyIdle()
   }
 
