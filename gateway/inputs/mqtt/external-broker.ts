@@ -23,8 +23,11 @@ import { ingestDevicePublish } from './device-publish.ts'
 import { HeldAcks } from './held-acks.ts'
 import type { MqttInput } from './mqtt-input.ts'
 
-/** Messages read from the office broker and not yet committed, before the gateway stops reading. */
-const MAX_UNCOMMITTED = 1000
+/**
+ * Messages read from the office broker and in flight (uncommitted, or their PUBACK not yet taken
+ * by the socket) before the gateway stops reading.
+ */
+const MAX_IN_FLIGHT = 1000
 /** How long stop() waits for PUBACKs owed to committed messages. */
 const STOP_ACK_MS = 2000
 
@@ -138,8 +141,9 @@ export class ExternalBrokerInput implements MqttInput {
   }
 
   /**
-   * Reads nothing more, gives the PUBACKs owed for committed messages up to `STOP_ACK_MS` to go
-   * out (else the office broker resends them all on the next start), then disconnects.
+   * Stores nothing more (what is still read is dropped unacknowledged), gives the PUBACKs owed for
+   * committed messages up to `STOP_ACK_MS` to go out (else the office broker resends them all on
+   * the next start), then disconnects, dropping the connection if that takes longer still.
    */
   async stop(): Promise<void> {
     this.stopping = true
@@ -162,7 +166,7 @@ export class ExternalBrokerInput implements MqttInput {
    * internal (5.x); its absence fails the start rather than acknowledge anything early.
    */
   private holdAcks(client: MqttClient): HeldAcks {
-    const acks = new HeldAcks(MAX_UNCOMMITTED)
+    const acks = new HeldAcks(MAX_IN_FLIGHT)
     const internals = client as unknown as { _sendPacket?: SendPacket }
     const send = internals._sendPacket
     if (typeof send !== 'function') throw new Error('this MQTT.js has no _sendPacket: external mode cannot hold PUBACKs until the outbox commit')
