@@ -154,7 +154,10 @@ export class FieldIndex {
             moveTo(d, stated, e.gateway)
             owners = true
           }
-          d.owner = { gateway: e.gateway, seq: e.seq, ts: e.ts }
+          // In place: this runs for nearly every envelope of the ingest path.
+          d.owner.gateway = e.gateway
+          d.owner.seq = e.seq
+          d.owner.ts = e.ts
         } else if (stated !== (d.enterprise ?? null)) {
           current = false
           if (stated !== null) owners = noteFormer(d, stated, e) || owners
