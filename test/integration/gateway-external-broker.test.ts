@@ -5,7 +5,7 @@
  * on their command topics, and picks up what Mosquitto queued while the gateway was down.
  */
 import { execFile } from 'node:child_process'
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -223,6 +223,91 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
       await office.close()
     }
   })
+})
+
+describe('external mode: connections that end badly', () => {
+  /** A scripted office broker that keeps every connection, so the test can act on each. */
+  async function office(opts: { pauseAfterSuback?: boolean } = {}) {
+    const port = await freePort()
+    const log: string[] = []
+    const conns: { socket: Socket; send(p: Packet): void }[] = []
+    const server = createServer((socket) => {
+      const parser = mqttPacket.parser({ protocolVersion: 4 })
+      const n = conns.length
+      const send = (p: Packet) => socket.write(mqttPacket.generate(p))
+      conns.push({ socket, send })
+      parser.on('packet', (p: Packet) => {
+        log.push(`c${n}:${p.cmd}${'messageId' in p && p.messageId ? `:${p.messageId}` : ''}`)
+        if (p.cmd === 'connect') send({ cmd: 'connack', returnCode: 0, sessionPresent: true })
+        else if (p.cmd === 'subscribe') {
+          send({ cmd: 'suback', messageId: p.messageId, granted: p.subscriptions.map(() => 1) })
+          if (opts.pauseAfterSuback) socket.pause()
+        } else if (p.cmd === 'pingreq') send({ cmd: 'pingresp' })
+      })
+      socket.on('data', (d) => parser.parse(d))
+      socket.on('error', () => {})
+    })
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+    return {
+      url: `mqtt://127.0.0.1:${port}`,
+      log,
+      conns,
+      close: () => {
+        for (const c of conns) c.socket.destroy()
+        return new Promise<void>((resolve) => server.close(() => resolve()))
+      },
+    }
+  }
+  function pipelineByHand() {
+    const accepted: { value: string; done: (err: Error | null) => void }[] = []
+    const pipeline = { accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }), rejectedTopic: () => {} } as unknown as Pipeline
+    return { pipeline, accepted }
+  }
+  const pub = (id: number, qos: 1 | 2, value: string): Packet => ({ cmd: 'publish', topic: 'dev/gas-001/reading', payload: Buffer.from(value), qos, messageId: id, dup: false, retain: false })
+
+  it('a message read after its connection closed does not hold up the next connection\'s PUBACKs', async () => {
+    const broker = await office()
+    const { pipeline, accepted } = pipelineByHand()
+    const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stale', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
+    try {
+      await input.start()
+      const first = broker.conns[0]
+      first.send(pub(1, 2, 'q2'))
+      await waitFor(() => (broker.log.includes('c0:pubrec:1') ? true : undefined), { what: 'PUBREC' })
+      // PUBREL and a QoS 1 PUBLISH in one write: both parsed while the QoS 2 commit is pending.
+      first.socket.write(Buffer.concat([mqttPacket.generate({ cmd: 'pubrel', messageId: 1 }), mqttPacket.generate(pub(2, 1, 'stale'))]))
+      await waitFor(() => (accepted.length === 1 ? true : undefined), { what: 'the QoS 2 message in its commit' })
+      const client = (input as unknown as { client: { connected: boolean } }).client
+      first.socket.destroy()
+      await waitFor(() => (client.connected === false ? true : undefined), { what: 'the close' })
+      // Both commits fail (a full disk fails them together); MQTT.js then goes on to the stale message.
+      accepted[0].done(new Error('disk I/O error'))
+      for (const a of accepted.slice(1)) a.done(new Error('disk I/O error'))
+      // The session resumes (session present): no SUBSCRIBE is needed on the new connection.
+      await waitFor(() => (broker.log.includes('c1:connect') && client.connected ? true : undefined), { what: 'the new connection' })
+      broker.conns[1].send(pub(3, 1, 'fresh'))
+      const fresh = await waitFor(() => accepted.find((a) => a.value === 'fresh'), { what: 'the new connection\'s message' })
+      fresh.done(null)
+      await waitFor(() => (broker.log.includes('c1:puback:3') ? true : undefined), { what: 'its PUBACK' })
+    } finally {
+      await input.stop()
+      await broker.close()
+    }
+  }, 20_000)
+
+  it('stop drops a connection whose DISCONNECT does not go through', async () => {
+    const broker = await office({ pauseAfterSuback: true })
+    const { pipeline } = pipelineByHand()
+    const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stuck', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
+    try {
+      await input.start()
+      const client = (input as unknown as { client: { stream: { destroyed: boolean } } }).client
+      await input.stop()
+      expect(client.stream.destroyed).toBe(true)
+    } finally {
+      await broker.close()
+    }
+  }, 20_000)
 })
 
 describe('external mode: the office broker reuses packet ids', () => {

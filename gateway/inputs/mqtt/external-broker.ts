@@ -82,12 +82,14 @@ export class ExternalBrokerInput implements MqttInput {
     this.acks = acks
     client.handleMessage = (packet, callback) => {
       if (packet.cmd !== 'publish') return callback()
-      // Stopping: read (so the connection can close) but neither stored nor acknowledged, so the
-      // office broker keeps it for the next session. MQTT.js's PUBACK for it is held by nobody
-      // and dropped (holdAcks).
-      if (this.stopping) return callback()
       // The connection this message came on: a failed commit ends that one, not a later one.
       const stream = client.stream
+      // Stopping, or read from a connection already closed (MQTT.js goes on with packets it had
+      // parsed, e.g. behind a slow QoS 2 commit): read but neither stored nor acknowledged, so
+      // the office broker keeps it for the next session. MQTT.js's PUBACK for it is held by
+      // nobody and dropped (holdAcks). Held, it would sit uncommitted at the head of the next
+      // connection's queue if its commit failed, and no PUBACK would go out again.
+      if (this.stopping || !client.connected || stream.destroyed) return callback()
       // Every device's messages share this session, so the topic is part of what tells a
       // redelivery from a new message on a reused packet id (device-publish.ts). DUP is not
       // trusted: Mosquitto resends what it restored from its snapshot after a crash with DUP 0.
@@ -153,7 +155,8 @@ export class ExternalBrokerInput implements MqttInput {
     this.client = undefined
     // A broker that does not answer the DISCONNECT (or a socket that cannot drain) must not hold
     // the gateway's shutdown: after the bound, the connection is dropped.
-    if (client && (await bounded(client.endAsync().then(() => true))) !== true) await client.endAsync(true)
+    // (Not endAsync(true): MQTT.js ignores a second end once the first is under way.)
+    if (client && (await bounded(client.endAsync().then(() => true))) !== true) client.stream.destroy()
   }
 
   health(): InputHealth {
