@@ -129,6 +129,63 @@ describe('gateway with GridWatch\'s own standalone broker, in external mode', ()
   })
 })
 
+/** A pipeline whose commits the test finishes by hand. */
+function heldPipeline() {
+  const accepted: { value: string; done: (err: Error | null) => void }[] = []
+  const pipeline = {
+    accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }),
+    rejectedTopic: () => {},
+  } as unknown as Pipeline
+  return { pipeline, accepted }
+}
+
+/**
+ * A scripted office broker (mqtt-packet over TCP): it accepts the gateway's CONNECT (a new session
+ * the first time, a resumed one after) and SUBSCRIBE, then sends exactly the packets the test
+ * writes, to the newest connection or to any it kept. It logs every packet it gets
+ * (`c<connection>:<cmd>[:<id>]`) and the PUBACKs' ids.
+ */
+async function scriptedBroker(opts: { pauseAfterSuback?: boolean } = {}) {
+  const port = await freePort()
+  const log: string[] = []
+  const pubacks: number[] = []
+  const conns: { socket: Socket; send(p: Packet): void }[] = []
+  let subscribedOnce: () => void = () => {}
+  const subscribed = new Promise<void>((resolve) => (subscribedOnce = resolve))
+  const server = createServer((socket) => {
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    const n = conns.length
+    const send = (p: Packet) => socket.write(mqttPacket.generate(p))
+    conns.push({ socket, send })
+    parser.on('packet', (p: Packet) => {
+      log.push(`c${n}:${p.cmd}${'messageId' in p && p.messageId ? `:${p.messageId}` : ''}`)
+      if (p.cmd === 'connect') send({ cmd: 'connack', returnCode: 0, sessionPresent: n > 0 })
+      else if (p.cmd === 'subscribe') {
+        send({ cmd: 'suback', messageId: p.messageId, granted: p.subscriptions.map(() => 1) })
+        subscribedOnce()
+        if (opts.pauseAfterSuback) socket.pause()
+      } else if (p.cmd === 'puback') pubacks.push(p.messageId!)
+      else if (p.cmd === 'pingreq') send({ cmd: 'pingresp' })
+      else if (p.cmd === 'disconnect') socket.end()
+    })
+    socket.on('data', (d) => parser.parse(d))
+    socket.on('error', () => {})
+  })
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    log,
+    pubacks,
+    conns,
+    subscribed,
+    publish: (p: Packet) => conns.at(-1)!.send(p),
+    close: () => {
+      for (const c of conns) c.socket.destroy()
+      return new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}
+
 describe('external mode: PUBACKs wait for the outbox, not for each other', () => {
   /** A real Aedes as the office broker, recording every PUBACK it gets from the gateway, in order. */
   async function officeBroker() {
@@ -151,15 +208,6 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
     }
   }
 
-  /** A pipeline whose commits the test finishes by hand. */
-  function heldPipeline() {
-    const accepted: { value: string; done: (err: Error | null) => void }[] = []
-    const pipeline = {
-      accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }),
-      rejectedTopic: () => {},
-    } as unknown as Pipeline
-    return { pipeline, accepted }
-  }
 
   it('reads on while messages commit, acknowledges each only after its commit and in order, and never what failed', async () => {
     const office = await officeBroker()
@@ -226,48 +274,11 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
 })
 
 describe('external mode: connections that end badly', () => {
-  /** A scripted office broker that keeps every connection, so the test can act on each. */
-  async function office(opts: { pauseAfterSuback?: boolean } = {}) {
-    const port = await freePort()
-    const log: string[] = []
-    const conns: { socket: Socket; send(p: Packet): void }[] = []
-    const server = createServer((socket) => {
-      const parser = mqttPacket.parser({ protocolVersion: 4 })
-      const n = conns.length
-      const send = (p: Packet) => socket.write(mqttPacket.generate(p))
-      conns.push({ socket, send })
-      parser.on('packet', (p: Packet) => {
-        log.push(`c${n}:${p.cmd}${'messageId' in p && p.messageId ? `:${p.messageId}` : ''}`)
-        if (p.cmd === 'connect') send({ cmd: 'connack', returnCode: 0, sessionPresent: true })
-        else if (p.cmd === 'subscribe') {
-          send({ cmd: 'suback', messageId: p.messageId, granted: p.subscriptions.map(() => 1) })
-          if (opts.pauseAfterSuback) socket.pause()
-        } else if (p.cmd === 'pingreq') send({ cmd: 'pingresp' })
-      })
-      socket.on('data', (d) => parser.parse(d))
-      socket.on('error', () => {})
-    })
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
-    return {
-      url: `mqtt://127.0.0.1:${port}`,
-      log,
-      conns,
-      close: () => {
-        for (const c of conns) c.socket.destroy()
-        return new Promise<void>((resolve) => server.close(() => resolve()))
-      },
-    }
-  }
-  function pipelineByHand() {
-    const accepted: { value: string; done: (err: Error | null) => void }[] = []
-    const pipeline = { accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }), rejectedTopic: () => {} } as unknown as Pipeline
-    return { pipeline, accepted }
-  }
   const pub = (id: number, qos: 1 | 2, value: string): Packet => ({ cmd: 'publish', topic: 'dev/gas-001/reading', payload: Buffer.from(value), qos, messageId: id, dup: false, retain: false })
 
   it('a message read after its connection closed does not hold up the next connection\'s PUBACKs', async () => {
-    const broker = await office()
-    const { pipeline, accepted } = pipelineByHand()
+    const broker = await scriptedBroker()
+    const { pipeline, accepted } = heldPipeline()
     const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stale', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
     try {
       await input.start()
@@ -296,8 +307,8 @@ describe('external mode: connections that end badly', () => {
   }, 20_000)
 
   it('stop drops a connection whose DISCONNECT does not go through', async () => {
-    const broker = await office({ pauseAfterSuback: true })
-    const { pipeline } = pipelineByHand()
+    const broker = await scriptedBroker({ pauseAfterSuback: true })
+    const { pipeline } = heldPipeline()
     const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stuck', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
     try {
       await input.start()
@@ -311,37 +322,6 @@ describe('external mode: connections that end badly', () => {
 })
 
 describe('external mode: the office broker reuses packet ids', () => {
-  /**
-   * A scripted office broker (mqtt-packet over TCP): it accepts the gateway's CONNECT and
-   * SUBSCRIBE, then sends exactly the PUBLISHes the test writes, and records the PUBACKs.
-   */
-  async function scriptedBroker() {
-    const port = await freePort()
-    const pubacks: number[] = []
-    const closers: (() => Promise<void>)[] = []
-    let session: { send(p: Packet): void } | undefined
-    const subscribed = new Promise<void>((resolve) => {
-      const server = createServer((socket) => {
-        const parser = mqttPacket.parser({ protocolVersion: 4 })
-        const send = (p: Packet) => socket.write(mqttPacket.generate(p))
-        parser.on('packet', (p: Packet) => {
-          if (p.cmd === 'connect') send({ cmd: 'connack', returnCode: 0, sessionPresent: false })
-          else if (p.cmd === 'subscribe') {
-            send({ cmd: 'suback', messageId: p.messageId, granted: p.subscriptions.map(() => 1) })
-            session = { send }
-            resolve()
-          } else if (p.cmd === 'puback') pubacks.push(p.messageId!)
-          else if (p.cmd === 'pingreq') send({ cmd: 'pingresp' })
-          else if (p.cmd === 'disconnect') socket.end()
-        })
-        socket.on('data', (d) => parser.parse(d))
-        socket.on('error', () => {})
-      })
-      server.listen(port, '127.0.0.1')
-      closers.push(() => new Promise<void>((r) => server.close(() => r())))
-    })
-    return { url: `mqtt://127.0.0.1:${port}`, pubacks, subscribed, publish: (p: Packet) => session!.send(p), close: () => Promise.all(closers.map((c) => c())) }
-  }
 
   it('stops promptly while the office broker is still sending a backlog', async () => {
     const office = await scriptedBroker()
