@@ -33,6 +33,8 @@ interface LoadResult {
   acked: number
   seconds: number
   msgs_per_s: number
+  /** The load generator's own CPU, % of one core: near 100 it, not the broker, sets the pace. */
+  cpu_percent: number
 }
 
 function load(url: string, secs: number, auth: boolean): Promise<LoadResult> {
@@ -62,6 +64,7 @@ async function benchGateway() {
         .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0)
     return {
       ...result,
+      loadCpu: result.cpu_percent,
       rssMb: peakRssMb(pid),
       cpuPercent: cpu * 100,
       rowsPerCommit: metric('gateway_outbox_commit_rows_sum') / metric('gateway_outbox_commit_rows_count'),
@@ -87,7 +90,7 @@ async function benchMosquitto() {
     const cpu0 = cpuSeconds(mosquitto.child.proc.pid!)
     const result = await load(url, seconds, false)
     const cpu = (cpuSeconds(mosquitto.child.proc.pid!) - cpu0) / result.seconds
-    return { ...result, rssMb: peakRssMb(mosquitto.child.proc.pid!), cpuPercent: cpu * 100 }
+    return { ...result, loadCpu: result.cpu_percent, rssMb: peakRssMb(mosquitto.child.proc.pid!), cpuPercent: cpu * 100 }
   } finally {
     await sink.stop()
     await mosquitto.stop()
@@ -99,6 +102,7 @@ const theirs = await benchMosquitto()
 const ratio = ours.msgs_per_s / theirs.msgs_per_s
 
 console.log(`gateway bench (${quick ? 'quick' : 'full'}: ${seconds} s per side, ${clients} QoS 1 publishers, window ${window})`)
+console.log(`  load generator     ${ours.loadCpu}% / ${theirs.loadCpu}% CPU (gateway run / Mosquitto run)`)
 console.log(`  GridWatch gateway  ${ours.msgs_per_s.toLocaleString('en')} msgs/s into the outbox, peak RSS ${ours.rssMb.toFixed(0)} MB, CPU ${ours.cpuPercent.toFixed(0)}% of a core, ${ours.rowsPerCommit.toFixed(0)} rows per group commit`)
 console.log(`                     ${ours.evicted.toLocaleString('en')} readings evicted at the outbox quota, ${ours.walRestarts} WAL restarts at ${ours.walRestartMs.toFixed(1)} ms mean on the event loop`)
 console.log(`  Mosquitto          ${theirs.msgs_per_s.toLocaleString('en')} msgs/s pass-through to mosquitto_sub, peak RSS ${theirs.rssMb.toFixed(0)} MB, CPU ${theirs.cpuPercent.toFixed(0)}%`)
@@ -111,6 +115,8 @@ console.log(
     mosquitto_msgs_per_s: theirs.msgs_per_s,
     ratio: Number(ratio.toFixed(3)),
     cpu_percent: Math.round(ours.cpuPercent),
+    load_cpu_percent: ours.loadCpu,
+    mosquitto_load_cpu_percent: theirs.loadCpu,
     rows_per_commit: Math.round(ours.rowsPerCommit),
     evicted_rows: ours.evicted,
     wal_restarts: ours.walRestarts,

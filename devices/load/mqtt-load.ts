@@ -106,10 +106,12 @@ const connected = await Promise.all(
   ),
 )
 const t0 = performance.now()
+const cpu0 = process.cpuUsage()
 const deadline = seconds > 0 ? t0 + seconds * 1000 : Infinity
 const results = await Promise.all(connected.map((c) => run(c, deadline)))
 const elapsed = (performance.now() - t0) / 1000
+const cpu = process.cpuUsage(cpu0)
 await Promise.all(connected.map((c) => c.endAsync(true)))
 const acked = results.reduce((a, r) => a + r.acked, 0)
 const sent = results.reduce((a, r) => a + r.sent, 0)
-process.stdout.write(JSON.stringify({ clients, qos, window, sent, acked, seconds: elapsed, msgs_per_s: Math.round(acked / elapsed) }) + '\n')
+process.stdout.write(JSON.stringify({ clients, qos, window, sent, acked, seconds: elapsed, msgs_per_s: Math.round(acked / elapsed), cpu_percent: Math.round((cpu.user + cpu.system) / 1e4 / elapsed) }) + '\n')
