@@ -133,7 +133,9 @@ export class Gateway {
     }
     // Commit what the old rules produced before the new ones read the state back.
     this.outbox.flush()
-    this.pipeline.replace(this.officeParts(next))
+    const parts = this.officeParts(next)
+    parts.reducer.takeOver(this.pipeline.reducer)
+    this.pipeline.replace(parts)
     for (const input of this.inputs) input.replaceDevices?.(next.devices)
     this.config = next
     this.log.info({ devices: next.devices.length, routes: next.routes.length, needsRestart }, 'office config reloaded')

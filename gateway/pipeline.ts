@@ -55,6 +55,10 @@ export class Pipeline {
     this.deps = { ...this.deps, ...parts }
   }
 
+  get reducer(): Reducer {
+    return this.deps.reducer
+  }
+
   get rules(): RuleEngine {
     return this.deps.rules
   }

@@ -9,7 +9,8 @@
  * The rules see every reading either way, and the raw store keeps every reading locally.
  *
  * Kept in memory: after a crash the current minute's aggregate is lost and the next reading of
- * each sensor is forwarded (docs/rules.md, "is not").
+ * each sensor is forwarded (docs/rules.md, "is not"). A config reload is not a crash: the new
+ * reducer takes over the old one's open minutes (see takeOver).
  */
 import type { AggregateEnvelope, EnvelopeDraft, ReadingEnvelope } from '../../contracts/envelope.ts'
 import type { GatewayConfig } from '../config/schema.ts'
@@ -42,6 +43,20 @@ export class Reducer {
     private readonly settings: GatewayConfig['reduction'],
     private readonly stamp: (draft: EnvelopeDraft) => { id: string },
   ) {}
+
+  /**
+   * Continues where `previous` (the reducer of the config before a reload) left off. Its open
+   * minutes hold readings that were acknowledged and not forwarded one by one; dropping them lost
+   * up to a minute of every sensor's data at the center. They close under the new settings, with
+   * the owner each reading had. The last forwarded values carry over too, so a reload does not
+   * forward every sensor's next reading; a changed deadband applies from the next comparison.
+   */
+  takeOver(previous: Reducer): void {
+    for (const [key, b] of previous.buckets) this.buckets.set(key, b)
+    for (const [key, sent] of previous.sent) this.sent.set(key, sent)
+    previous.buckets.clear()
+    previous.sent.clear()
+  }
 
   /** Whether this reading goes to the center itself (it always counts in its aggregate). */
   forward(e: ReadingEnvelope, alerted: boolean): boolean {

@@ -114,3 +114,31 @@ describe('gateway rules', () => {
     expect(sos).toBeLessThan(queue.findIndex((r) => r.priority > 0))
   })
 })
+
+// A gateway of its own: the minute under test must hold only this test's readings.
+describe('gateway rules across a config reload', () => {
+  let gateway: Gateway
+  beforeAll(async () => {
+    gateway = await startGateway({ overrides: { reduction: { deadband: { gas: 0.5 }, maxIntervalSeconds: 600 } } })
+  })
+  afterAll(async () => {
+    await gateway.stop()
+  })
+
+  it('a reload keeps the minute being summarised: its aggregate still counts every reading', async () => {
+    const gas = await connectDevice(gateway.mqtt.port!, 'gas-002')
+    // This minute: the gateway's own clock does not close it during the test; the tick below does.
+    const minute = Math.floor(Date.now() / 60_000) * 60_000
+    const send = (value: number, i: number) => gas.publishAsync('dev/gas-002/reading', JSON.stringify({ ts: minute + i, quantity: 'gas', value }), { qos: 1 })
+    await send(1.0, 0)
+    await send(1.1, 1)
+    const next = testOfficeConfig({ gateway: { dataDir: gateway.config.gateway.dataDir } })
+    gateway.reload({ ...next, reduction: gateway.config.reduction, broker: gateway.config.broker, http: gateway.config.http, uplink: gateway.config.uplink })
+    await send(1.2, 2)
+    gateway.pipeline.tick(minute + 65_001)
+    const aggregate = await waitFor(() => rows(gateway).find((e) => e.kind === 'aggregate' && e.device === 'gas-002' && e.ts === minute), { what: 'the minute aggregate' })
+    expect(aggregate.payload).toMatchObject({ from: minute, min: 1.0, max: 1.2, count: 3 })
+    expect(rows(gateway).filter((e) => e.kind === 'aggregate' && e.device === 'gas-002' && e.ts === minute)).toHaveLength(1)
+    await gas.endAsync(true)
+  })
+})
