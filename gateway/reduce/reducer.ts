@@ -2,8 +2,8 @@
  * Telemetry reduction: what of the raw readings goes to the center.
  *
  * - Report by exception: a reading is forwarded when it moved at least the quantity's deadband
- *   from the last one forwarded, when `maxIntervalSeconds` passed since then, or when the rules
- *   made an alert of it. Everything else is summarised...
+ *   from the last one forwarded, when `maxIntervalSeconds` passed since then, when the rules
+ *   made an alert of it, or when its sensor now belongs to another enterprise. Everything else is summarised...
  * - ...in one-minute aggregates (min, max, mean, count) per device and quantity, forwarded once
  *   the minute is over (plus a few seconds for stragglers).
  * The rules see every reading either way, and the raw store keeps every reading locally.
@@ -22,6 +22,7 @@ const SETTLE_MS = 5000
 interface Sent {
   value: number
   ts: number
+  enterprise: string | undefined
 }
 
 interface Bucket {
@@ -69,18 +70,24 @@ export class Reducer {
       last === undefined ||
       Math.abs(e.payload.value - last.value) >= deadband ||
       e.ts - last.ts >= this.settings.maxIntervalSeconds * 1000 ||
-      e.ts < last.ts
-    if (go) this.sent.set(key, { value: e.payload.value, ts: e.ts })
+      e.ts < last.ts ||
+      // Moved to another enterprise (a reload): its readings are what tell the center so.
+      e.enterprise !== last.enterprise
+    if (go) this.sent.set(key, { value: e.payload.value, ts: e.ts, enterprise: e.enterprise })
     return go
   }
 
   add(e: ReadingEnvelope): void {
     if (!this.settings.aggregates) return
     const from = Math.floor(e.ts / MINUTE) * MINUTE
-    const key = `${e.device}\u0000${e.payload.quantity}\u0000${from}`
+    // One aggregate per owner, grid and unit: a sensor moved to another enterprise or grid within
+    // the minute (a reload) must not show the new owner's values under the former one, and values
+    // in two units do not average. Two aggregates of one minute are two points at the center
+    // (its timestamps carry the envelope's sequence), so neither overwrites the other.
+    const key = `${e.device}\u0000${e.payload.quantity}\u0000${from}\u0000${e.payload.unit}\u0000${e.enterprise ?? ''}\u0000${e.grid ?? ''}`
     const v = e.payload.value
     const b = this.buckets.get(key)
-    if (b && b.unit === e.payload.unit) {
+    if (b) {
       b.min = Math.min(b.min, v)
       b.max = Math.max(b.max, v)
       b.sum += v
