@@ -242,11 +242,18 @@ export function ownersOf(d: DeviceInfo): (string | undefined)[] {
 /**
  * Who the envelope says owns its device: an enterprise; `null` for none, from the kinds the
  * gateway always stamps with the device's configured owner (a sensor taken off its enterprise
- * reads with none); `undefined` when it does not say (a gap record names no enterprise).
+ * reads with none); `undefined` when it does not say.
+ *
+ * Only what the device itself sent says so, stamped with the configuration it was accepted
+ * under. A minute aggregate, an alert and a gap record speak of earlier readings: the aggregate
+ * is stamped when its minute closes, after the readings that follow it, and a move clears the
+ * former owner's alarm after the reading that showed the move. Taken as statements, they moved
+ * the device back to its former owner until its next reading (up to the forwarding interval).
  */
 function statedOwner(e: Envelope): string | null | undefined {
+  if (e.kind === 'aggregate' || e.kind === 'alert' || e.kind === 'gap') return undefined
   if (e.enterprise !== undefined) return e.enterprise
-  return e.kind === 'reading' || e.kind === 'aggregate' || e.kind === 'status' ? null : undefined
+  return e.kind === 'reading' || e.kind === 'status' ? null : undefined
 }
 
 /**

@@ -98,6 +98,20 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(field.device('office-n', 'gas-009')).toMatchObject({ enterprise: 'ent-a', latest: { gas: { value: 3 } } })
   })
 
+  it("a former owner's minute aggregate or cleared alarm, stamped after the move, moves nothing back", () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-015', T, 7, 'gas', '%LEL', 'ent-a')])
+    // A reload moves the sensor to ent-b; its next reading is the first statement of the move.
+    field.noteEnvelopes([f.reading('gas-015', T + 30_000, 2, 'gas', '%LEL', 'ent-b')])
+    // Then, stamped later: ent-a's alarm cleared by the move, and ent-a's part of the minute closing.
+    const cleared = f.alert('gas-015', T + 30_000, { alertId: 'gw-n:1', state: 'cleared' })
+    const aggregate = f.aggregate('gas-015', T, 7)
+    field.noteEnvelopes([{ ...cleared, enterprise: 'ent-a' }, { ...aggregate, enterprise: 'ent-a' }])
+    expect(field.device('office-n', 'gas-015')).toMatchObject({ enterprise: 'ent-b', latest: { gas: { value: 2 } } })
+    expect(Object.keys(field.device('office-n', 'gas-015')!.former!)).toEqual(['ent-a'])
+  })
+
   it('orders two gateways by time, a tie keeping the current owner', () => {
     const one = new EnvelopeFactory('gw-1', 'office-n')
     const two = new EnvelopeFactory('gw-2', 'office-n')
