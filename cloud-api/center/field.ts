@@ -244,14 +244,16 @@ export function ownersOf(d: DeviceInfo): (string | undefined)[] {
  * gateway always stamps with the device's configured owner (a sensor taken off its enterprise
  * reads with none); `undefined` when it does not say.
  *
- * Only what the device itself sent says so, stamped with the configuration it was accepted
- * under. A minute aggregate, an alert and a gap record speak of earlier readings: the aggregate
- * is stamped when its minute closes, after the readings that follow it, and a move clears the
+ * What the gateway stamped with the configuration in force says so: what the device sent, and an
+ * alert when it is raised (a silent sensor moved by a reload may say nothing else, and its
+ * stale-sensor alarm is raised under the new owner). A minute aggregate, an alert's update or
+ * clear, and a gap record speak of earlier readings and of the owner they had: an aggregate is
+ * stamped when its minute closes, after the readings that follow it, and a move clears the
  * former owner's alarm after the reading that showed the move. Taken as statements, they moved
  * the device back to its former owner until its next reading (up to the forwarding interval).
  */
 function statedOwner(e: Envelope): string | null | undefined {
-  if (e.kind === 'aggregate' || e.kind === 'alert' || e.kind === 'gap') return undefined
+  if (e.kind === 'aggregate' || e.kind === 'gap' || (e.kind === 'alert' && e.payload.state !== 'raised')) return undefined
   if (e.enterprise !== undefined) return e.enterprise
   return e.kind === 'reading' || e.kind === 'status' ? null : undefined
 }
@@ -274,7 +276,12 @@ function newer(e: Envelope, last: OwnerStatement): boolean {
  */
 function moveTo(d: DeviceInfo, owner: string | null, gateway: string): void {
   const former = { ...d.former }
-  if (d.enterprise !== undefined) former[d.enterprise] = { until: Math.max(d.owner.ts, ...Object.values(d.latest).map((l) => l.ts)), latest: d.latest }
+  if (d.enterprise !== undefined) {
+    // A device first heard of through what states no owner (an aggregate ahead of its readings in
+    // a backlog) has no owner time: then the last time it was heard of at all.
+    const until = Math.max(d.owner.ts, ...Object.values(d.latest).map((l) => l.ts))
+    former[d.enterprise] = { until: until > 0 ? until : d.lastSeen, latest: d.latest }
+  }
   if (owner !== null) {
     delete former[owner]
     d.enterprise = owner

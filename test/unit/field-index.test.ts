@@ -112,6 +112,26 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(Object.keys(field.device('office-n', 'gas-015')!.former!)).toEqual(['ent-a'])
   })
 
+  it('a silent sensor moved by a reload moves with its alarm raised under the new owner', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    field.noteEnvelopes([f.reading('gas-016', T, 7, 'gas', '%LEL', 'ent-a')])
+    const stale = f.alert('gas-016', T + 600_000, { alertId: 'gw-n:9', state: 'raised', type: 'sensor.stale' })
+    field.noteEnvelopes([{ ...stale, enterprise: 'ent-b' }])
+    expect(field.device('office-n', 'gas-016')).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T } } })
+  })
+
+  it('a device first heard of through aggregates ahead of its readings leaves its first owner at a real time', () => {
+    const f = new EnvelopeFactory('gw-n', 'office-n')
+    const field = center(':memory:')
+    // A backlog sends aggregates before raw readings; ent-a's first reading was evicted at the quota.
+    field.noteEnvelopes([{ ...f.aggregate('gas-017', T, 5), enterprise: 'ent-a' }, { ...f.aggregate('gas-017', T + 60_000, 5), enterprise: 'ent-b' }])
+    field.noteEnvelopes([f.reading('gas-017', T + 90_000, 5, 'gas', '%LEL', 'ent-b')])
+    const d = field.device('office-n', 'gas-017')!
+    expect(d.enterprise).toBe('ent-b')
+    expect(d.former?.['ent-a']?.until).toBeGreaterThanOrEqual(T)
+  })
+
   it('orders two gateways by time, a tie keeping the current owner', () => {
     const one = new EnvelopeFactory('gw-1', 'office-n')
     const two = new EnvelopeFactory('gw-2', 'office-n')

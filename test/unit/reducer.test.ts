@@ -58,6 +58,13 @@ describe('reducer', () => {
     )
   })
 
+  it('a sensor moved to another grid within a minute gets one aggregate per grid', () => {
+    const r = new Reducer(settings, stamp)
+    r.add({ ...reading(1.0, 0, 'ent-a'), grid: 'g-1' })
+    r.add({ ...reading(2.0, 1, 'ent-a'), grid: 'g-2' })
+    expect(r.flush(after).map((a) => [a.grid, a.payload.count])).toEqual(expect.arrayContaining([['g-1', 1], ['g-2', 1]]))
+  })
+
   it('a changed unit within a minute starts its own aggregate and keeps the first', () => {
     const r = new Reducer(settings, stamp)
     r.add(reading(1.0, 0))
