@@ -137,8 +137,8 @@ export class FieldIndex {
         office = e.office
         devices = this.officeDevices(office)
       }
-      const stated = statedOwner(e)
       let d = devices.get(e.device)
+      const stated = statedOwner(e, d?.owner)
       if (!d) {
         const owner = stated !== undefined ? { gateway: e.gateway, seq: e.seq, ts: e.ts } : { gateway: e.gateway, seq: 0, ts: 0 }
         d = { id: e.device, office: e.office, gateway: e.gateway, lastSeen: e.ts, owner, latest: {}, ...(e.enterprise !== undefined ? { enterprise: e.enterprise } : {}) }
@@ -246,16 +246,22 @@ export function ownersOf(d: DeviceInfo): (string | undefined)[] {
  *
  * What the gateway stamped with the configuration in force says so: what the device sent, and an
  * alert when it is raised (a silent sensor moved by a reload may say nothing else, and its
- * stale-sensor alarm is raised under the new owner). A minute aggregate, an alert's update or
- * clear, and a gap record speak of earlier readings and of the owner they had: an aggregate is
- * stamped when its minute closes, after the readings that follow it, and a move clears the
- * former owner's alarm after the reading that showed the move. Taken as statements, they moved
- * the device back to its former owner until its next reading (up to the forwarding interval).
+ * stale-sensor alarm is raised under the new owner). An alert's update or clear and a gap record
+ * speak of earlier readings and the owner they had: a move clears the former owner's alarm
+ * after the reading that showed the move. Taken as statements, they moved the device back to its
+ * former owner until its next reading (up to the forwarding interval).
+ *
+ * A minute aggregate is stamped when its minute closes, after the readings that follow it, so its
+ * place in the gateway's sequence says nothing about the move: it states its owner only if its
+ * minute starts no earlier than `last`, the statement it would follow (newer() checks the
+ * sequence too). So a former owner's last minute does not move the device back, while a backlog,
+ * which sends aggregates ahead of the readings they summarise, still moves it at once.
  */
-function statedOwner(e: Envelope): string | null | undefined {
-  if (e.kind === 'aggregate' || e.kind === 'gap' || (e.kind === 'alert' && e.payload.state !== 'raised')) return undefined
+function statedOwner(e: Envelope, last: OwnerStatement | undefined): string | null | undefined {
+  if (e.kind === 'gap' || (e.kind === 'alert' && e.payload.state !== 'raised')) return undefined
+  if (e.kind === 'aggregate' && last !== undefined && e.ts < last.ts) return undefined
   if (e.enterprise !== undefined) return e.enterprise
-  return e.kind === 'reading' || e.kind === 'status' ? null : undefined
+  return e.kind === 'reading' || e.kind === 'aggregate' || e.kind === 'status' ? null : undefined
 }
 
 /**

@@ -121,15 +121,19 @@ describe('the field index (devices and gateways the center has heard from)', () 
     expect(field.device('office-n', 'gas-016')).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T } } })
   })
 
-  it('a device first heard of through aggregates ahead of its readings leaves its first owner at a real time', () => {
+  it('a backlog of aggregates, sent ahead of its readings, moves the device at once', () => {
     const f = new EnvelopeFactory('gw-n', 'office-n')
     const field = center(':memory:')
-    // A backlog sends aggregates before raw readings; ent-a's first reading was evicted at the quota.
+    // A device first heard of through aggregates (its first readings evicted at the quota).
     field.noteEnvelopes([{ ...f.aggregate('gas-017', T, 5), enterprise: 'ent-a' }, { ...f.aggregate('gas-017', T + 60_000, 5), enterprise: 'ent-b' }])
-    field.noteEnvelopes([f.reading('gas-017', T + 90_000, 5, 'gas', '%LEL', 'ent-b')])
-    const d = field.device('office-n', 'gas-017')!
-    expect(d.enterprise).toBe('ent-b')
-    expect(d.former?.['ent-a']?.until).toBeGreaterThanOrEqual(T)
+    expect(field.device('office-n', 'gas-017')).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T } } })
+    // One heard of through readings, moved while the link was down.
+    field.noteEnvelopes([f.reading('gas-018', T, 5, 'gas', '%LEL', 'ent-a')])
+    const backlog = [f.reading('gas-018', T + 120_000, 5, 'gas', '%LEL', 'ent-b')]
+    field.noteEnvelopes([{ ...f.aggregate('gas-018', T + 120_000, 5), enterprise: 'ent-b' }])
+    expect(field.device('office-n', 'gas-018')).toMatchObject({ enterprise: 'ent-b', former: { 'ent-a': { until: T } } })
+    field.noteEnvelopes(backlog)
+    expect(field.device('office-n', 'gas-018')).toMatchObject({ enterprise: 'ent-b', latest: { gas: { value: 5, ts: T + 120_000 } } })
   })
 
   it('orders two gateways by time, a tie keeping the current owner', () => {
