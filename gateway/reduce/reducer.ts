@@ -3,9 +3,11 @@
  *
  * - Report by exception: a reading is forwarded when it moved at least the quantity's deadband
  *   from the last one forwarded, when `maxIntervalSeconds` passed since then, when the rules
- *   made an alert of it, or when its sensor now belongs to another enterprise. Everything else is summarised...
- * - ...in one-minute aggregates (min, max, mean, count) per device and quantity, forwarded once
- *   the minute is over (plus a few seconds for stragglers).
+ *   made an alert of it, or when its sensor now belongs to another enterprise. Everything else
+ *   is summarised...
+ * - ...in one-minute aggregates (min, max, mean, count) per device and quantity (and per owner,
+ *   grid and unit, see add), forwarded once the minute is over (plus a few seconds for
+ *   stragglers).
  * The rules see every reading either way, and the raw store keeps every reading locally.
  *
  * Kept in memory: after a crash the current minute's aggregate is lost and the next reading of
