@@ -12,7 +12,7 @@
  * in this process, so both timestamps come from one clock. Each sample alternates a reading above
  * the high alarm level (raises an alert) with a normal one (clears it): both are alerts.
  *
- * Also printed, from the processes' own metrics: mean group-commit and urgent-request times, and
+ * Also printed, from the processes' own metrics: mean group-commit, urgent-request and center casebook times, and
  * how many gateway commits and center store writes took over 10 ms; and, measured first in the
  * same run, this disk's fsync latency. BENCH_CLOUD_DIR=/dev/shm puts the center's store on tmpfs
  * (to separate the two ends' disk traffic); BENCH_BACKGROUND sets the background rate;
@@ -168,6 +168,7 @@ try {
   const hops = {
     gateway_commit_ms: (1000 * metric(gwLines, 'gateway_outbox_commit_seconds_sum')) / metric(gwLines, 'gateway_outbox_commit_seconds_count'),
     urgent_request_ms: (1000 * metric(gwLines, 'gateway_uplink_request_seconds_sum{lane="urgent"}')) / metric(gwLines, 'gateway_uplink_request_seconds_count{lane="urgent"}'),
+    cloud_casebook_ms: (1000 * metric(cloudLines, 'cloud_casebook_apply_seconds_sum')) / metric(cloudLines, 'cloud_casebook_apply_seconds_count'),
     cloud_store_write_ms: (1000 * metric(cloudLines, 'cloud_store_write_seconds_sum')) / metric(cloudLines, 'cloud_store_write_seconds_count'),
     gateway_commits_over_10ms: over10ms(gwLines, 'gateway_outbox_commit_seconds'),
     cloud_writes_over_10ms: over10ms(cloudLines, 'cloud_store_write_seconds'),
@@ -190,7 +191,7 @@ try {
   if (lost > 0) console.log(`  ${lost} alerts did not arrive within 10 s`)
   console.log(`  this disk, same run: fsync of 4 KiB p50 ${disk.p50.toFixed(2)} ms, p99 ${disk.p99.toFixed(2)} ms, p99.9 ${disk.p999.toFixed(2)} ms, max ${disk.max.toFixed(1)} ms (${disk.n} samples)`)
   console.log(
-    `  where it goes (means): gateway group commit ${hops.gateway_commit_ms.toFixed(2)} ms, urgent-lane request ${hops.urgent_request_ms.toFixed(2)} ms, cloud store write ${hops.cloud_store_write_ms.toFixed(2)} ms; over 10 ms: ${hops.gateway_commits_over_10ms} gateway commits, ${hops.cloud_writes_over_10ms} cloud writes`,
+    `  where it goes (means): gateway group commit ${hops.gateway_commit_ms.toFixed(2)} ms, urgent-lane request ${hops.urgent_request_ms.toFixed(2)} ms, center casebook (before the announcement) ${hops.cloud_casebook_ms.toFixed(2)} ms, cloud store write (after it) ${hops.cloud_store_write_ms.toFixed(2)} ms; over 10 ms: ${hops.gateway_commits_over_10ms} gateway commits, ${hops.cloud_writes_over_10ms} cloud writes`,
   )
   console.log(
     JSON.stringify({

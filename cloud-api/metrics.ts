@@ -73,6 +73,12 @@ export function createCloudMetrics(registry = new Registry()) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     }),
+    casebookSeconds: new Histogram({
+      name: 'cloud_casebook_apply_seconds',
+      help: "Opening or moving the cases of one ingest batch, their commit (fsync included) and their announcement on the live stream: an alert's last step before the consoles see it",
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
     streamClients: new Counter({
       name: 'cloud_stream_clients_total',
       help: 'Live stream connections opened, and closed for being too slow',

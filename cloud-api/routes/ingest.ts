@@ -76,7 +76,11 @@ export function ingestRoutes(app: FastifyInstance, deps: AppDeps): void {
       // tracks each case's sequence, so when the store write below fails (503) and the gateway
       // sends the batch again, the casebook takes nothing twice.
       const cases = envelopes.filter((e) => e.kind === 'alert' || e.kind === 'incident')
-      if (cases.length > 0) deps.casebook.applyEnvelopes(cases)
+      if (cases.length > 0) {
+        const applying = performance.now()
+        deps.casebook.applyEnvelopes(cases)
+        deps.metrics.casebookSeconds.observe((performance.now() - applying) / 1000)
+      }
 
       const started = performance.now()
       const statuses = await deps.store.write(envelopes)

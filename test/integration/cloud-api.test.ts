@@ -335,11 +335,15 @@ describe('cloud-api', () => {
     })
 
     it('health, readiness and metrics', async () => {
+      const raise = f.alert('gas-metrics', T, { alertId: '', state: 'raised', severity: 'major', message: 'low alarm' })
+      expect((await ingest(app, [{ ...raise, payload: { ...raise.payload, alertId: raise.id } }])).statusCode).toBe(200)
       expect((await app.inject({ url: '/healthz' })).json()).toMatchObject({ status: 'ok', store: 'sqlite' })
       expect((await app.inject({ url: '/readyz' })).statusCode).toBe(200)
       const metrics = (await app.inject({ url: '/metrics' })).body
       expect(metrics).toMatch(/cloud_ingest_envelopes_total\{kind="reading",status="stored"\} \d+/)
       expect(metrics).toMatch(/cloud_ingest_rejected_total\{code="CLOUD_INGEST_INVALID"\} \d+/)
+      // The alert's batch: its casebook step is timed.
+      expect(metrics).toMatch(/cloud_casebook_apply_seconds_count [1-9]\d*/)
     })
   })
 })
