@@ -129,14 +129,15 @@ describe('gateway with GridWatch\'s own standalone broker, in external mode', ()
   })
 })
 
-/** A pipeline whose commits the test finishes by hand. */
-function heldPipeline() {
+/** External mode at `url` as `clientId`, over a pipeline whose commits the test finishes by hand. */
+function heldInput(url: string, clientId: string) {
   const accepted: { value: string; done: (err: Error | null) => void }[] = []
   const pipeline = {
     accept: (msg: { raw: Buffer }, done: (err: Error | null) => void) => void accepted.push({ value: msg.raw.toString(), done }),
     rejectedTopic: () => {},
   } as unknown as Pipeline
-  return { pipeline, accepted }
+  const config = { broker: { external: { url, clientId, topic: 'dev/+/+' } } } as unknown as GatewayConfig
+  return { input: new ExternalBrokerInput(config, pipeline, silentLogger(), new Registry()), accepted }
 }
 
 /**
@@ -208,12 +209,9 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
     }
   }
 
-
   it('reads on while messages commit, acknowledges each only after its commit and in order, and never what failed', async () => {
     const office = await officeBroker()
-    const { pipeline, accepted } = heldPipeline()
-    const config = { broker: { external: { url: office.url, clientId: 'gw-held', topic: 'dev/+/+' } } } as unknown as GatewayConfig
-    const input = new ExternalBrokerInput(config, pipeline, silentLogger(), new Registry())
+    const { input, accepted } = heldInput(office.url, 'gw-held')
     const device = await mqtt.connectAsync(office.url, { clientId: 'gas-held', reconnectPeriod: 0 })
     try {
       await input.start()
@@ -251,9 +249,7 @@ describe('external mode: PUBACKs wait for the outbox, not for each other', () =>
 
   it('on stop, sends the PUBACKs owed for messages whose commit finishes, then disconnects', async () => {
     const office = await officeBroker()
-    const { pipeline, accepted } = heldPipeline()
-    const config = { broker: { external: { url: office.url, clientId: 'gw-stop', topic: 'dev/+/+' } } } as unknown as GatewayConfig
-    const input = new ExternalBrokerInput(config, pipeline, silentLogger(), new Registry())
+    const { input, accepted } = heldInput(office.url, 'gw-stop')
     const device = await mqtt.connectAsync(office.url, { clientId: 'gas-stop', reconnectPeriod: 0 })
     try {
       await input.start()
@@ -278,8 +274,7 @@ describe('external mode: connections that end badly', () => {
 
   it('a message read after its connection closed does not hold up the next connection\'s PUBACKs', async () => {
     const broker = await scriptedBroker()
-    const { pipeline, accepted } = heldPipeline()
-    const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stale', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
+    const { input, accepted } = heldInput(broker.url, 'gw-stale')
     try {
       await input.start()
       const first = broker.conns[0]
@@ -308,8 +303,7 @@ describe('external mode: connections that end badly', () => {
 
   it('stop drops a connection whose DISCONNECT does not go through', async () => {
     const broker = await scriptedBroker({ pauseAfterSuback: true })
-    const { pipeline } = heldPipeline()
-    const input = new ExternalBrokerInput({ broker: { external: { url: broker.url, clientId: 'gw-stuck', topic: 'dev/+/+' } } } as unknown as GatewayConfig, pipeline, silentLogger(), new Registry())
+    const { input } = heldInput(broker.url, 'gw-stuck')
     try {
       await input.start()
       const client = (input as unknown as { client: { stream: { destroyed: boolean } } }).client
