@@ -21,6 +21,9 @@
  * - CPU time per point of the API and of influxd (from /proc) are reported as well: they say
  *   where the time goes, and they move far less with a neighbour's load than rates do.
  * - At the end both databases must hold exactly the points sent, per measurement.
+ * - Last, the floor any JSON API has here: this process gunzips and JSON.parses the last round's
+ *   bodies, nothing else, and that CPU time per point is set against influxd's. With both sides
+ *   CPU-bound on shared cores, that says how near direct an API that does only that could come.
  *
  * BENCH_API_NODE_FLAGS adds node flags to the API process (e.g. `--cpu-prof --cpu-prof-dir=DIR`).
  *
@@ -29,6 +32,7 @@
  */
 import http from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { gunzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -183,6 +187,22 @@ const measurementOf: Record<string, string> = {
   gap: 'data_gap',
 }
 
+/**
+ * CPU µs per point to gunzip and JSON.parse the batches' bodies and do nothing more: the least
+ * any API taking the gateway's body must spend. The median of three passes.
+ */
+function jsonFloorUs(batches: IngestBatch[]): number {
+  const passes: number[] = []
+  for (let pass = 0; pass < 3; pass++) {
+    const before = process.cpuUsage()
+    let points = 0
+    for (const b of batches) points += (JSON.parse(gunzipSync(b.gzip).toString('utf8')) as { envelopes: unknown[] }).envelopes.length
+    const used = process.cpuUsage(before)
+    passes.push((used.user + used.system) / points)
+  }
+  return median(passes)
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
@@ -220,8 +240,10 @@ try {
   const phases: Phase[] = []
   let gzipBytes = 0
   let jsonBytes = 0
+  let lastRound: IngestBatch[] = []
   for (let r = 0; r < rounds; r++) {
     const batches = maker.make(batchesPerRound)
+    lastRound = batches
     count(batches)
     gzipBytes += batches.reduce((n, b) => n + b.gzip.length, 0)
     jsonBytes += batches.reduce((n, b) => n + b.jsonBytes, 0)
@@ -255,6 +277,9 @@ try {
   const influxdApiUs = median(of('api').map((p) => p.influxd_us_per_point))
   const influxdDirectUs = median(of('direct').map((p) => p.influxd_us_per_point))
   const cpuRatio = influxdDirectUs / (apiUs + influxdApiUs)
+  // Measured after every phase, so that it takes no core from them.
+  const floorUs = Number(jsonFloorUs(lastRound).toFixed(2))
+  const floorRatio = influxdDirectUs / (floorUs + influxdApiUs)
   const fmt = (n: number) => n.toLocaleString('en')
 
   console.log(
@@ -274,6 +299,10 @@ try {
     `  CPU a point (medians): API ${apiUs} µs + influxd ${influxdApiUs} µs through the API, influxd ${influxdDirectUs} µs direct: ` +
       `on shared cores the API can reach at most ${cpuRatio.toFixed(2)} of direct`,
   )
+  console.log(
+    `  floor   gunzip + JSON.parse of the same bodies alone: ${floorUs} µs a point (this process); ` +
+      `an API that did only that could reach at most ${floorRatio.toFixed(2)} of direct`,
+  )
   console.log(`  stored  ${fmt(totalSent)} points in each database, per measurement as sent; API peak RSS ${peakRssMb(pids.api).toFixed(0)} MB`)
   console.log(
     JSON.stringify({
@@ -291,6 +320,8 @@ try {
       influxd_cpu_us_per_point_api: influxdApiUs,
       influxd_cpu_us_per_point_direct: influxdDirectUs,
       cpu_bound_ratio: Number(cpuRatio.toFixed(3)),
+      json_floor_cpu_us_per_point: floorUs,
+      json_floor_bound_ratio: Number(floorRatio.toFixed(3)),
       api_rss_mb: Math.round(peakRssMb(pids.api)),
       batch_envelopes: envelopesPerBatch,
       in_flight: inFlight,
