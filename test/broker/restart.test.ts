@@ -124,6 +124,12 @@ describe('Wills across a restart', () => {
     broker = await startBrokerProcess(configPath)
     const url = `mqtt://127.0.0.1:${port}`
     const will = (id: string) => ({ topic: `dev/${id}/status`, payload: Buffer.from('{"state":"offline","reason":"connection lost"}'), qos: 1 as const, retain: false })
+    // The gateway's persistent session is subscribed before the kill, so a Will published after the
+    // restart is queued for it however long its reconnect takes on a busy machine.
+    const watcher = { clientId: 'gw-wills', clean: false }
+    const before = await connectAs(url, GATEWAY_ID, watcher)
+    await before.subscribeAsync('dev/+/status', { qos: 1 })
+    await before.endAsync()
     const gone = await connectAs(url, 'gas-001', { clientId: 'gas-001', will: will('gas-001') })
     const back = await connectAs(url, 'gas-002', { clientId: 'gas-002', will: will('gas-002') })
     gone.stream.destroy()
@@ -136,7 +142,8 @@ describe('Wills across a restart', () => {
     const started = Date.now()
     // gas-002 comes back at once, without a Will: its CONNECT removes the old one.
     const returned = await connectAs(url, 'gas-002', { clientId: 'gas-002' })
-    const gateway = await connectAs(url, GATEWAY_ID)
+    // Listening before the CONNACK: queued messages follow it at once.
+    const gateway = mqtt.connect(url, { ...watcher, username: GATEWAY_ID, password: passwordOf(GATEWAY_ID), reconnectPeriod: 0 })
     const got: string[] = []
     const first = new Promise<string>((resolve) => {
       gateway.on('message', (topic) => {
@@ -144,7 +151,6 @@ describe('Wills across a restart', () => {
         resolve(topic)
       })
     })
-    await gateway.subscribeAsync('dev/+/status', { qos: 1 })
     expect(await Promise.race([first, new Promise((_, reject) => setTimeout(() => reject(new Error('no Will within 10 s')), 10_000))])).toBe('dev/gas-001/status')
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000)
     // A sentinel from gas-002 itself, after which the Will sweep is long done: no Will of gas-002.
