@@ -102,6 +102,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (client_id TEXT NOT NULL, topic TEXT NO
 CREATE TABLE IF NOT EXISTS outgoing (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL, broker_id TEXT, broker_counter INTEGER,
   message_id INTEGER, payload BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS outgoing_client ON outgoing (client_id, seq);
 CREATE TABLE IF NOT EXISTS incoming (client_id TEXT NOT NULL, message_id INTEGER NOT NULL, payload BLOB NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (client_id, message_id));
 CREATE TABLE IF NOT EXISTS wills (client_id TEXT PRIMARY KEY, payload BLOB NOT NULL, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS session_owners (client_id TEXT PRIMARY KEY, owner TEXT NOT NULL);
@@ -130,12 +131,6 @@ export class SqlitePersistence extends MemoryPersistence {
    * object that shares the parsed payload Buffer), then by subscriber. See queueAhead().
    */
   private readonly ahead = new WeakMap<object, Map<string, number>[]>()
-  /**
-   * QoS 1 packet ids given to queued rows and not yet written, by row, in the order given. See
-   * outgoingUpdate: most rows are acknowledged and deleted before their id is worth a statement.
-   */
-  private readonly unsavedIds = new Map<number, { messageId: number; at: number }>()
-  private idTimer: NodeJS.Timeout | undefined
   private broker: Aedes | undefined
   private closed = false
   /** Makes group commits durable off the event loop; absent for 'normal' and ':memory:'. */
@@ -153,11 +148,6 @@ export class SqlitePersistence extends MemoryPersistence {
     // common/wal-sync.ts), so FULL's fsync on the event loop would only be a second one.
     this.db.pragma('synchronous = NORMAL')
     this.db.exec(SCHEMA)
-    // Versions before 2026-11-27 indexed the queue by client. Every hot statement goes by primary
-    // key (rowOf), so the index only cost a second B-tree to keep on each insert and delete: about
-    // a sixth of the persistent-session QoS 1 rate. The searches left (outReplace, outClear) are
-    // rare fallbacks, and scan.
-    this.db.exec('DROP INDEX IF EXISTS outgoing_client')
     this.logger = options.logger
     const onDisk = options.path !== ':memory:' && options.path !== ''
     if (onDisk && options.synchronous !== 'normal') this.walSync = new WalSync(options.path, options.syncWal)
@@ -396,20 +386,6 @@ export class SqlitePersistence extends MemoryPersistence {
         return
       }
     }
-    const known = this.rowOf.get(key)
-    if (known !== undefined && packet.qos === 1 && packet.messageId !== undefined) {
-      // A QoS 1 delivery's packet id is written late (ID_SAVE_DELAY_MS), and not at all when its
-      // PUBACK comes first, as it almost always does: one statement less per message. What a
-      // process crash can lose by it: the ids of deliveries made in the last second or two, which
-      // are then sent again under new ids. A QoS 1 receiver treats a resend under its old id as a
-      // new publication anyway, once it has acknowledged it (MQTT-4.3.2-2), so nobody can tell
-      // the two apart. A stop writes every id (destroy). QoS 2 ids are written at once: there
-      // the receiver's deduplication depends on them.
-      this.unsavedIds.delete(known)
-      this.unsavedIds.set(known, { messageId: packet.messageId, at: Date.now() })
-      this.scheduleIdSave()
-      return
-    }
     await this.write(() => {
       const seq = this.rowOf.get(key)
       if (seq !== undefined) {
@@ -417,9 +393,7 @@ export class SqlitePersistence extends MemoryPersistence {
         return
       }
       // The reference's other case: a packet from another broker id with the same packet id is
-      // replaced (after a restart). Rare, so a scan of the queue is fine; it searches by packet
-      // id, so every id given so far is written first.
-      this.saveIds(true)
+      // replaced (after a restart). Rare, so a search of this client's rows is fine.
       this.sql.outReplace.run(
         packet.brokerId,
         packet.brokerCounter,
@@ -437,13 +411,9 @@ export class SqlitePersistence extends MemoryPersistence {
     const cleared = packet.messageId === undefined ? undefined : this.outgoing.get(client.id)?.clear(packet.messageId)
     if (!cleared) return cleared
     const key = rowKey(client.id, cleared)
-    const known = this.rowOf.get(key)
-    if (known !== undefined) this.unsavedIds.delete(known)
     await this.write(() => {
       const seq = this.rowOf.get(key)
       if (seq === undefined) {
-        // Rare (see outReplace); a search by packet id, so the ids given so far are written first.
-        this.saveIds(true)
         this.sql.outClear.run(client.id, packet.messageId)
         return
       }
@@ -481,37 +451,12 @@ export class SqlitePersistence extends MemoryPersistence {
 
   override async destroy(): Promise<void> {
     await super.destroy()
-    clearTimeout(this.idTimer)
-    if (this.unsavedIds.size > 0) void this.write(() => this.saveIds(true), 'written').catch(() => undefined)
     this.flush()
     this.closed = true
     // Waits for the last sync: its descriptor must stay open until it returns.
     await this.walSync?.close()
     await this.checkpointer?.close()
     this.db.close()
-  }
-
-  /** Writes the QoS 1 packet ids given at least ID_SAVE_DELAY_MS ago, or all of them. In a commit. */
-  private saveIds(all: boolean): void {
-    const due = all ? Infinity : Date.now() - ID_SAVE_DELAY_MS
-    for (const [seq, id] of this.unsavedIds) {
-      if (id.at > due) break
-      this.unsavedIds.delete(seq)
-      this.sql.outSetId.run(id.messageId, seq)
-    }
-  }
-
-  private scheduleIdSave(): void {
-    if (this.idTimer || this.closed) return
-    this.idTimer = setTimeout(() => {
-      this.idTimer = undefined
-      if (this.closed || this.unsavedIds.size === 0) return
-      this.write(() => {
-        this.saveIds(false)
-        if (this.unsavedIds.size > 0) this.scheduleIdSave()
-      }, 'written').catch((err: unknown) => this.logger?.error({ code: 'BROKER_PERSISTENCE_FAILED', err }, 'broker persistence: QoS 1 packet ids not written'))
-    }, ID_SAVE_DELAY_MS)
-    this.idTimer.unref()
   }
 
   private insertOutgoing(clientId: string, packet: Packet): void {
@@ -590,9 +535,6 @@ function oncePerClient<T extends { clientId: string }>(subs: T[]): T[] {
   const seen = new Set<string>()
   return subs.filter((s) => !seen.has(s.clientId) && (seen.add(s.clientId), true))
 }
-
-/** How long a QoS 1 delivery's packet id may wait in memory before it is written. */
-const ID_SAVE_DELAY_MS = 1000
 
 /** Appended to this broker's id on Wills restored from a previous run. */
 export const PREVIOUS_RUN = '#previous-run'

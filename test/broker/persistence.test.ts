@@ -4,28 +4,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Aedes } from 'aedes'
-import Database from 'better-sqlite3'
 import mqemitter from 'mqemitter'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/persistence.ts'
 import type { SyncFn } from '../../common/wal-sync.ts'
-import { waitFor } from '../helpers/wait.ts'
 
 const run = promisify(execFile)
 
 function fakeBroker(id: string): Aedes {
   const mq = mqemitter()
   return { id, mq, counter: 0, publish: mq.emit.bind(mq), subscribe: mq.on.bind(mq), unsubscribe: mq.removeListener.bind(mq) } as unknown as Aedes
-}
-
-/** The packet ids written to the queue's rows, as another process would read them after a crash. */
-function storedIds(path: string): number[] {
-  const db = new Database(path, { readonly: true })
-  try {
-    return (db.prepare('SELECT message_id FROM outgoing WHERE message_id IS NOT NULL ORDER BY seq').all() as { message_id: number }[]).map((r) => r.message_id)
-  } finally {
-    db.close()
-  }
 }
 
 async function drain<T>(stream: AsyncIterable<T>): Promise<T[]> {
@@ -66,14 +54,10 @@ describe('SQLite broker persistence', () => {
       await first.outgoingUpdate(client, { ...(packet(1) as object), messageId: 11 } as never)
       await first.outgoingClearMessageId(client, { messageId: 11 } as never)
       await first.outgoingUpdate(client, { ...(packet(2) as object), messageId: 12 } as never)
-      // A QoS 1 delivery's packet id is written about a second after it is given (unsavedIds).
-      await waitFor(() => (storedIds(path).includes(12) ? true : undefined), { timeoutMs: 5000, what: 'packet id 12 on disk' })
       await first.storeRetained({ cmd: 'publish', topic: 'cmd/phone-7/route', payload: Buffer.from('R1'), qos: 0, retain: true, dup: false } as never)
       await first.incomingStorePacket(client, { cmd: 'publish', topic: 'dev/phone-7/scan', payload: Buffer.from('q2'), qos: 2, messageId: 99 } as never)
       await first.putWill(client, { cmd: 'publish', topic: 'dev/phone-7/status', payload: Buffer.from('offline'), qos: 1, retain: false } as never)
       // No destroy(): the process dies here. Every promise above resolved, so all of it is committed.
-      await first.outgoingUpdate(client, { ...(packet(3) as object), messageId: 13 } as never)
-      // ...except the packet id 13, given just now: its message is sent again under a new id.
 
       const second = new SqlitePersistence({ path })
       await second.setup(fakeBroker('broker-b'))
@@ -81,7 +65,7 @@ describe('SQLite broker persistence', () => {
       expect((await second.subscriptionsByTopic('cmd/phone-7/task')).map((s: { clientId: string }) => s.clientId)).toEqual(['phone-7'])
       const queued = (await drain(second.outgoingStream(client))) as { payload: Buffer; messageId?: number }[]
       expect(queued.map((p) => p.payload.toString())).toEqual(['task 2', 'task 3', 'task 4', 'task 5'])
-      expect(queued.map((p) => p.messageId)).toEqual([12, undefined, undefined, undefined])
+      expect(queued[0].messageId).toBe(12)
       const retained = (await drain(second.createRetainedStream('cmd/phone-7/#'))) as { payload: Buffer }[]
       expect(retained.map((p) => p.payload.toString())).toEqual(['R1'])
       expect((await second.incomingGetPacket(client, { messageId: 99 })).payload.toString()).toBe('q2')
@@ -113,91 +97,13 @@ describe('SQLite broker persistence', () => {
     })
   })
 
-  describe('QoS 1 packet ids', () => {
-    let dir: string | undefined
-    afterEach(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true })
-    })
-
-    it('writes the ids of deliveries still unacknowledged at a stop, and never those acknowledged first', async () => {
-      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
-      const path = join(dir, 'broker.db')
-      const first = new SqlitePersistence({ path })
-      await first.setup(fakeBroker('broker-a'))
-      const client = { id: 'gw' }
-      await first.addSubscriptions(client, [{ topic: 'dev/+/reading', qos: 1 }])
-      const packet = (n: number) =>
-        ({ cmd: 'publish', topic: 'dev/d1/reading', payload: Buffer.from(`${n}`), qos: 1, retain: false, dup: false, brokerId: 'broker-a', brokerCounter: n }) as never
-      for (let n = 1; n <= 3; n++) {
-        // As from Aedes: the enqueue's packet shares the published one's payload.
-        const published = packet(n)
-        await first.queueAhead(published)
-        await first.outgoingEnqueueCombi([{ clientId: 'gw' }], published)
-        await first.outgoingUpdate(client, { ...(published as object), messageId: 20 + n } as never)
-      }
-      // 21 is acknowledged at once; 22 and 23 are in flight when the broker stops.
-      await first.outgoingClearMessageId(client, { messageId: 21 } as never)
-      expect(storedIds(path)).toEqual([])
-      await first.destroy()
-      expect(storedIds(path)).toEqual([22, 23])
-
-      const second = new SqlitePersistence({ path })
-      await second.setup(fakeBroker('broker-b'))
-      const queued = (await drain(second.outgoingStream(client))) as { payload: Buffer; messageId?: number }[]
-      expect(queued.map((p) => [p.payload.toString(), p.messageId])).toEqual([
-        ['2', 22],
-        ['3', 23],
-      ])
-      await second.destroy()
-    })
-
-    it('writes the ids given so far before a search by packet id (another broker\'s packet replacing a queued one)', async () => {
-      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
-      const path = join(dir, 'broker.db')
-      const first = new SqlitePersistence({ path })
-      await first.setup(fakeBroker('broker-a'))
-      const client = { id: 'gw' }
-      const queued = { cmd: 'publish', topic: 'cmd/gw/task', payload: Buffer.from('old'), qos: 1, retain: false, dup: false, brokerId: 'broker-a', brokerCounter: 1 } as never
-      await first.outgoingEnqueueCombi([{ clientId: 'gw' }], queued)
-      await first.outgoingUpdate(client, { ...(queued as object), messageId: 5 } as never)
-      // The reference's rule: a packet of another broker id with the same packet id replaces it.
-      await first.outgoingUpdate(client, { cmd: 'publish', topic: 'cmd/gw/task', payload: Buffer.from('new'), qos: 1, retain: false, dup: false, brokerId: 'broker-x', brokerCounter: 9, messageId: 5 } as never)
-      await first.destroy()
-
-      const second = new SqlitePersistence({ path })
-      await second.setup(fakeBroker('broker-b'))
-      const restored = (await drain(second.outgoingStream(client))) as { payload: Buffer; messageId?: number }[]
-      expect(restored.map((p) => [p.payload.toString(), p.messageId])).toEqual([['new', 5]])
-      await second.destroy()
-    })
-
-    it('drops the index of versions before 2026-11-27 from an existing database', async () => {
-      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
-      const path = join(dir, 'broker.db')
-      const old = new Database(path)
-      old.exec(`CREATE TABLE outgoing (seq INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL, broker_id TEXT, broker_counter INTEGER,
-        message_id INTEGER, payload BLOB NOT NULL, meta TEXT NOT NULL);
-        CREATE INDEX outgoing_client ON outgoing (client_id, seq);`)
-      old.prepare('INSERT INTO outgoing (client_id, message_id, payload, meta) VALUES (?, ?, ?, ?)').run('gw', 5, Buffer.from('kept'), JSON.stringify({ cmd: 'publish', topic: 'dev/d1/reading', qos: 1 }))
-      old.close()
-      const sessions = new SqlitePersistence({ path })
-      await sessions.setup(fakeBroker('broker-a'))
-      const queued = (await drain(sessions.outgoingStream({ id: 'gw' }))) as { payload: Buffer; messageId?: number }[]
-      expect(queued.map((p) => [p.payload.toString(), p.messageId])).toEqual([['kept', 5]])
-      await sessions.destroy()
-      const after = new Database(path, { readonly: true })
-      expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'outgoing_client'").all()).toEqual([])
-      after.close()
-    })
-  })
-
   describe('durability of each write', () => {
     let dir: string | undefined
     afterEach(() => {
       if (dir) rmSync(dir, { recursive: true, force: true })
     })
 
-    it('answers a PUBACK-bound write only after its fsync; a QoS 1 delivery\'s packet id and clearing with no fsync of their own', async () => {
+    it('answers a PUBACK-bound write only after its fsync; a QoS 1 delivery\'s packet id and clearing only after their commit', async () => {
       dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
       const syncs: ((err: NodeJS.ErrnoException | null) => void)[] = []
       const syncWal: SyncFn = (_fd, done) => void syncs.push(done)
@@ -227,8 +133,7 @@ describe('SQLite broker persistence', () => {
 
       const queued = { ...(publish as object), brokerId: 'broker-a', brokerCounter: 1 } as never
       await sessions.outgoingEnqueueCombi([{ clientId: 'gw' }], queued)
-      // The delivery's packet id (kept in memory, see the test above) and its clearing (at its
-      // commit) resolve with no fsync of their own.
+      // The delivery's packet id and its clearing resolve at their commit, with no fsync of their own.
       await sessions.outgoingUpdate({ id: 'gw' }, { ...(queued as object), messageId: 7 } as never)
       await sessions.outgoingClearMessageId({ id: 'gw' }, { messageId: 7 } as never)
       expect(syncs.length).toBe(0)
