@@ -279,8 +279,9 @@ try {
   const influxdDirectUs = median(of('direct').map((p) => p.influxd_us_per_point))
   const cpuRatio = influxdDirectUs / (apiUs + influxdApiUs)
   // Measured after every phase, so that it takes no core from them. The bound is the generous one:
-  // influxd's cost per point taken as in the direct phases, though through the API it is measured
-  // higher (the API phases are longer, and influxd's background work lands in them more).
+  // influxd's cost per point taken as in the direct phases, though through the API it is often
+  // measured higher (probably because the API phases are longer, so more of influxd's background
+  // work lands in them).
   const floorUs = Number(jsonFloorUs(lastRound).toFixed(2))
   const floorRatio = influxdDirectUs / (floorUs + influxdDirectUs)
   const fmt = (n: number) => n.toLocaleString('en')
