@@ -18,6 +18,7 @@ import { freePort } from '../../common/ports.ts'
 import { hashPassword } from '../../common/secrets.ts'
 import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../../bench/lib/broker-process.ts'
 import { GATEWAY_ID, passwordOf } from '../helpers/broker.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 /**
  * The broker's live heap in MB, from a heap snapshot it writes on SIGUSR2 (`--heapsnapshot-signal`).
@@ -185,7 +186,7 @@ describe('broker fuzzing', () => {
     await control?.endAsync(true)
     await watcher?.endAsync(true)
     await broker?.stop()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
 
   it('property-based packet sequences, valid login or not, never take the broker down', async () => {

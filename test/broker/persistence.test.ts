@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -8,6 +8,7 @@ import mqemitter from 'mqemitter'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/persistence.ts'
 import type { SyncFn } from '../../common/wal-sync.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const run = promisify(execFile)
 
@@ -37,7 +38,7 @@ describe('SQLite broker persistence', () => {
   describe('across a restart', () => {
     let dir: string | undefined
     afterEach(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true })
+      if (dir) removeTestDir(dir)
     })
 
     it('restores subscriptions, queued QoS 1 messages in order, in-flight ids, retained messages, QoS 2 state and Wills', async () => {
@@ -100,7 +101,7 @@ describe('SQLite broker persistence', () => {
   describe('durability of each write', () => {
     let dir: string | undefined
     afterEach(() => {
-      if (dir) rmSync(dir, { recursive: true, force: true })
+      if (dir) removeTestDir(dir)
     })
 
     it('answers a PUBACK-bound write only after its fsync; a QoS 1 delivery\'s packet id and clearing only after their commit', async () => {

@@ -3,7 +3,7 @@
  * published and acknowledged, the broker process is killed with SIGKILL and restarted, and the
  * subscriber reconnects and receives every one of them.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -15,6 +15,7 @@ import { freePort } from '../../common/ports.ts'
 import { connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { RawMqtt } from '../helpers/raw-mqtt.ts'
 import { startBrokerProcess, writeBrokerConfig, type BrokerProcess } from '../../bench/lib/broker-process.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const MESSAGES = 1000
 
@@ -23,7 +24,7 @@ describe('broker restart', () => {
   let broker: BrokerProcess | undefined
   afterAll(async () => {
     await broker?.stop()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
 
   it('a persistent session gets all 1,000 acknowledged QoS 1 messages after the broker is SIGKILLed', async () => {
@@ -104,7 +105,7 @@ describe('Wills across a restart', () => {
   let broker: BrokerProcess | undefined
   afterAll(async () => {
     await broker?.stop()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
 
   it('a device connected when the broker was SIGKILLed gets its Will published after the grace period, unless it is back', async () => {

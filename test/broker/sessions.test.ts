@@ -3,7 +3,7 @@
  * away reaches only a client that may read it, whatever filters were asked for and whoever
  * resumes it.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -13,6 +13,7 @@ import type { StandaloneBroker } from '../../broker/standalone.ts'
 import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 describe('persistent sessions and the topic ACL', () => {
   let broker: StandaloneBroker
@@ -175,7 +176,7 @@ describe('sessions kept from before ownership was recorded', () => {
       await owner.endAsync()
     } finally {
       await broker.stop()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })
@@ -238,7 +239,7 @@ describe('queued messages across a broker restart', () => {
       await third.device.endAsync()
     } finally {
       await broker.stop()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })
@@ -283,7 +284,7 @@ describe('overlapping subscriptions in a persistent session', () => {
       expect(await resume('sentinel 2')).toEqual(['sentinel 2'])
     } finally {
       await broker.stop()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })
@@ -354,7 +355,7 @@ describe('malformed filters and persistent sessions', () => {
       await resumed.endAsync()
     } finally {
       await broker.stop()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })

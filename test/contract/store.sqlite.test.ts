@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -7,6 +7,7 @@ import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import type { SyncFn } from '../../common/wal-sync.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
 import { storeContract } from './store-contract.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 storeContract('SQLite (embedded)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-store-'))
@@ -15,7 +16,7 @@ storeContract('SQLite (embedded)', async () => {
     store,
     async teardown() {
       await store.close()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     },
   }
 })
@@ -30,7 +31,7 @@ describe('SQLite store: a large batch and a live alert', () => {
   })
   afterAll(async () => {
     await store.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
 
   it('writes an alert that arrives during a 20,000-reading batch before that batch is done, and loses nothing of either', async () => {
@@ -90,7 +91,7 @@ describe('SQLite store: durable before it answers', () => {
       const closing = store.close()
       for (const done of syncs.splice(0)) done(null)
       await closing
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })
@@ -124,7 +125,7 @@ describe('SQLite store: a database from before readings kept their enterprise', 
         await reopened.close()
       }
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })

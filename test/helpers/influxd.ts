@@ -3,11 +3,12 @@
  * and ports, stopped and removed afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from '../../common/ports.ts'
 import { waitFor } from './wait.ts'
+import { removeTestDir } from './temp.ts'
 
 export interface RunningInfluxd {
   url: string
@@ -74,7 +75,7 @@ ${extra.http ?? ''}
     await launch()
   } catch (err) {
     proc?.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
     throw err
   }
   return {
@@ -83,7 +84,7 @@ ${extra.http ?? ''}
     resume: launch,
     async stop() {
       await halt()
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     },
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Real servers for integration and end-to-end tests, on free ports, torn down afterwards.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
@@ -16,6 +16,7 @@ import { demoDevicePassword } from '../../devices/demo-credentials.ts'
 import { Gateway } from '../../gateway/gateway.ts'
 import type { GatewayConfig } from '../../gateway/config/schema.ts'
 import { testOfficeConfig } from './office.ts'
+import { removeTestDir } from './temp.ts'
 
 export const TEST_GATEWAY_TOKEN = 'test-gateway-token-0123456789abcdef'
 export const TEST_READER_TOKEN = 'test-reader-token-0123456789abcdef'
@@ -49,7 +50,7 @@ export async function startCloud(options: { store?: EventStore; port?: number; l
     async close() {
       await app.close()
       await store.close()
-      if (ownDir) rmSync(ownDir, { recursive: true, force: true })
+      if (ownDir) removeTestDir(ownDir)
     },
   }
 }

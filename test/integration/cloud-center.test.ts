@@ -3,7 +3,7 @@
  * and incident lifecycle, concurrency, escalation by SLA, sign-in, administration, gateway health,
  * patrol compliance and statistics. The event store is the real embedded SQLite store.
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LightMyRequestResponse } from 'fastify'
@@ -17,6 +17,7 @@ import { createLogger } from '../../common/logger.ts'
 import { StoreRejectedError } from '../../cloud-api/store/influx-http.ts'
 import { StoreUnavailableError } from '../../cloud-api/store/store.ts'
 import { capturingLogger } from '../helpers/stack.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const T = Date.UTC(2026, 10, 20, 0, 30) // 08:30 in the offices' local time (UTC+8)
 const a = new FieldFactory('gw-a', 'o-a')
@@ -655,7 +656,7 @@ describe('the audit trail when the center database is made anew', () => {
       }
       await store.close()
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 })

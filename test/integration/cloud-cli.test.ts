@@ -3,7 +3,7 @@
  * running API reads, and never prints or stores a secret it should not.
  */
 import { execFile } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -16,6 +16,7 @@ import { SqliteStore } from '../../cloud-api/store/sqlite-store.ts'
 import { silentLogger } from '../../common/logger.ts'
 import { hashToken } from '../../common/secrets.ts'
 import { centerConfig, FieldFactory, organization } from '../helpers/center.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const run = promisify(execFile)
 
@@ -23,7 +24,7 @@ describe('cloud CLI', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gridwatch-cli-'))
   const config = centerConfig({ center: { path: join(dir, 'center.db') } })
   const configFile = join(dir, 'center.yaml')
-  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  afterAll(() => removeTestDir(dir))
   beforeAll(() => {
     writeFileSync(configFile, stringify({ center: { path: join(dir, 'center.db') }, store: { type: 'sqlite', path: join(dir, 'events.db') }, organization }))
   })

@@ -5,7 +5,7 @@
  * not this test's business.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
@@ -16,6 +16,7 @@ import { createGatewayMetrics } from '../../gateway/metrics.ts'
 import { Outbox } from '../../gateway/outbox/outbox.ts'
 import { Forwarder, type ForwarderOptions } from '../../gateway/uplink/forwarder.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 interface Received {
   at: number
@@ -75,7 +76,7 @@ function forwarderTo(url: string, options: Partial<ForwarderOptions> = {}) {
   fwd.start()
   cleanup.push(() => {
     outbox.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
   cleanup.push(() => fwd.stop())
   return { outbox, fwd }

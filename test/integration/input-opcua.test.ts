@@ -5,7 +5,7 @@
  * drops without cutting TCP is noticed, SignAndEncrypt works with certificates on both sides, and
  * stop releases the certificate manager however many connections were refused.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync} from 'node:fs'
 import { createServer, connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,6 +17,7 @@ import { Gateway } from '../../gateway/gateway.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 interface Row {
   seq: number
@@ -124,7 +125,7 @@ describe('opcua input', () => {
   afterAll(async () => {
     await gateway?.stop()
     await Promise.all([plant?.stop(), securePlant?.stop()])
-    rmSync(root, { recursive: true, force: true })
+    removeTestDir(root)
   })
 
   it('turns values into readings with the server\'s source timestamp, unit and scale', async () => {
@@ -231,7 +232,7 @@ describe('opcua input with an untrusted server certificate', () => {
   afterAll(async () => {
     await gateway?.stop()
     await plant?.stop()
-    rmSync(root, { recursive: true, force: true })
+    removeTestDir(root)
   })
 
   it('refuses the session, keeps retrying, and says so in health', async () => {
@@ -310,7 +311,7 @@ describe('opcua input through a network loss', () => {
     await gateway?.stop()
     await link?.close()
     await plant?.stop()
-    rmSync(root, { recursive: true, force: true })
+    removeTestDir(root)
   })
 
   it('reactivates the same session and keeps its one subscription', async () => {
@@ -353,7 +354,7 @@ describe('opcua input when the server drops the session', () => {
   afterAll(async () => {
     await gateway?.stop()
     await plant?.stop()
-    rmSync(root, { recursive: true, force: true })
+    removeTestDir(root)
   })
 
   it('notices a session the server dropped without cutting TCP, and sets the link up again', async () => {

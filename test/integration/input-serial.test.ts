@@ -3,7 +3,7 @@
  * noise, bad checksums, split and merged writes, oversized frames, a 500-scan wand upload where
  * every GWACK comes after the scan is on disk, and a USB unplug and replug.
  */
-import { mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs'
+import { mkdtempSync, readlinkSync, renameSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -28,6 +28,7 @@ import type { AcceptCallback, Pipeline } from '../../gateway/pipeline.ts'
 import { testOfficeConfig } from '../helpers/office.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { waitFor } from '../helpers/wait.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const TAGS = ['04A1B2C3D4E5F6', '04A1B2C3D4E5F7', '04A1B2C3D4E5F8', '04A1B2C3D4E5F9']
 const CHECKPOINTS = ['cp-01', 'cp-02', 'cp-03', 'cp-04']
@@ -109,7 +110,7 @@ describe('serial input', () => {
     await pairA?.close()
     await pairB?.close()
     for (const p of spares) await p.close()
-    rmSync(dir, { recursive: true, force: true })
+    removeTestDir(dir)
   })
 
   it('opens both lines: health is ok per line', async () => {

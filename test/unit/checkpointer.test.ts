@@ -1,13 +1,14 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Checkpointer, checkpointThreadLoad, type CheckpointResult } from '../../common/checkpointer.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const dirs: string[] = []
 afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  for (const d of dirs.splice(0)) removeTestDir(d)
 })
 
 function database(): { db: Database.Database; path: string } {

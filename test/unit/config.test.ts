@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ConfigError } from '../../common/config-file.ts'
 import { resolveGatewayConfig, DEMO_CONFIG_PATH, loadGatewayConfig } from '../../gateway/config/load.ts'
 import { loadCloudConfig } from '../../cloud-api/config.ts'
 import { hashToken } from '../../common/secrets.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const minimal = {
   gateway: { id: 'gw-1', dataDir: '/tmp/x' },
@@ -129,7 +130,7 @@ describe('cloud config', () => {
       expect(loadCloudConfig(path, { SQLITE_PATH: '/x.db' }).store).toEqual({ type: 'sqlite', path: '/x.db' })
       expect(loadCloudConfig(path, { STORE: 'influx' }).store).toEqual({ type: 'influx', url: 'http://127.0.0.1:8086', database: 'gridwatch' })
     } finally {
-      rmSync(dir, { recursive: true, force: true })
+      removeTestDir(dir)
     }
   })
 

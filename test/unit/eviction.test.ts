@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -7,12 +7,13 @@ import { envelopeProblems } from '../../contracts/validate.ts'
 import { silentLogger } from '../../common/logger.ts'
 import { Evictor, type Evicted, type EvictionPolicy } from '../../gateway/outbox/eviction.ts'
 import { Outbox, Priority } from '../../gateway/outbox/outbox.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const dirs: string[] = []
 const boxes: Outbox[] = []
 afterEach(() => {
   for (const b of boxes.splice(0)) b.close()
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  for (const d of dirs.splice(0)) removeTestDir(d)
 })
 
 function setup(policy: Partial<EvictionPolicy>, path?: string) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { openCenterDb, type CenterDb } from '../../cloud-api/center/db.ts'
 import { FieldIndex } from '../../cloud-api/center/field.ts'
 import { EnvelopeFactory } from '../helpers/envelopes.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const T = Date.UTC(2026, 10, 27, 8)
 const dirs: string[] = []
@@ -23,7 +24,7 @@ afterEach(() => {
     field.close()
     db.close()
   }
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  for (const d of dirs.splice(0)) removeTestDir(d)
 })
 
 describe('the field index (devices and gateways the center has heard from)', () => {

@@ -1,10 +1,11 @@
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { EnvelopeDraft } from '../../contracts/envelope.ts'
 import { Outbox, OutboxOwnerError, Priority } from '../../gateway/outbox/outbox.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 const dirs: string[] = []
 function tempPath() {
@@ -13,7 +14,7 @@ function tempPath() {
   return join(dir, 'outbox.db')
 }
 afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  for (const d of dirs.splice(0)) removeTestDir(d)
 })
 
 const T = Date.UTC(2026, 10, 26)

@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WalSync, type SyncFn } from '../../common/wal-sync.ts'
+import { removeTestDir } from '../helpers/temp.ts'
 
 /** A sync the test completes by hand, to watch which callers each one covers. */
 function manualSync() {
@@ -21,7 +22,7 @@ describe('WalSync', () => {
   afterEach(() => {
     db?.close()
     db = undefined
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    if (dir) removeTestDir(dir)
     dir = undefined
   })
 
