@@ -4,16 +4,20 @@
  *
  * Why this shape: aedes-persistence's in-memory implementation is the reference that its own
  * abstract test suite is written against, and it answers every query from Maps and a qlobber trie.
- * We keep it for all reads and mirror every mutation into SQLite (better-sqlite3, already the
- * gateway's outbox engine, so no new native dependency and no external server like Redis or
- * MongoDB at a street office). At start the tables are replayed into memory.
+ * We keep it for all reads and mirror every mutation to disk: the queued QoS 1/2 messages into an
+ * append-only journal of our own (broker/queue-journal.ts: a message lives one round trip, and
+ * SQLite's insert, update and delete per message held the broker at about 0.7 of Mosquitto), and
+ * everything else into SQLite (better-sqlite3, already the gateway's outbox engine, so no new
+ * native dependency and no external server like Redis or MongoDB at a street office). At start
+ * both are replayed into memory.
  *
  * Writes are group-committed: every mutation made in one turn of the event loop goes into one
- * transaction, and each mutation's promise resolves only after that transaction is on disk. The
- * fsync runs on libuv's thread pool (common/wal-sync.ts) and WAL checkpoints on a worker thread
- * (common/checkpointer.ts), so the broker keeps serving clients while the disk works. Aedes
- * awaits `outgoingEnqueueCombi` before it PUBACKs a QoS 1 publish, so an acknowledged message for
- * an offline persistent subscriber is on disk before the publisher hears back.
+ * transaction and one journal write, and each mutation's promise resolves only after they are on
+ * disk. The fsyncs run on libuv's thread pool (common/wal-sync.ts), only for the files a commit
+ * wrote, and WAL checkpoints on a worker thread (common/checkpointer.ts), so the broker keeps
+ * serving clients while the disk works. The broker waits for queueAhead() before it PUBACKs a
+ * QoS 1 publish, so an acknowledged message for a persistent subscriber is on disk before the
+ * publisher hears back.
  */
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
@@ -25,6 +29,8 @@ import type { Logger } from '../common/logger.ts'
 import { limitPageCache } from '../common/sqlite.ts'
 import { WalSync, type SyncFn } from '../common/wal-sync.ts'
 import { OutgoingQueue } from './outgoing-queue.ts'
+import { QueueJournal } from './queue-journal.ts'
+import { fdatasync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 // The reference in-memory implementation (CommonJS, no subpath typings).
@@ -135,6 +141,17 @@ export class SqlitePersistence extends MemoryPersistence {
   private closed = false
   /** Makes group commits durable off the event loop; absent for 'normal' and ':memory:'. */
   private readonly walSync: WalSync | undefined
+  /**
+   * The queued QoS 1/2 messages (broker/queue-journal.ts), numbered here. Rows of the `outgoing`
+   * table are from versions before 2026-11-27 (`legacy`): they stay there until acknowledged.
+   */
+  private readonly queue: QueueJournal
+  private readonly queueSync: WalSync | undefined
+  private readonly legacy = new Set<number>()
+  private nextSeq = 1
+  /** A failed journal write: like a failed fsync, final until a restart. */
+  private queueFailure: Error | undefined
+  private readonly totalChanges: Statement
   private readonly checkpointer: Checkpointer | undefined
   private readonly logger: Logger | undefined
   private syncFailureLogged = false
@@ -151,6 +168,22 @@ export class SqlitePersistence extends MemoryPersistence {
     this.logger = options.logger
     const onDisk = options.path !== ':memory:' && options.path !== ''
     if (onDisk && options.synchronous !== 'normal') this.walSync = new WalSync(options.path, options.syncWal)
+    const queuePath = onDisk ? `${options.path}.queue` : undefined
+    this.queue = new QueueJournal(queuePath)
+    if (this.queue.truncatedBytes > 0) {
+      options.logger?.warn({ code: 'BROKER_QUEUE_TAIL_CUT', bytes: this.queue.truncatedBytes }, 'broker persistence: cut a torn write off the queue journal (never acknowledged)')
+    }
+    if (queuePath && options.synchronous !== 'normal') {
+      // The journal's current descriptor, not one opened once: a rewrite replaces the file. A
+      // sync that finds the old one closed (EBADF) covered nothing the rewrite had not synced.
+      const syncQueue: SyncFn = (_fd, done) => {
+        const fd = this.queue.descriptor
+        if (fd === undefined) return done(null)
+        ;(options.syncWal ?? fdatasync)(fd, (err) => done(err?.code === 'EBADF' ? null : err))
+      }
+      this.queueSync = new WalSync(queuePath, syncQueue, queuePath)
+    }
+    this.totalChanges = this.db.prepare('SELECT total_changes()').pluck()
     // Checkpoints on the shared worker thread, never inside a commit on the event loop.
     if (onDisk) {
       this.checkpointer = new Checkpointer(
@@ -247,7 +280,11 @@ export class SqlitePersistence extends MemoryPersistence {
     const payload = payloadOf(packet)
     const text = meta(packet)
     await this.write(() => {
-      for (const sub of subs) rows.set(sub.clientId, Number(this.sql.outPut.run(sub.clientId, null, null, payload, text).lastInsertRowid))
+      for (const sub of subs) {
+        const seq = this.nextSeq++
+        this.queue.put(seq, sub.clientId, payload, text)
+        rows.set(sub.clientId, seq)
+      }
     })
   }
 
@@ -269,7 +306,11 @@ export class SqlitePersistence extends MemoryPersistence {
       client_id: string
       message_id: number | null
     })[]
-    for (const row of outgoing) {
+    for (const row of outgoing) this.legacy.add(row.seq)
+    const legacyMax = (this.db.prepare("SELECT max(coalesce((SELECT max(seq) FROM outgoing), 0), coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'outgoing'), 0))").pluck().get() as number) ?? 0
+    this.nextSeq = Math.max(legacyMax, this.queue.highestSeq) + 1
+    const journaled = [...this.queue.live()].map((r) => ({ seq: r.seq, client_id: r.clientId, message_id: r.messageId, payload: r.payload, meta: r.meta }))
+    for (const row of [...outgoing, ...journaled]) {
       // Every restored message gets a new identity (this broker's id, its next counter), like a
       // message published now. Rows written ahead of their enqueue (queueAhead) had none; the
       // others carry the previous run's, and Aedes restarts its counter at 0, so with a stable
@@ -364,7 +405,7 @@ export class SqlitePersistence extends MemoryPersistence {
     if (fresh.length === 0 && (!written || written.size === 0)) return
     await this.write(() => {
       for (const sub of fresh) this.insertOutgoing(sub.clientId, packet)
-      for (const seq of written?.values() ?? []) this.sql.outDelete.run(seq)
+      for (const seq of written?.values() ?? []) this.deleteRow(seq)
     })
   }
 
@@ -382,19 +423,24 @@ export class SqlitePersistence extends MemoryPersistence {
       if (seq !== undefined) {
         this.rowOf.delete(before)
         this.rowOf.set(key, seq)
-        await this.write(() => this.sql.outRewrite.run(packet.messageId, payloadOf(packet), meta(packet), seq), untilFor(packet))
+        await this.write(() => {
+          if (this.legacy.has(seq)) this.sql.outRewrite.run(packet.messageId, payloadOf(packet), meta(packet), seq)
+          else this.queue.rewrite(seq, packet.messageId ?? null, payloadOf(packet), meta(packet))
+        }, untilFor(packet))
         return
       }
     }
     await this.write(() => {
       const seq = this.rowOf.get(key)
       if (seq !== undefined) {
-        this.sql.outSetId.run(packet.messageId, seq)
+        if (this.legacy.has(seq)) this.sql.outSetId.run(packet.messageId, seq)
+        else if (packet.messageId !== undefined) this.queue.setMessageId(seq, packet.messageId)
         return
       }
       // The reference's other case: a packet from another broker id with the same packet id is
-      // replaced (after a restart). Rare, so a search of this client's rows is fine.
-      this.sql.outReplace.run(
+      // replaced (after a restart). Rare, so a search of this client's rows is fine: the table's
+      // first (older), then the journal's.
+      const { changes } = this.sql.outReplace.run(
         packet.brokerId,
         packet.brokerCounter,
         packet.messageId,
@@ -404,6 +450,9 @@ export class SqlitePersistence extends MemoryPersistence {
         packet.messageId,
         packet.brokerId,
       )
+      if (changes > 0 || packet.messageId === undefined) return
+      const other = this.queue.find(client.id, packet.messageId, (row) => brokerIdOf(row.meta) !== (packet.brokerId ?? null))
+      if (other) this.queue.rewrite(other.seq, packet.messageId, payloadOf(packet), meta(packet))
     }, untilFor(packet))
   }
 
@@ -414,11 +463,14 @@ export class SqlitePersistence extends MemoryPersistence {
     await this.write(() => {
       const seq = this.rowOf.get(key)
       if (seq === undefined) {
-        this.sql.outClear.run(client.id, packet.messageId)
+        // Rare: the table's rows first (older), then the journal's.
+        if (this.sql.outClear.run(client.id, packet.messageId).changes > 0 || packet.messageId === undefined) return
+        const row = this.queue.find(client.id, packet.messageId)
+        if (row) this.queue.delete(row.seq)
         return
       }
       this.rowOf.delete(key)
-      this.sql.outDelete.run(seq)
+      this.deleteRow(seq)
     }, untilFor(cleared))
     return cleared
   }
@@ -455,13 +507,21 @@ export class SqlitePersistence extends MemoryPersistence {
     this.closed = true
     // Waits for the last sync: its descriptor must stay open until it returns.
     await this.walSync?.close()
+    await this.queueSync?.close()
+    this.queue.close()
     await this.checkpointer?.close()
     this.db.close()
   }
 
   private insertOutgoing(clientId: string, packet: Packet): void {
-    const { lastInsertRowid } = this.sql.outPut.run(clientId, packet.brokerId ?? null, packet.brokerCounter ?? null, payloadOf(packet), meta(packet))
-    this.rowOf.set(rowKey(clientId, packet), Number(lastInsertRowid))
+    const seq = this.nextSeq++
+    this.queue.put(seq, clientId, payloadOf(packet), meta(packet))
+    this.rowOf.set(rowKey(clientId, packet), seq)
+  }
+
+  private deleteRow(seq: number): void {
+    if (this.legacy.delete(seq)) this.sql.outDelete.run(seq)
+    else this.queue.delete(seq)
   }
 
   /**
@@ -471,6 +531,7 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   private write(op: () => void, until: 'durable' | 'written' = 'durable'): Promise<void> {
     if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
+    if (this.queueFailure) return Promise.reject(this.queueFailure)
     this.ops.push(op)
     if (!this.batch) {
       this.batch = {}
@@ -485,21 +546,39 @@ export class SqlitePersistence extends MemoryPersistence {
     if (!batch) return
     const ops = this.ops
     this.ops = []
+    let tableChanged: boolean
+    let queueWritten: boolean
     try {
+      const before = this.totalChanges.get() as number
       this.db.transaction(() => {
         for (const op of ops) op()
       })()
+      tableChanged = (this.totalChanges.get() as number) !== before
     } catch (err) {
       batch.written?.reject(err)
       batch.durable?.reject(err)
       return
     }
+    try {
+      queueWritten = this.queue.commit()
+    } catch (err) {
+      // The file may end in part of a record now, and anything written after it would be lost at
+      // replay: nothing more is acknowledged until a restart cuts it off.
+      this.queueFailure = Object.assign(new Error(`queue journal write failed; the broker needs a restart: ${(err as Error).message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code })
+      this.logger?.error({ code: 'BROKER_PERSISTENCE_QUEUE_FAILED', err }, 'broker persistence: queue journal write failed; no QoS 1/2 message is acknowledged until the broker restarts')
+      batch.written?.reject(this.queueFailure)
+      batch.durable?.reject(this.queueFailure)
+      return
+    }
     batch.written?.resolve()
     if (!batch.durable) return
     const durable = batch.durable
-    if (!this.walSync) durable.resolve()
+    const syncs: Promise<void>[] = []
+    if (tableChanged && this.walSync) syncs.push(this.walSync.durable())
+    if (queueWritten && this.queueSync) syncs.push(this.queueSync.durable())
+    if (syncs.length === 0) durable.resolve()
     else {
-      this.walSync.durable().then(durable.resolve, (err: unknown) => {
+      Promise.all(syncs).then(() => durable.resolve(), (err: unknown) => {
         // Final (common/wal-sync.ts): nothing more is acknowledged until a restart. Said once.
         if (!this.syncFailureLogged) {
           this.syncFailureLogged = true
@@ -558,6 +637,11 @@ function meta(packet: Packet): string {
   const rest: Record<string, unknown> = {}
   for (const key of Object.keys(packet)) if (key !== 'payload') rest[key] = (packet as unknown as Record<string, unknown>)[key]
   return JSON.stringify(rest)
+}
+
+/** The broker id a queued row's packet carries, or null (rows written ahead carry none). */
+function brokerIdOf(text: string): string | null {
+  return (JSON.parse(text) as { brokerId?: string }).brokerId ?? null
 }
 
 function decode(row: { payload: Buffer; meta: string }): Packet {

@@ -56,9 +56,11 @@ export class WalSync {
    * `dbPath` is the database file; '' or ':memory:' has no WAL, and `durable()` resolves at
    * once. The WAL file is opened at the first `durable()`: SQLite creates it at the first write.
    */
+  /** `file`: what to sync, when not the database's WAL (the broker's queue journal). */
   constructor(
     private readonly dbPath: string,
     private readonly sync: SyncFn = fdatasync,
+    private readonly file = `${dbPath}-wal`,
   ) {}
 
   get inMemory(): boolean {
@@ -106,7 +108,7 @@ export class WalSync {
    * time it syncs a new journal, so that the file's creation itself survives a power cut.
    */
   private openWal(): number {
-    const fd = openSync(`${this.dbPath}-wal`, 'r')
+    const fd = openSync(this.file, 'r')
     const dir = openSync(dirname(this.dbPath), 'r')
     try {
       fsyncSync(dir)

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { StandaloneBroker } from '../../broker/standalone.ts'
-import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, startTestBroker } from '../helpers/broker.ts'
+import { brokerMetric, connectAs, GATEWAY_ID, passwordOf, queuedOnDisk, startTestBroker } from '../helpers/broker.ts'
 import { capturingLogger } from '../helpers/stack.ts'
 import { nextEvent, waitFor } from '../helpers/wait.ts'
 import { removeTestDir } from '../helpers/temp.ts'
@@ -164,7 +164,7 @@ describe('sessions kept from before ownership was recorded', () => {
       await other.endAsync()
       const check = new Database(path, { readonly: true })
       expect(check.prepare("SELECT topic FROM subscriptions WHERE client_id = 'legacy'").all()).toEqual([])
-      expect((check.prepare("SELECT count(*) AS n FROM outgoing WHERE client_id = 'legacy'").get() as { n: number }).n).toBe(0)
+      expect(queuedOnDisk(path, 'legacy')).toEqual([])
       check.close()
       await device.endAsync()
       // Resuming it made it gas-001's, and that outlives a restart.
@@ -224,14 +224,7 @@ describe('queued messages across a broker restart', () => {
       await second.device.publishAsync('dev/gas-001/reading', '{}', { qos: 2 })
       await second.device.endAsync()
       // And nothing acknowledged stays on disk, to come back after the next restart.
-      const rowsLeft = () => {
-        const db = new Database(path, { readonly: true })
-        try {
-          return (db.prepare("SELECT count(*) AS n FROM outgoing WHERE client_id = 'counter-dev'").get() as { n: number }).n
-        } finally {
-          db.close()
-        }
-      }
+      const rowsLeft = () => queuedOnDisk(path, 'counter-dev').length
       await waitFor(() => (rowsLeft() === 0 ? true : undefined), { timeoutMs: 5000 }).catch(() => expect(rowsLeft(), 'queue rows left on disk').toBe(0))
       await publish(['sentinel'])
       const third = await resume('sentinel')
@@ -302,14 +295,7 @@ describe('QoS 2 to a persistent session, many messages', () => {
       const gateway = await connectAs(tcp, GATEWAY_ID)
       await Promise.all(Array.from({ length: 300 }, (_, i) => gateway.publishAsync('cmd/gas-001/x', `m${i}`, { qos: 2 })))
       await waitFor(() => (got === 300 ? true : undefined), { what: '300 QoS 2 messages' })
-      const rows = () => {
-        const db = new Database(broker.settings.persistence.path!, { readonly: true })
-        try {
-          return (db.prepare("SELECT count(*) AS n FROM outgoing WHERE client_id = 'qos2-many'").get() as { n: number }).n
-        } finally {
-          db.close()
-        }
-      }
+      const rows = () => queuedOnDisk(broker.settings.persistence.path!, 'qos2-many').length
       // Their PUBCOMPs land after the last message event: wait for the rows to go.
       await waitFor(() => (rows() === 0 ? true : undefined), { what: 'every queue row deleted' })
       expect(persistence.rowOf.size).toBe(0)

@@ -2,8 +2,10 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { brokerDefaults, type BrokerSettings } from '../../broker/config.ts'
+import { QueueJournal } from '../../broker/queue-journal.ts'
 import { startStandalone, type StandaloneBroker, type StandaloneConfig } from '../../broker/standalone.ts'
 import { deepMerge } from '../../common/config-file.ts'
 import { silentLogger, type Logger } from '../../common/logger.ts'
@@ -76,4 +78,20 @@ export function connectAs(url: string, id: string | undefined, extra: IClientOpt
 export async function brokerMetric(broker: StandaloneBroker, name: string, labels: string): Promise<number> {
   const m = new RegExp(`^${name}\\{${labels.replace(/[{}]/g, '\\$&')}\\} (\\d+)`, 'm').exec(await broker.metrics.metrics())
   return m ? Number(m[1]) : 0
+}
+
+/**
+ * The queued messages a broker's persistence holds on disk for `clientId`, as a restart would find
+ * them: rows of the queue journal (broker/queue-journal.ts) and rows left in the `outgoing` table
+ * by versions before it. Read-only, so it may look at a running broker's files.
+ */
+export function queuedOnDisk(dbPath: string, clientId: string): { payload: Buffer; messageId: number | null }[] {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    const table = db.prepare('SELECT payload, message_id AS messageId FROM outgoing WHERE client_id = ? ORDER BY seq').all(clientId) as { payload: Buffer; messageId: number | null }[]
+    const journal = [...new QueueJournal(`${dbPath}.queue`, { readOnly: true }).live()].filter((r) => r.clientId === clientId)
+    return [...table, ...journal.map((r) => ({ payload: r.payload, messageId: r.messageId }))]
+  } finally {
+    db.close()
+  }
 }
