@@ -30,7 +30,6 @@ import { limitPageCache } from '../common/sqlite.ts'
 import { WalSync, type SyncFn } from '../common/wal-sync.ts'
 import { OutgoingQueue } from './outgoing-queue.ts'
 import { QueueJournal } from './queue-journal.ts'
-import { fdatasync } from 'node:fs'
 
 const require = createRequire(import.meta.url)
 // The reference in-memory implementation (CommonJS, no subpath typings).
@@ -149,8 +148,14 @@ export class SqlitePersistence extends MemoryPersistence {
   private readonly queueSync: WalSync | undefined
   private readonly legacy = new Set<number>()
   private nextSeq = 1
-  /** A failed journal write: like a failed fsync, final until a restart. */
+  /**
+   * A failed journal write or transaction: like a failed fsync, final until a restart. (After a
+   * failed transaction the journal's records of that batch would still go out with the next.)
+   */
   private queueFailure: Error | undefined
+  /** Files written since their last sync was asked for: every durable commit syncs them all. */
+  private walDirty = false
+  private queueDirty = false
   private readonly totalChanges: Statement
   private readonly checkpointer: Checkpointer | undefined
   private readonly logger: Logger | undefined
@@ -174,14 +179,8 @@ export class SqlitePersistence extends MemoryPersistence {
       options.logger?.warn({ code: 'BROKER_QUEUE_TAIL_CUT', bytes: this.queue.truncatedBytes }, 'broker persistence: cut a torn write off the queue journal (never acknowledged)')
     }
     if (queuePath && options.synchronous !== 'normal') {
-      // The journal's current descriptor, not one opened once: a rewrite replaces the file. A
-      // sync that finds the old one closed (EBADF) covered nothing the rewrite had not synced.
-      const syncQueue: SyncFn = (_fd, done) => {
-        const fd = this.queue.descriptor
-        if (fd === undefined) return done(null)
-        ;(options.syncWal ?? fdatasync)(fd, (err) => done(err?.code === 'EBADF' ? null : err))
-      }
-      this.queueSync = new WalSync(queuePath, syncQueue, queuePath)
+      // The journal syncs its current descriptor itself: a rewrite replaces the file.
+      this.queueSync = new WalSync(queuePath, (_fd, done) => this.queue.sync(done, options.syncWal), null)
     }
     this.totalChanges = this.db.prepare('SELECT total_changes()').pluck()
     // Checkpoints on the shared worker thread, never inside a commit on the event loop.
@@ -531,7 +530,8 @@ export class SqlitePersistence extends MemoryPersistence {
    */
   private write(op: () => void, until: 'durable' | 'written' = 'durable'): Promise<void> {
     if (this.closed) return Promise.reject(new Error('broker persistence is closed'))
-    if (this.queueFailure) return Promise.reject(this.queueFailure)
+    const failed = this.queueFailure ?? this.walSync?.failure ?? this.queueSync?.failure
+    if (failed) return Promise.reject(failed)
     this.ops.push(op)
     if (!this.batch) {
       this.batch = {}
@@ -555,6 +555,8 @@ export class SqlitePersistence extends MemoryPersistence {
       })()
       tableChanged = (this.totalChanges.get() as number) !== before
     } catch (err) {
+      this.queueFailure = Object.assign(new Error(`broker persistence commit failed; the broker needs a restart: ${(err as Error).message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code })
+      this.logger?.error({ code: 'BROKER_PERSISTENCE_COMMIT_FAILED', err }, 'broker persistence: commit failed; no QoS 1/2 message is acknowledged until the broker restarts')
       batch.written?.reject(err)
       batch.durable?.reject(err)
       return
@@ -570,12 +572,18 @@ export class SqlitePersistence extends MemoryPersistence {
       batch.durable?.reject(this.queueFailure)
       return
     }
+    if (tableChanged) this.walDirty = true
+    if (queueWritten) this.queueDirty = true
     batch.written?.resolve()
     if (!batch.durable) return
     const durable = batch.durable
+    // Every file written since its last sync, not only this commit's: a 'written' change (an owner
+    // claim, a packet id) is promised to reach the disk with the next durable commit.
     const syncs: Promise<void>[] = []
-    if (tableChanged && this.walSync) syncs.push(this.walSync.durable())
-    if (queueWritten && this.queueSync) syncs.push(this.queueSync.durable())
+    if (this.walDirty && this.walSync) syncs.push(this.walSync.durable())
+    if (this.queueDirty && this.queueSync) syncs.push(this.queueSync.durable())
+    this.walDirty = false
+    this.queueDirty = false
     if (syncs.length === 0) durable.resolve()
     else {
       Promise.all(syncs).then(() => durable.resolve(), (err: unknown) => {

@@ -22,8 +22,9 @@
  * When the file has grown to several times what is still queued, it is rewritten: the live rows
  * go to a new file, which is fsynced and renamed over the old one, then the directory is fsynced.
  */
-import { closeSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync, existsSync } from 'node:fs'
+import { closeSync, existsSync, fdatasync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs'
 import { dirname } from 'node:path'
+// zlib.crc32: Node 20.15 and later (package.json engines).
 import { crc32 } from 'node:zlib'
 
 export interface QueuedRow {
@@ -53,6 +54,9 @@ export class QueueJournal {
   private size = 0
   private liveBytes = 0
   private maxSeq = 0
+  /** Syncs running, by descriptor; descriptors a rewrite replaced, to close when theirs return. */
+  private readonly syncing = new Map<number, number>()
+  private readonly retired = new Set<number>()
   /** How many bytes of a torn tail replay cut off (0 normally). */
   readonly truncatedBytes: number = 0
 
@@ -72,6 +76,9 @@ export class QueueJournal {
       if (options.readOnly) return
       if (good < data.length) {
         this.truncatedBytes = data.length - good
+        // Normally a write torn by a power cut, never acknowledged. Kept aside all the same: a
+        // record damaged in the middle of the file also ends the replay there.
+        writeFileSync(`${path}.cut-${Date.now()}`, data.subarray(good))
         const fd = openSync(path, 'r+')
         try {
           ftruncateSync(fd, good)
@@ -81,14 +88,29 @@ export class QueueJournal {
         }
       }
     }
+    if (options.readOnly) return
     this.fd = openSync(path, 'a')
     // The file's creation must survive a power cut too.
     syncDirectory(path)
   }
 
-  /** The descriptor of the current file, for the fsync (it changes when the file is rewritten). */
-  get descriptor(): number | undefined {
-    return this.fd
+  /**
+   * fdatasync of the current file on the thread pool. A rewrite replaces the descriptor; one
+   * with a sync still running is closed only when that sync returns (see compact()).
+   */
+  sync(done: (err: NodeJS.ErrnoException | null) => void, syncFn: (fd: number, cb: (err: NodeJS.ErrnoException | null) => void) => void = fdatasync): void {
+    const fd = this.fd
+    if (fd === undefined) return done(null)
+    this.syncing.set(fd, (this.syncing.get(fd) ?? 0) + 1)
+    syncFn(fd, (err) => {
+      const left = (this.syncing.get(fd) ?? 1) - 1
+      if (left > 0) this.syncing.set(fd, left)
+      else {
+        this.syncing.delete(fd)
+        if (this.retired.delete(fd)) closeSync(fd)
+      }
+      done(err)
+    })
   }
 
   /** The highest row number this file has held, acknowledged rows included: never reused. */
@@ -161,9 +183,12 @@ export class QueueJournal {
     return true
   }
 
+  /** After the last sync has returned (SqlitePersistence.destroy waits for it). */
   close(): void {
     if (this.fd !== undefined) closeSync(this.fd)
     this.fd = undefined
+    for (const fd of this.retired) closeSync(fd)
+    this.retired.clear()
   }
 
   private compact(): void {
@@ -173,6 +198,8 @@ export class QueueJournal {
     let size = 0
     try {
       const snapshot = new RecordBuffer()
+      // A delete of no row, so that the highest number held survives the rewrite (never reused).
+      snapshot.delete(this.maxSeq)
       for (const row of this.rows.values()) snapshot.put(row.seq, row.clientId, row.messageId ?? -1, row.payload, row.meta)
       const all = snapshot.take()
       writeAll(fd, all)
@@ -183,9 +210,10 @@ export class QueueJournal {
     }
     renameSync(tmp, path)
     syncDirectory(path)
-    // A sync of the old descriptor still queued on the thread pool may find it closed; what it
-    // was to cover is in the new file, already synced (see SqlitePersistence's journal sync).
-    closeSync(this.fd!)
+    // A sync of the old descriptor may still be running: it is closed when that returns (sync()).
+    const old = this.fd!
+    if (this.syncing.has(old)) this.retired.add(old)
+    else closeSync(old)
     this.fd = openSync(path, 'a')
     this.size = size
   }

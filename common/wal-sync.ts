@@ -56,11 +56,14 @@ export class WalSync {
    * `dbPath` is the database file; '' or ':memory:' has no WAL, and `durable()` resolves at
    * once. The WAL file is opened at the first `durable()`: SQLite creates it at the first write.
    */
-  /** `file`: what to sync, when not the database's WAL (the broker's queue journal). */
+  /**
+   * `file`: what to sync, when not the database's WAL; null when `sync` finds its own descriptor
+   * (the broker's queue journal, whose file a rewrite replaces), and is then passed -1.
+   */
   constructor(
     private readonly dbPath: string,
     private readonly sync: SyncFn = fdatasync,
-    private readonly file = `${dbPath}-wal`,
+    private readonly file: string | null = `${dbPath}-wal`,
   ) {}
 
   get inMemory(): boolean {
@@ -90,7 +93,7 @@ export class WalSync {
       this.waiting = []
       try {
         if (this.failed) throw this.failed
-        const fd = (this.fd ??= this.openWal())
+        const fd = this.file === null ? -1 : (this.fd ??= this.openWal())
         this.syncs++
         await new Promise<void>((resolve, reject) => this.sync(fd, (err) => (err ? reject(err) : resolve())))
         for (const w of batch) w.resolve()
@@ -108,7 +111,7 @@ export class WalSync {
    * time it syncs a new journal, so that the file's creation itself survives a power cut.
    */
   private openWal(): number {
-    const fd = openSync(this.file, 'r')
+    const fd = openSync(this.file!, 'r')
     const dir = openSync(dirname(this.dbPath), 'r')
     try {
       fsyncSync(dir)

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync} from 'node:fs'
+import { mkdtempSync, readlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Aedes } from 'aedes'
 import mqemitter from 'mqemitter'
@@ -144,6 +144,26 @@ describe('SQLite broker persistence', () => {
       await new Promise((resolve) => setImmediate(resolve))
       for (const done of syncs.splice(0)) done(null)
       await destroyed
+    })
+
+    it('syncs every file written since its last sync: an owner claim reaches the disk with the next PUBACK-bound commit', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
+      const synced: string[] = []
+      const syncWal: SyncFn = (fd, done) => {
+        synced.push(basename(readlinkSync(`/proc/self/fd/${fd}`)))
+        done(null)
+      }
+      const sessions = new SqlitePersistence({ path: join(dir, 'broker.db'), syncWal })
+      await sessions.setup(fakeBroker('broker-a'))
+      await sessions.addSubscriptions({ id: 'gw' }, [{ topic: 'dev/+/reading', qos: 1 }])
+      synced.length = 0
+      // Waits for its commit only: no sync of its own.
+      await sessions.setSessionOwner('gw', 'gw')
+      expect(synced).toEqual([])
+      // This commit writes only the queue journal, and must sync the database's WAL as well.
+      await sessions.queueAhead({ cmd: 'publish', topic: 'dev/d1/reading', payload: Buffer.from('21.5'), qos: 1, retain: false, dup: false } as never)
+      expect(synced.sort()).toEqual(['broker.db-wal', 'broker.db.queue'])
+      await sessions.destroy()
     })
 
     it('acknowledges nothing more after a failed fsync, and says so once', async () => {

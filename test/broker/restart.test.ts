@@ -3,7 +3,7 @@
  * published and acknowledged, the broker process is killed with SIGKILL and restarted, and the
  * subscriber reconnects and receives every one of them.
  */
-import { mkdtempSync} from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt from 'mqtt'

@@ -3,7 +3,7 @@
  * away reaches only a client that may read it, whatever filters were asked for and whoever
  * resumes it.
  */
-import { mkdtempSync} from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'

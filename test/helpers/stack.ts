@@ -1,7 +1,7 @@
 /**
  * Real servers for integration and end-to-end tests, on free ports, torn down afterwards.
  */
-import { mkdtempSync} from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'

@@ -3,7 +3,7 @@
  * and incident lifecycle, concurrency, escalation by SLA, sign-in, administration, gateway health,
  * patrol compliance and statistics. The event store is the real embedded SQLite store.
  */
-import { mkdtempSync} from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { LightMyRequestResponse } from 'fastify'

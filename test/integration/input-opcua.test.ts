@@ -5,7 +5,7 @@
  * drops without cutting TCP is noticed, SignAndEncrypt works with certificates on both sides, and
  * stop releases the certificate manager however many connections were refused.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync} from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
 import { createServer, connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

@@ -1,6 +1,6 @@
-import { appendFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { QueueJournal } from '../../broker/queue-journal.ts'
 import { removeTestDir } from '../helpers/temp.ts'
@@ -57,6 +57,8 @@ describe('queue journal', () => {
     const second = new QueueJournal(path)
     expect(second.truncatedBytes).toBe(6)
     expect(statSync(path).size).toBe(intact)
+    // What was cut is kept aside, not thrown away.
+    expect(readdirSync(dirname(path)).filter((f) => f.startsWith('broker.db.queue.cut-'))).toHaveLength(1)
     second.put(2, 'gw', Buffer.from('after'), meta('dev/d1/reading'))
     second.commit()
     second.close()
@@ -101,12 +103,20 @@ describe('queue journal', () => {
     journal.commit()
     journal.close()
     const again = new QueueJournal(path, { readOnly: true })
+    // The numbers of rows acknowledged before the rewrite are still never given again.
+    expect(again.highestSeq).toBe(12_001)
     expect([...again.live()].map((r) => [r.seq, r.messageId])).toEqual([
       [11_998, 5],
       [11_999, null],
       [12_000, null],
       [12_001, null],
     ])
+  })
+
+  it('read-only, it neither creates a missing file nor cuts a torn one', () => {
+    const path = journalPath()
+    expect([...new QueueJournal(path, { readOnly: true }).live()]).toEqual([])
+    expect(existsSync(path)).toBe(false)
   })
 
   it('in memory (no file) keeps rows and writes nothing', () => {
