@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { promisify } from 'node:util'
 import type { Aedes } from 'aedes'
+import Database from 'better-sqlite3'
 import mqemitter from 'mqemitter'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SqlitePersistence } from '../../broker/persistence.ts'
@@ -95,6 +96,53 @@ describe('SQLite broker persistence', () => {
       await third.setup(fakeBroker('broker-c'))
       expect(((await drain(third.outgoingStream({ id: 'phone-7' }))) as unknown[]).length).toBe(1)
       await third.destroy()
+    })
+  })
+
+  describe('queued messages left in the table by versions before the journal', () => {
+    let dir: string | undefined
+    afterEach(() => {
+      if (dir) removeTestDir(dir)
+    })
+
+    it('are delivered first, in order, and cleared from the table when acknowledged; new ones go to the journal', async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gw-persist-'))
+      const path = join(dir, 'broker.db')
+      const old = new SqlitePersistence({ path })
+      await old.setup(fakeBroker('broker-a'))
+      await old.addSubscriptions({ id: 'gw' }, [{ topic: 'dev/+/reading', qos: 1 }])
+      await old.destroy()
+      // What a version before 2026-11-27 left queued: two rows of the table, one already sent as 7.
+      const db = new Database(path)
+      const put = db.prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, payload, meta) VALUES (?, ?, ?, ?, ?, ?)')
+      const metaOf = (id?: number) => JSON.stringify({ cmd: 'publish', topic: 'dev/d1/reading', qos: 1, retain: false, dup: false, brokerId: 'broker-a', brokerCounter: 1, ...(id ? { messageId: id } : {}) })
+      put.run('gw', 'broker-a', 1, 7, Buffer.from('old 1'), metaOf(7))
+      put.run('gw', 'broker-a', 2, null, Buffer.from('old 2'), metaOf())
+      db.close()
+
+      const first = new SqlitePersistence({ path })
+      await first.setup(fakeBroker('broker-b'))
+      const fresh = { cmd: 'publish', topic: 'dev/d1/reading', payload: Buffer.from('new'), qos: 1, retain: false, dup: false, brokerId: 'broker-b', brokerCounter: 100 } as never
+      await first.outgoingEnqueueCombi([{ clientId: 'gw' }], fresh)
+      const queued = (await drain(first.outgoingStream({ id: 'gw' }))) as (Record<string, unknown> & { payload: Buffer; messageId?: number })[]
+      expect(queued.map((p) => [p.payload.toString(), p.messageId])).toEqual([
+        ['old 1', 7],
+        ['old 2', undefined],
+        ['new', undefined],
+      ])
+      // Acknowledge the first; send and acknowledge the second; the third stays queued.
+      await first.outgoingClearMessageId({ id: 'gw' }, { messageId: 7 } as never)
+      await first.outgoingUpdate({ id: 'gw' }, { ...queued[1], messageId: 8 } as never)
+      await first.outgoingClearMessageId({ id: 'gw' }, { messageId: 8 } as never)
+      await first.destroy()
+      const check = new Database(path, { readonly: true })
+      expect(check.prepare('SELECT count(*) AS n FROM outgoing').get()).toEqual({ n: 0 })
+      check.close()
+
+      const second = new SqlitePersistence({ path })
+      await second.setup(fakeBroker('broker-c'))
+      expect(((await drain(second.outgoingStream({ id: 'gw' }))) as { payload: Buffer }[]).map((p) => p.payload.toString())).toEqual(['new'])
+      await second.destroy()
     })
   })
 
