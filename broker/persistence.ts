@@ -13,8 +13,8 @@
  *
  * Writes are group-committed: every mutation made in one turn of the event loop goes into one
  * transaction and one journal write, and each mutation's promise resolves only after they are on
- * disk. The fsyncs run on libuv's thread pool (common/wal-sync.ts), only for the files a commit
- * wrote, and WAL checkpoints on a worker thread (common/checkpointer.ts), so the broker keeps
+ * disk. The fsyncs run on libuv's thread pool (common/wal-sync.ts), for each file written since
+ * its last sync, and WAL checkpoints on a worker thread (common/checkpointer.ts), so the broker keeps
  * serving clients while the disk works. The broker waits for queueAhead() before it PUBACKs a
  * QoS 1 publish, so an acknowledged message for a persistent subscriber is on disk before the
  * publisher hears back.
@@ -201,7 +201,6 @@ export class SqlitePersistence extends MemoryPersistence {
       subPut: prepare('INSERT OR REPLACE INTO subscriptions (client_id, topic, record) VALUES (?, ?, ?)'),
       subDel: prepare('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?'),
       subClean: prepare('DELETE FROM subscriptions WHERE client_id = ?'),
-      outPut: prepare('INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, payload, meta) VALUES (?, ?, ?, NULL, ?, ?)'),
       outSetId: prepare('UPDATE outgoing SET message_id = ? WHERE seq = ?'),
       outDelete: prepare('DELETE FROM outgoing WHERE seq = ?'),
       outReplace: prepare(
@@ -540,6 +539,15 @@ export class SqlitePersistence extends MemoryPersistence {
     return (this.batch[until] ??= deferred()).promise
   }
 
+  /** A failed commit or journal write: final until a restart (see queueFailure); said once. */
+  private failFor(batch: { durable?: Deferred; written?: Deferred }, code: string, what: string, err: unknown): void {
+    const cause = err as NodeJS.ErrnoException
+    this.queueFailure = Object.assign(new Error(`broker persistence: ${what} failed; the broker needs a restart: ${cause.message}`, { cause }), { code: cause.code })
+    this.logger?.error({ code, err }, `broker persistence: ${what} failed; no QoS 1/2 message is acknowledged until the broker restarts`)
+    batch.written?.reject(this.queueFailure)
+    batch.durable?.reject(this.queueFailure)
+  }
+
   private flush(): void {
     const batch = this.batch
     this.batch = undefined
@@ -555,10 +563,7 @@ export class SqlitePersistence extends MemoryPersistence {
       })()
       tableChanged = (this.totalChanges.get() as number) !== before
     } catch (err) {
-      this.queueFailure = Object.assign(new Error(`broker persistence commit failed; the broker needs a restart: ${(err as Error).message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code })
-      this.logger?.error({ code: 'BROKER_PERSISTENCE_COMMIT_FAILED', err }, 'broker persistence: commit failed; no QoS 1/2 message is acknowledged until the broker restarts')
-      batch.written?.reject(err)
-      batch.durable?.reject(err)
+      this.failFor(batch, 'BROKER_PERSISTENCE_COMMIT_FAILED', 'commit', err)
       return
     }
     try {
@@ -566,10 +571,7 @@ export class SqlitePersistence extends MemoryPersistence {
     } catch (err) {
       // The file may end in part of a record now, and anything written after it would be lost at
       // replay: nothing more is acknowledged until a restart cuts it off.
-      this.queueFailure = Object.assign(new Error(`queue journal write failed; the broker needs a restart: ${(err as Error).message}`, { cause: err }), { code: (err as NodeJS.ErrnoException).code })
-      this.logger?.error({ code: 'BROKER_PERSISTENCE_QUEUE_FAILED', err }, 'broker persistence: queue journal write failed; no QoS 1/2 message is acknowledged until the broker restarts')
-      batch.written?.reject(this.queueFailure)
-      batch.durable?.reject(this.queueFailure)
+      this.failFor(batch, 'BROKER_PERSISTENCE_QUEUE_FAILED', 'queue journal write', err)
       return
     }
     if (tableChanged) this.walDirty = true
